@@ -1,0 +1,90 @@
+use std::net::SocketAddr;
+
+use advancia_api::{AppState, all_migrations, router};
+use advancia_db::DbConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "advancia",
+    version,
+    about = "Advancia Pay Ledger API and services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve the API until SIGINT/SIGTERM.
+    Serve {
+        #[arg(long, env = "ADVANCIA_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Do not apply migrations at start-up (run `advancia migrate` separately).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending migrations of every service and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let db = DbConfig::from_env();
+    match cli.command {
+        Command::Migrate => {
+            let pool = db.connect().await.context("connecting to Postgres")?;
+            let report = advancia_db::migrate(&pool, &all_migrations()).await?;
+            println!(
+                "migrations: {} applied, {} already present",
+                report.applied.len(),
+                report.already_applied
+            );
+        }
+        Command::Serve { listen, no_migrate } => {
+            let pool = db.pool()?;
+            if !no_migrate {
+                // Readiness reports the database later; serving starts only on a known schema.
+                advancia_db::migrate(&pool, &all_migrations())
+                    .await
+                    .context("applying migrations")?;
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            tracing::info!(%listen, "advancia API listening");
+            axum::serve(listener, router(AppState { pool }))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            tracing::info!("shut down cleanly");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
