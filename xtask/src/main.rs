@@ -1,1 +1,186 @@
-fn main() {}
+//! The project's own commands. `cargo xtask test` and `cargo xtask demo` are the two
+//! commands the README promises work on a fresh machine: each installs what is
+//! missing (idempotently, one line per step) before doing its job.
+
+mod demo;
+mod postgres;
+mod step;
+mod toolchain;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::step::{Step, run_checked};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Advancia Pay Ledger project commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing, lint, build on-chain artifacts, ensure Postgres, run every test.
+    Test {
+        /// Skip `cargo fmt --check` and clippy (for quick local iterations only).
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments passed to `cargo nextest run` (e.g. `-p advancia-ledger`).
+        #[arg(last = true)]
+        nextest_args: Vec<String>,
+    },
+    /// Start the local stack and walk the scripted scenario; serves until Ctrl-C.
+    Demo {
+        /// Walk the scenario, then stop everything instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Address the API listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// `cargo fmt --check` and `cargo clippy --workspace --all-targets -- -D warnings`.
+    Lint,
+    /// Benchmarks that report ratios against a reference measured in the same run.
+    Bench {
+        /// What to benchmark.
+        #[arg(value_enum)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchTarget {
+    /// Ledger postings/s vs. raw Postgres COPY of the same rows.
+    Ledger,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    std::env::set_current_dir(workspace_root())?;
+    match cli.command {
+        Cmd::Test {
+            no_lint,
+            nextest_args,
+        } => test(no_lint, &nextest_args),
+        Cmd::Demo { once, listen } => demo::run(once, &listen),
+        Cmd::Lint => lint(),
+        Cmd::Bench { target } => bench(target),
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    // xtask's manifest dir is <root>/xtask.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
+    let total = std::time::Instant::now();
+    toolchain::ensure_rust_components()?;
+    toolchain::ensure_nextest()?;
+    if !no_lint {
+        lint()?;
+    }
+    toolchain::check_single_solana_major()?;
+    let sbf_dir = toolchain::build_sbf_programs()?;
+
+    let pg = postgres::ensure()?;
+    postgres::sweep_test_databases(&pg.url)?;
+
+    let step = Step::start("run the test suite (cargo nextest)");
+    let mut cmd = cargo();
+    cmd.args(["nextest", "run", "--no-fail-fast"]);
+    // `-p` in the extra arguments narrows the run; otherwise everything runs.
+    if !nextest_args
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package"))
+    {
+        cmd.arg("--workspace");
+    }
+    cmd.args(nextest_args).env("DATABASE_URL", &pg.url);
+    let status = cmd.status()?;
+    if !status.success() {
+        step.fail("tests failed");
+        bail!("test suite failed ({status})");
+    }
+    step.done("all tests passed");
+
+    if let Some(dir) = sbf_dir {
+        // The same program tests again, now loading the SBF build instead of the native code.
+        let step = Step::start("program tests against the SBF build");
+        for program in toolchain::program_packages() {
+            run_checked(
+                cargo()
+                    .args(["nextest", "run", "-p", &program])
+                    .env("ADVANCIA_PREFER_SBF", "1")
+                    .env("SBF_OUT_DIR", &dir)
+                    .env("DATABASE_URL", &pg.url),
+                &step,
+            )?;
+        }
+        step.done("passed on SBF");
+    }
+    drop(pg);
+    println!("xtask test: OK in {:.1}s", total.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn lint() -> Result<()> {
+    let step = Step::start("format check (cargo fmt --check)");
+    run_checked(cargo().args(["fmt", "--all", "--check"]), &step)?;
+    step.done("formatted");
+    let step = Step::start("lint (cargo clippy --workspace --all-targets -D warnings)");
+    run_checked(
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        &step,
+    )?;
+    step.done("no warnings");
+    Ok(())
+}
+
+fn bench(target: BenchTarget) -> Result<()> {
+    let pg = postgres::ensure()?;
+    match target {
+        BenchTarget::Ledger => {
+            let step = Step::start("ledger benchmark (release build)");
+            run_checked(
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "-p",
+                        "advancia-ledger",
+                        "--",
+                        "bench",
+                    ])
+                    .env("DATABASE_URL", &pg.url),
+                &step,
+            )?;
+            step.done("finished");
+        }
+    }
+    Ok(())
+}

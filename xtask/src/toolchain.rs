@@ -1,0 +1,218 @@
+//! Installing and checking tools. Every function is idempotent: it looks first and
+//! installs only what is missing, from the package registries (crates.io, apt, npm).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Once;
+
+use anyhow::{Context, Result, bail};
+
+use crate::step::{Step, run_checked, succeeds};
+
+pub fn ensure_rust_components() -> Result<()> {
+    let step = Step::start("rust components (rustfmt, clippy)");
+    let out = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .context("rustup not found: install Rust with rustup first")?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = ["rustfmt", "clippy"]
+        .into_iter()
+        .filter(|c| !installed.lines().any(|l| l.starts_with(c)))
+        .collect();
+    if missing.is_empty() {
+        step.done("already installed");
+        return Ok(());
+    }
+    run_checked(
+        Command::new("rustup")
+            .args(["component", "add"])
+            .args(&missing),
+        &step,
+    )?;
+    step.done(&format!("installed {}", missing.join(", ")));
+    Ok(())
+}
+
+pub fn ensure_nextest() -> Result<()> {
+    let step = Step::start("cargo-nextest");
+    if succeeds("cargo", &["nextest", "--version"]) {
+        step.done("already installed");
+        return Ok(());
+    }
+    run_checked(
+        Command::new("cargo").args(["install", "cargo-nextest", "--locked"]),
+        &step,
+    )?;
+    step.done("installed from crates.io");
+    Ok(())
+}
+
+static APT_UPDATE: Once = Once::new();
+
+/// Makes sure `binary` is on PATH, installing Debian `package` if it is not.
+pub fn ensure_apt(binary: &str, package: &str) -> Result<()> {
+    let step = Step::start(&format!("{binary} (Debian package {package})"));
+    if which(binary).is_some() {
+        step.done("already installed");
+        return Ok(());
+    }
+    APT_UPDATE.call_once(|| {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+    });
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &step,
+    )?;
+    step.done("installed");
+    Ok(())
+}
+
+pub fn which(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file())
+}
+
+/// Crates whose duplication breaks native program tests silently: `solana-sysvar` holds
+/// the process-global syscall stubs that solana-program-test installs, and the others
+/// route CPIs, entrypoints and account views through it. Two majors of any of them and
+/// a CPI from the program reaches a stub nobody installed and "succeeds" doing nothing.
+const RUNTIME_CRITICAL: &[&str] = &[
+    "solana-sysvar",
+    "solana-program",
+    "solana-cpi",
+    "solana-invoke",
+    "solana-program-entrypoint",
+    "solana-account-info",
+];
+
+/// Checks `cargo tree -d` for solana-* crates in several majors: a hard error for the
+/// runtime-critical ones, a printed note for the rest (solana-program-test 3.1.12 itself
+/// mixes majors of leaf interface crates such as solana-define-syscall 3 and 4; see
+/// docs/decisions/0003-solana-versions.md).
+pub fn check_single_solana_major() -> Result<()> {
+    let step = Step::start("one major version per runtime-critical solana-* crate (cargo tree -d)");
+    let out = Command::new("cargo")
+        .args([
+            "tree",
+            "--workspace",
+            "--duplicates",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "-e",
+            "normal,build,dev",
+        ])
+        .output()?;
+    if !out.status.success() {
+        step.fail("cargo tree failed");
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut majors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !(name.starts_with("solana-") || name.starts_with("agave-")) {
+            continue;
+        }
+        let v = version.trim_start_matches('v');
+        let mut nums = v.split('.');
+        let major = match (nums.next(), nums.next()) {
+            (Some("0"), Some(minor)) => format!("0.{minor}"),
+            (Some(m), _) => m.to_owned(),
+            _ => continue,
+        };
+        let list = majors.entry(name.to_owned()).or_default();
+        if !list.contains(&major) {
+            list.push(major);
+        }
+    }
+    let (critical, other): (Vec<_>, Vec<_>) = majors
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .partition(|(k, _)| RUNTIME_CRITICAL.contains(&k.as_str()));
+    let describe = |list: &[(String, Vec<String>)]| {
+        list.iter()
+            .map(|(k, v)| format!("{k} ({})", v.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !critical.is_empty() {
+        step.fail("runtime-critical crate in several majors");
+        bail!(
+            "solana crates that hold or reach the syscall stubs are in more than one major: {}",
+            describe(&critical)
+        );
+    }
+    if other.is_empty() {
+        step.done("no solana-* crate in two majors");
+    } else {
+        step.done(&format!(
+            "runtime-critical crates single; leaf interface crates in two majors (known, harmless): {}",
+            describe(&other)
+        ));
+    }
+    Ok(())
+}
+
+/// Builds every program under `programs/` to SBF when `cargo build-sbf` exists (it needs
+/// Solana's platform tools, which cannot be downloaded on these machines). Returns the
+/// output directory when it built something.
+pub fn build_sbf_programs() -> Result<Option<PathBuf>> {
+    let step = Step::start("on-chain programs to SBF (cargo build-sbf)");
+    let programs: Vec<PathBuf> = program_packages()
+        .into_iter()
+        .map(|p| PathBuf::from("programs").join(p))
+        .collect();
+    if programs.is_empty() {
+        step.skip("no programs yet");
+        return Ok(None);
+    }
+    if !succeeds("cargo", &["build-sbf", "--version"]) {
+        step.skip(
+            "cargo build-sbf is not installed (Solana's platform tools cannot be fetched here); \
+             program tests run natively in solana-program-test's bank runtime only",
+        );
+        return Ok(None);
+    }
+    let out_dir = std::env::current_dir()?.join("target/deploy");
+    for program in &programs {
+        run_checked(
+            Command::new("cargo")
+                .arg("build-sbf")
+                .arg("--manifest-path")
+                .arg(program.join("Cargo.toml"))
+                .arg("--sbf-out-dir")
+                .arg(&out_dir),
+            &step,
+        )?;
+    }
+    step.done(&format!(
+        "{} program(s) in {}",
+        programs.len(),
+        out_dir.display()
+    ));
+    Ok(Some(out_dir))
+}
+
+/// Packages under `programs/` (by convention the directory name is the package name).
+pub fn program_packages() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("programs")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("Cargo.toml").is_file())
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
