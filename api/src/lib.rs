@@ -1,7 +1,12 @@
 //! The Advancia HTTP API: one axum router fronting every service.
 
+pub mod gateway;
+pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use advancia_db::{ServiceMigrations, sqlx::PgPool};
@@ -12,7 +17,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::gateway::GatewayConfig;
 use crate::problem::Problem;
+use crate::ratelimit::{Limiter, LocalLimiter, RedisLimiter};
 
 /// Shared state handed to every handler.
 #[derive(Clone)]
@@ -20,19 +27,101 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
+/// Everything the API needs besides the database.
+#[derive(Clone)]
+pub struct ApiConfig {
+    pub gateway: GatewayConfig,
+    /// Shared rate-limit store for several replicas; in-process when `None`.
+    pub redis_url: Option<String>,
+    /// Namespace of the rate-limit keys in Redis (replicas of one deployment share it).
+    pub redis_prefix: String,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    // The Redis URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("gateway", &self.gateway)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(advancia_db::redact_url),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .finish()
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            gateway: GatewayConfig::default(),
+            redis_url: None,
+            redis_prefix: "advancia:ratelimit".into(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// From the environment: `ADVANCIA_RATE_LIMITS` (e.g. `payments=1000/min`),
+    /// `ADVANCIA_REDIS_URL`, `ADVANCIA_CORS_ORIGINS` (comma-separated),
+    /// `ADVANCIA_TRUSTED_PROXY_HOPS`, `ADVANCIA_REQUEST_TIMEOUT_SECS`,
+    /// `ADVANCIA_BODY_LIMIT_BYTES`. Each bad value is a start-up error naming it.
+    pub fn from_env() -> Result<ApiConfig, String> {
+        let mut c = ApiConfig::default();
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("ADVANCIA_RATE_LIMITS") {
+            c.gateway
+                .apply_rate_limit_overrides(&v)
+                .map_err(|e| format!("ADVANCIA_RATE_LIMITS: {e}"))?;
+        }
+        c.redis_url = var("ADVANCIA_REDIS_URL");
+        if let Some(v) = var("ADVANCIA_REDIS_PREFIX") {
+            c.redis_prefix = v;
+        }
+        if let Some(v) = var("ADVANCIA_CORS_ORIGINS") {
+            c.gateway.cors_origins = v
+                .split(',')
+                .map(|o| {
+                    o.trim()
+                        .parse()
+                        .map_err(|_| format!("ADVANCIA_CORS_ORIGINS: bad origin `{o}`"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let num = |k: &str, v: String| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{k}: `{v}` is not a whole number"))
+        };
+        if let Some(v) = var("ADVANCIA_TRUSTED_PROXY_HOPS") {
+            c.gateway.trusted_proxy_hops = num("ADVANCIA_TRUSTED_PROXY_HOPS", v)? as usize;
+        }
+        if let Some(v) = var("ADVANCIA_REQUEST_TIMEOUT_SECS") {
+            c.gateway.request_timeout =
+                Duration::from_secs(num("ADVANCIA_REQUEST_TIMEOUT_SECS", v)?.max(1));
+        }
+        if let Some(v) = var("ADVANCIA_BODY_LIMIT_BYTES") {
+            c.gateway.body_limit_bytes = num("ADVANCIA_BODY_LIMIT_BYTES", v)? as usize;
+        }
+        Ok(c)
+    }
+}
+
 /// Migrations of every service this binary can run, in dependency order.
 pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
     Vec::new()
 }
 
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
     status: &'static str,
     version: &'static str,
 }
 
 /// Liveness: the process is up and serving. Touches nothing external.
-async fn health() -> Json<Health> {
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process serves requests", body = Health)))]
+pub async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -40,7 +129,12 @@ async fn health() -> Json<Health> {
 }
 
 /// Readiness: dependencies answer. A load balancer stops routing here on 503.
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Every dependency answers"),
+        (status = 503, description = "A dependency is unreachable", body = Problem, content_type = "application/problem+json")
+    ))]
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(2), advancia_db::ping(&state.pool)).await {
         Ok(Ok(())) => (
             StatusCode::OK,
@@ -60,10 +154,49 @@ async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "No such route")
 }
 
-pub fn router(state: AppState) -> Router {
+/// The routes without gateway layers (tests of single handlers use this).
+pub fn routes(state: AppState) -> Router {
+    let doc = Arc::new(openapi::document());
+    let page = openapi::reference_page(&doc);
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/api/v1/docs", get(move || async move { page.clone() }))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// The full application: routes inside the gateway layers.
+pub async fn app(state: AppState, config: ApiConfig) -> anyhow::Result<Router> {
+    let limiter = match &config.redis_url {
+        Some(url) => Limiter::Redis(
+            RedisLimiter::connect(url, &config.redis_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("ADVANCIA_REDIS_URL: {e}"))?,
+        ),
+        None => Limiter::Local(Arc::new(LocalLimiter::default())),
+    };
+    Ok(gateway::apply(routes(state), config.gateway, limiter))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, with peer addresses
+/// available to the gateway (rate-limit keys, logs).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use advancia_api::{AppState, all_migrations, router};
+use advancia_api::{ApiConfig, AppState, all_migrations};
 use advancia_db::DbConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Serve { listen, no_migrate } => {
+            let config = ApiConfig::from_env().map_err(anyhow::Error::msg)?;
             let pool = db.pool()?;
             if !no_migrate {
                 // Readiness reports the database later; serving starts only on a known schema.
@@ -62,9 +63,8 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!(%listen, "advancia API listening");
-            axum::serve(listener, router(AppState { pool }))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            let app = advancia_api::app(AppState { pool }, config).await?;
+            advancia_api::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");
         }
     }

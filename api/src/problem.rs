@@ -7,7 +7,8 @@ use serde::Serialize;
 /// Stable `type` URIs are relative references under this base.
 pub const TYPE_BASE: &str = "https://advancia.dev/problems/";
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem details object (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,

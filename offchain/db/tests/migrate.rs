@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 use advancia_db::{DbError, Migration, ServiceMigrations, migrate};
 use advancia_test_support::TestDb;
 

@@ -1,0 +1,92 @@
+//! OpenAPI 3.1 document generated from the handlers (utoipa), served as JSON, and a
+//! self-contained reference page rendered from it (no scripts from elsewhere, so it
+//! works offline and behind strict CSPs).
+
+use std::fmt::Write as _;
+
+use axum::response::Html;
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Advancia Pay Ledger API",
+        description = "Payments, escrow and settlement for healthcare facilities. Errors are RFC 9457 problem details."
+    ),
+    paths(crate::health, crate::ready),
+    components(schemas(crate::problem::Problem, crate::Health))
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn operations(item: &utoipa::openapi::PathItem) -> Vec<(&'static str, &Operation)> {
+    [
+        ("GET", &item.get),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|o| (m, o)))
+    .collect()
+}
+
+/// The API reference page.
+pub fn reference_page(doc: &utoipa::openapi::OpenApi) -> Html<String> {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Advancia Pay Ledger API reference</title>\
+         <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+         .op{border:1px solid #ddd;border-radius:6px;margin:.6rem 0;padding:.6rem .9rem}\
+         .m{font-weight:700;font-family:monospace;margin-right:.6rem}code{background:#f4f4f4;padding:0 .2rem}\
+         </style></head><body>",
+    );
+    let _ = write!(
+        html,
+        "<h1>{}</h1><p>{}</p><p>Machine-readable: <a href=\"/api/v1/openapi.json\">openapi.json</a></p>",
+        escape(&doc.info.title),
+        escape(doc.info.description.as_deref().unwrap_or(""))
+    );
+    for (path, item) in &doc.paths.paths {
+        for (method, op) in operations(item) {
+            let _ = write!(
+                html,
+                "<div class=\"op\" id=\"{}\"><span class=\"m\">{method}</span><code>{}</code><p>{}</p>",
+                escape(op.operation_id.as_deref().unwrap_or("")),
+                escape(path),
+                escape(op.summary.as_deref().unwrap_or(""))
+            );
+            if let Some(d) = &op.description {
+                let _ = write!(html, "<p>{}</p>", escape(d));
+            }
+            html.push_str("<ul>");
+            for (status, resp) in &op.responses.responses {
+                let desc = match resp {
+                    utoipa::openapi::RefOr::T(r) => r.description.clone(),
+                    utoipa::openapi::RefOr::Ref(r) => r.ref_location.clone(),
+                };
+                let _ = write!(
+                    html,
+                    "<li><code>{}</code> {}</li>",
+                    escape(status),
+                    escape(&desc)
+                );
+            }
+            html.push_str("</ul></div>");
+        }
+    }
+    html.push_str("</body></html>");
+    Html(html)
+}
