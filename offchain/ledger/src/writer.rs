@@ -1,0 +1,301 @@
+//! Executes operations against Postgres: one transaction per batch of operations.
+//!
+//! Lock order, identical for every writer (batched or per-request, any process):
+//! 1. the chain head row (`FOR UPDATE`) — the audit chain and the ledger clock need a
+//!    single successor anyway, so this is the serialisation point;
+//! 2. the touched accounts, `FOR UPDATE` in id order.
+//!
+//! Everything read after (1) is consistent with every committed write, so validation runs
+//! in memory and results are written with COPY and one bulk UPDATE.
+
+use std::collections::HashSet;
+
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::engine::{Head, State};
+use crate::store::{self, ACCOUNT_COLS, AccountRow, TRANSFER_COLS, TransferRow, uuid};
+use crate::types::{Account, AccountError, NewAccount, NewTransfer, Transfer, TransferError};
+use crate::{LedgerError, now_ns};
+
+pub(crate) enum Op {
+    Accounts(Vec<NewAccount>),
+    Transfers(Vec<NewTransfer>),
+    Expire { limit: i64 },
+    Close(u128),
+}
+
+pub(crate) enum Reply {
+    Accounts(Vec<Result<Account, AccountError>>),
+    Transfers(Vec<Result<Transfer, TransferError>>),
+    Expired(Vec<Transfer>),
+    Closed(Result<Account, LedgerError>),
+}
+
+pub(crate) struct Job {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Reply, LedgerError>>,
+}
+
+impl Op {
+    fn size(&self) -> usize {
+        match self {
+            Op::Accounts(v) => v.len(),
+            Op::Transfers(v) => v.len(),
+            Op::Expire { .. } | Op::Close(_) => 1,
+        }
+    }
+}
+
+/// The single-writer loop: drains whatever requests are queued (up to `max_batch`
+/// items) into one transaction. Ends when every `Ledger` handle is dropped.
+pub(crate) async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    while let Some(first) = rx.recv().await {
+        let mut size = first.op.size();
+        let mut jobs = vec![first];
+        while size < max_batch {
+            match rx.try_recv() {
+                Ok(j) => {
+                    size += j.op.size();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
+        match execute(&pool, &ops).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) if ops.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                // Infrastructure failure of a combined batch: retry each request alone so
+                // one cannot take the others down with it.
+                tracing::warn!(error = %e, jobs = ops.len(), "batch failed, retrying requests one by one");
+                for (op, reply) in ops.into_iter().zip(replies) {
+                    let r = execute(&pool, std::slice::from_ref(&op)).await;
+                    let _ = reply.send(r.and_then(|mut v| v.pop().ok_or(LedgerError::WriterGone)));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `ops` in one transaction and returns one reply per op.
+pub(crate) async fn execute(pool: &PgPool, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let replies = apply(&mut tx, ops).await?;
+    tx.commit().await?;
+    Ok(replies)
+}
+
+async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
+    let (seq, hash, ts): (i64, Vec<u8>, i64) = sqlx::query_as(
+        "SELECT last_seq, last_hash, last_timestamp FROM ledger.chain_head FOR UPDATE",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut head_hash = crate::audit::GENESIS;
+    if hash.len() != 32 {
+        return Err(LedgerError::Corrupt(
+            "chain head hash is not 32 bytes".into(),
+        ));
+    }
+    head_hash.copy_from_slice(&hash);
+    let mut state = State {
+        head: Some(Head {
+            seq: store::to_u64(seq)?,
+            hash: head_hash,
+            timestamp: store::to_u64(ts)?,
+        }),
+        now: now_ns(),
+        ..State::default()
+    };
+
+    // Everything the batch mentions: ids (idempotency and pending lookups), ext refs,
+    // accounts, and due pending transfers for expiry.
+    let mut transfer_ids: HashSet<u128> = HashSet::new();
+    let mut ext: Vec<(String, String, i64)> = Vec::new();
+    let mut account_ids: HashSet<u128> = HashSet::new();
+    let mut want_ledgers = false;
+    let mut expire_limit = 0i64;
+    for op in ops {
+        match op {
+            Op::Accounts(v) => {
+                want_ledgers = true;
+                account_ids.extend(v.iter().map(|a| a.id));
+            }
+            Op::Transfers(v) => {
+                for t in v {
+                    transfer_ids.insert(t.id);
+                    if t.pending_id != 0 {
+                        transfer_ids.insert(t.pending_id);
+                    }
+                    account_ids.insert(t.debit_account_id);
+                    account_ids.insert(t.credit_account_id);
+                    if let Some(r) = &t.external_ref {
+                        ext.push((r.chain.clone(), r.signature.clone(), i64::from(r.ix_index)));
+                    }
+                }
+            }
+            Op::Expire { limit } => expire_limit = expire_limit.max(*limit),
+            Op::Close(id) => {
+                account_ids.insert(*id);
+            }
+        }
+    }
+
+    let ids: Vec<Uuid> = transfer_ids.iter().map(|&i| uuid(i)).collect();
+    let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+        "SELECT {TRANSFER_COLS} FROM ledger.transfers WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut pending_ids: Vec<Uuid> = Vec::new();
+    for r in rows {
+        let t = r.into_transfer()?;
+        if t.is_pending() {
+            pending_ids.push(uuid(t.id));
+            account_ids.insert(t.debit_account_id);
+            account_ids.insert(t.credit_account_id);
+        }
+        state.transfers.insert(t.id, t);
+    }
+    let mut due: Vec<Transfer> = Vec::new();
+    if expire_limit > 0 {
+        let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+            "SELECT {TRANSFER_COLS} FROM ledger.transfers t
+             WHERE expires_at <= $1
+               AND NOT EXISTS (SELECT 1 FROM ledger.transfers r WHERE r.pending_id = t.id)
+             ORDER BY expires_at, seq LIMIT $2"
+        ))
+        .bind(store::to_i64(state.now)?)
+        .bind(expire_limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rows {
+            let t = r.into_transfer()?;
+            account_ids.insert(t.debit_account_id);
+            account_ids.insert(t.credit_account_id);
+            state.transfers.insert(t.id, t.clone());
+            due.push(t);
+        }
+    }
+    if !pending_ids.is_empty() {
+        let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+            "SELECT pending_id, flags FROM ledger.transfers WHERE pending_id = ANY($1)",
+        )
+        .bind(&pending_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (p, f) in rows {
+            state
+                .resolved
+                .insert(p.as_u128(), u32::try_from(f).unwrap_or(0));
+        }
+    }
+    if !ext.is_empty() {
+        let (c, s, i): (Vec<String>, Vec<String>, Vec<i64>) = multiunzip(ext);
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT ext_chain, ext_signature, ext_ix_index FROM ledger.transfers
+             WHERE (ext_chain, ext_signature, ext_ix_index) IN
+                   (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]))",
+        )
+        .bind(c)
+        .bind(s)
+        .bind(i)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (chain, signature, ix) in rows {
+            state.ext_refs.insert(crate::types::ExternalRef {
+                chain,
+                signature,
+                ix_index: u32::try_from(ix).unwrap_or(u32::MAX),
+            });
+        }
+    }
+    account_ids.remove(&0);
+    let mut ids: Vec<u128> = account_ids.into_iter().collect();
+    ids.sort_unstable();
+    let ids: Vec<Uuid> = ids.into_iter().map(uuid).collect();
+    let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+        "SELECT {ACCOUNT_COLS} FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let a = r.into_account()?;
+        state.accounts.insert(a.id, a);
+    }
+    if want_ledgers {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT id FROM ledger.ledgers")
+            .fetch_all(&mut *conn)
+            .await?;
+        state
+            .ledgers
+            .extend(rows.into_iter().filter_map(|l| u32::try_from(l).ok()));
+    }
+
+    let start_head = state.head;
+    let mut replies = Vec::with_capacity(ops.len());
+    for op in ops {
+        replies.push(match op {
+            Op::Accounts(v) => Reply::Accounts(v.iter().map(|a| state.create_account(a)).collect()),
+            Op::Transfers(v) => Reply::Transfers(state.create_transfers(v)),
+            Op::Expire { limit } => {
+                let mut out = Vec::new();
+                for p in due.iter().take(usize::try_from(*limit).unwrap_or(0)) {
+                    if let Some(t) = state.expire(p) {
+                        out.push(t);
+                    }
+                }
+                Reply::Expired(out)
+            }
+            Op::Close(id) => Reply::Closed(state.close_account(*id)),
+        });
+    }
+
+    store::insert_accounts(conn, &state.new_accounts).await?;
+    store::insert_transfers(conn, &state.new_transfers).await?;
+    // Accounts created in this batch were copied in with zero balances; this sets theirs too.
+    let dirty: Vec<&Account> = state
+        .dirty
+        .iter()
+        .filter_map(|id| state.accounts.get(id))
+        .collect();
+    store::update_balances(conn, &dirty).await?;
+    if let Some(h) = state.head
+        && start_head.map(|s| s.seq) != Some(h.seq)
+    {
+        sqlx::query(
+            "UPDATE ledger.chain_head SET last_seq = $1, last_hash = $2, last_timestamp = $3",
+        )
+        .bind(store::to_i64(h.seq)?)
+        .bind(h.hash.to_vec())
+        .bind(store::to_i64(h.timestamp)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(replies)
+}
+
+fn multiunzip(v: Vec<(String, String, i64)>) -> (Vec<String>, Vec<String>, Vec<i64>) {
+    let mut a = Vec::with_capacity(v.len());
+    let mut b = Vec::with_capacity(v.len());
+    let mut c = Vec::with_capacity(v.len());
+    for (x, y, z) in v {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
+}
