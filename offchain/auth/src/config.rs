@@ -170,7 +170,12 @@ impl AuthConfig {
     /// `AUTH_SIWS_DOMAIN`, `AUTH_SIWS_URI`, `AUTH_SIWS_CHAIN_ID`; requires
     /// `AUTH_TOTP_ENCRYPTION_KEY` (32 bytes, hex or base64).
     pub fn from_env() -> Result<Self, AuthError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`Self::from_env`] over any variable source.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, AuthError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let key = var("AUTH_TOTP_ENCRYPTION_KEY").ok_or_else(|| {
             AuthError::Misconfigured("AUTH_TOTP_ENCRYPTION_KEY is not set".into())
         })?;

@@ -42,6 +42,20 @@ impl Claims {
         self.roles.contains(&role)
     }
 
+    /// `Ok` if the caller holds one of `roles`, else `forbidden`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), AuthError> {
+        if self.has_any(roles) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden)
+        }
+    }
+
+    /// Whether the login used a second factor (`otp`) or a wallet signature.
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.amr.iter().any(|m| m == method)
+    }
+
     pub fn user_id(&self) -> Uuid {
         self.sub
     }

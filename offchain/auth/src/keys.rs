@@ -232,7 +232,12 @@ impl SigningKeys {
     /// - `AUTH_RETIRED_PUBLIC_KEYS`: comma-separated `kid:x` pairs, `x` being the
     ///   base64url public key as published in the JWKS.
     pub fn from_env() -> Result<Self, AuthError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`Self::from_env`] over any variable source (a map in tests, a secrets store).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, AuthError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let active = if let Some(path) = var("AUTH_SIGNING_KEY_FILE") {
             Ed25519Key::from_file(Path::new(&path))?
         } else if let Some(text) = var("AUTH_SIGNING_KEY").map(Zeroizing::new) {

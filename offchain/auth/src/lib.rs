@@ -29,8 +29,8 @@ pub use secret::Secret;
 pub use service::AuthService;
 pub use siws::{SiwsMessage, WalletChain};
 pub use types::{
-    ApiKeyId, ApiKeyInfo, ApiKeyPrincipal, ClientInfo, LoginOutcome, RegisterRequest, Session,
-    SiwsChallenge, TokenPair, TotpEnrollment, UpdateUser, User,
+    ApiKeyId, ApiKeyInfo, ApiKeyPrincipal, AuthEvent, ClientInfo, LoginOutcome, RegisterRequest,
+    Session, SiwsChallenge, TokenPair, TotpEnrollment, UpdateUser, User,
 };
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {

@@ -1428,6 +1428,48 @@ impl AuthService {
         Ok(msg.address)
     }
 
+    // ---------------------------------------------------------------- audit
+
+    /// The user's security events, newest first (for account activity pages
+    /// and compliance review).
+    pub async fn recent_events(
+        &self,
+        user_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<AuthEvent>, AuthError> {
+        type Row = (
+            i64,
+            OffsetDateTime,
+            Option<Uuid>,
+            String,
+            Option<String>,
+            Option<String>,
+            serde_json::Value,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at, user_id, kind, ip, user_agent, detail FROM auth.events \
+             WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, user_id, kind, ip, user_agent, detail)| AuthEvent {
+                    id,
+                    at,
+                    user_id,
+                    kind,
+                    ip,
+                    user_agent,
+                    detail,
+                },
+            )
+            .collect())
+    }
+
     // ---------------------------------------------------------------- maintenance
 
     /// Deletes expired challenges, nonces and refresh tokens, and sessions

@@ -103,6 +103,30 @@ impl std::fmt::Display for ApiKeyId {
     }
 }
 
+impl std::str::FromStr for ApiKeyId {
+    type Err = crate::AuthError;
+    /// Simple (32 hex) or hyphenated UUID form.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s.trim())
+            .map(ApiKeyId)
+            .map_err(|_| crate::AuthError::InvalidInput("API key id must be a UUID".into()))
+    }
+}
+
+/// An audit event (never holds secrets).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuthEvent {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub user_id: Option<Uuid>,
+    /// e.g. `login`, `login_failed`, `locked`, `2fa_enabled`, `refresh_reuse_detected`.
+    pub kind: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+}
+
 /// Who is calling with a verified API key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApiKeyPrincipal {

@@ -276,3 +276,101 @@ fn siws_parse_rejects_malformed_messages() {
         );
     }
 }
+
+#[test]
+fn keys_and_config_from_variables() {
+    use std::collections::HashMap;
+    let vars = |pairs: &[(&str, String)]| {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        move |k: &str| m.get(k).cloned()
+    };
+    let active = Ed25519Key::from_seed([3u8; 32]);
+    let retired = Ed25519Key::from_seed([4u8; 32]);
+    let x = URL_SAFE_NO_PAD.encode(retired.verifying_key().as_bytes());
+    let keys = SigningKeys::from_vars(vars(&[
+        (
+            "AUTH_SIGNING_KEY",
+            active.to_pkcs8_pem().expose().to_owned(),
+        ),
+        ("AUTH_SIGNING_KID", "k2".into()),
+        ("AUTH_RETIRED_PUBLIC_KEYS", format!("k1:{x}")),
+    ]))
+    .unwrap();
+    assert_eq!(keys.active_kid(), "k2");
+    let jwks = keys.jwks();
+    assert_eq!(
+        jwks["keys"][0]["x"],
+        URL_SAFE_NO_PAD.encode(active.verifying_key().as_bytes())
+    );
+    assert_eq!(
+        (
+            jwks["keys"][1]["kid"].as_str(),
+            jwks["keys"][1]["x"].as_str()
+        ),
+        (Some("k1"), Some(x.as_str()))
+    );
+
+    assert_eq!(
+        SigningKeys::from_vars(vars(&[])).unwrap_err().kind(),
+        "misconfigured"
+    );
+    let bad_retired = SigningKeys::from_vars(vars(&[
+        ("AUTH_SIGNING_KEY", hex::encode([3u8; 32])),
+        ("AUTH_RETIRED_PUBLIC_KEYS", "no-colon".into()),
+    ]));
+    assert_eq!(bad_retired.unwrap_err().kind(), "misconfigured");
+
+    assert_eq!(
+        advancia_auth::AuthConfig::from_vars(vars(&[]))
+            .unwrap_err()
+            .kind(),
+        "misconfigured"
+    );
+    let cfg = advancia_auth::AuthConfig::from_vars(vars(&[
+        ("AUTH_TOTP_ENCRYPTION_KEY", hex::encode([9u8; 32])),
+        ("AUTH_ISSUER", "https://auth.pay.example".into()),
+        ("AUTH_SIWS_DOMAIN", "pay.example".into()),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (cfg.issuer.as_str(), cfg.siws.domain.as_str()),
+        ("https://auth.pay.example", "pay.example")
+    );
+    assert_eq!(
+        (cfg.access_ttl.as_secs(), cfg.refresh_ttl.as_secs()),
+        (900, 30 * 24 * 3600)
+    );
+    assert_eq!(cfg.password_hashing, advancia_auth::PasswordHashing::OWASP);
+    assert!(!format!("{cfg:?}").contains(&hex::encode([9u8; 32])));
+    assert!(!format!("{cfg:?}").contains("9, 9"));
+    assert_eq!(
+        advancia_auth::TotpEncryptionKey::parse("too short")
+            .unwrap_err()
+            .kind(),
+        "misconfigured"
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    advancia_auth::TotpEncryptionKey::parse(&b64).unwrap();
+}
+
+#[test]
+fn api_key_ids_parse_in_both_uuid_forms() {
+    let u = uuid::Uuid::new_v4();
+    let a: advancia_auth::ApiKeyId = u.simple().to_string().parse().unwrap();
+    let b: advancia_auth::ApiKeyId = u.to_string().parse().unwrap();
+    assert_eq!(
+        (a, b),
+        (advancia_auth::ApiKeyId(u), advancia_auth::ApiKeyId(u))
+    );
+    assert_eq!(a.to_string(), u.simple().to_string());
+    assert_eq!(
+        "nope"
+            .parse::<advancia_auth::ApiKeyId>()
+            .unwrap_err()
+            .kind(),
+        "invalid-input"
+    );
+}

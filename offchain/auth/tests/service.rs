@@ -310,6 +310,12 @@ async fn login_issues_verifiable_access_token() {
     assert_eq!(c.sid, Some(t.session_id));
     assert_eq!(c.amr, vec!["pwd".to_owned()]);
     assert!(c.has_any(&[Role::Admin, Role::Patient]) && !c.has_any(&[Role::Admin, Role::Provider]));
+    c.require_any(&[Role::Patient]).unwrap();
+    assert_eq!(
+        kind(c.require_any(&[Role::Admin, Role::ComplianceOfficer])),
+        "forbidden"
+    );
+    assert!(c.has_amr("pwd") && !c.has_amr("otp"));
 
     let header: serde_json::Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -415,6 +421,40 @@ async fn repeated_wrong_passwords_lock_the_account_until_the_lockout_ends() {
     .await
     .unwrap();
     assert_eq!(kinds, ["locked", "login_locked"]);
+    let u = env
+        .auth
+        .login("finn@example.com", PW, client())
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+    let sub = env
+        .auth
+        .verify_access_token(u.access_token.expose())
+        .await
+        .unwrap()
+        .sub;
+    let events = env.auth.recent_events(sub, 100).await.unwrap();
+    // Newest first; the lock is recorded inside the failure that triggered it.
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "login",
+            "login",
+            "login_failed",
+            "login",
+            "login_locked",
+            "login_failed",
+            "locked",
+            "login_failed",
+            "login_failed",
+            "login_failed",
+            "login_failed",
+            "register"
+        ]
+    );
+    assert_eq!(events[0].ip.as_deref(), Some("203.0.113.7"));
 }
 
 #[tokio::test]
