@@ -1,7 +1,9 @@
 //! The Advancia HTTP API: one axum router fronting every service.
 
 pub mod gateway;
+pub mod idempotency;
 pub mod openapi;
+pub mod pagination;
 pub mod problem;
 pub mod ratelimit;
 
@@ -107,9 +109,19 @@ impl ApiConfig {
     }
 }
 
+/// The gateway's own tables (schema `api`): idempotency records.
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    schema: "api",
+    migrations: &[advancia_db::Migration {
+        version: 1,
+        name: "idempotency",
+        sql: include_str!("../migrations/0001_idempotency.sql"),
+    }],
+};
+
 /// Migrations of every service this binary can run, in dependency order.
 pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
-    Vec::new()
+    vec![&MIGRATIONS]
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

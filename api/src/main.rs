@@ -63,6 +63,19 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             tracing::info!(%listen, "advancia API listening");
+            // Idempotency records are kept for 24 hours, purged hourly.
+            let purge_pool = pool.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tick.tick().await;
+                    let day = std::time::Duration::from_secs(86_400);
+                    if let Err(e) = advancia_api::idempotency::purge_expired(&purge_pool, day).await
+                    {
+                        tracing::warn!(error = %e, "idempotency purge failed");
+                    }
+                }
+            });
             let app = advancia_api::app(AppState { pool }, config).await?;
             advancia_api::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

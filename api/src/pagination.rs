@@ -1,0 +1,126 @@
+//! Cursor pagination for every list: `?limit=&cursor=`; responses carry `next_cursor`.
+//! The cursor is opaque to clients (base64url of the last item's sort key); a cursor
+//! cannot widen access, since every query applies its own authorization filter.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::problem::Problem;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Items per page, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    }
+
+    /// The decoded position after which this page starts, if any.
+    pub fn after<K: DeserializeOwned>(&self) -> Result<Option<K>, Problem> {
+        self.cursor.as_deref().map(decode).transpose()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched in order: the extra row only
+    /// says that another page exists.
+    pub fn from_rows<K: Serialize>(
+        mut rows: Vec<T>,
+        limit: u32,
+        key_of: impl Fn(&T) -> K,
+    ) -> Page<T> {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|last| encode(&key_of(last)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+pub fn encode<K: Serialize>(key: &K) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
+}
+
+pub fn decode<K: DeserializeOwned>(cursor: &str) -> Result<K, Problem> {
+    let invalid = || {
+        Problem::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid-cursor",
+            "Invalid cursor",
+        )
+        .with_detail("pass back the next_cursor value of a previous page unchanged")
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    serde_json::from_slice(&bytes).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_and_cursors_round_trip() {
+        let rows: Vec<(i64, &str)> = (1..=5).map(|i| (i, "x")).collect();
+        let page = Page::from_rows(rows.clone(), 2, |r| r.0);
+        assert_eq!(page.items.len(), 2);
+        let cursor = page.next_cursor.unwrap();
+        let params = PageParams {
+            limit: Some(2),
+            cursor: Some(cursor),
+        };
+        assert_eq!(params.after::<i64>().unwrap(), Some(2));
+        let last = Page::from_rows(rows[..2].to_vec(), 2, |r| r.0);
+        assert!(last.next_cursor.is_none());
+    }
+
+    #[test]
+    fn limits_are_clamped_and_bad_cursors_rejected() {
+        assert_eq!(PageParams::default().limit(), 50);
+        assert_eq!(
+            PageParams {
+                limit: Some(0),
+                cursor: None
+            }
+            .limit(),
+            1
+        );
+        assert_eq!(
+            PageParams {
+                limit: Some(10_000),
+                cursor: None
+            }
+            .limit(),
+            200
+        );
+        let bad = PageParams {
+            limit: None,
+            cursor: Some("%%%".into()),
+        };
+        let err = bad.after::<i64>().unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.type_uri.ends_with("invalid-cursor"));
+    }
+}
