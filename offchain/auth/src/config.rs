@@ -138,6 +138,10 @@ pub struct AuthConfig {
     pub max_2fa_failures: u32,
     pub lockout: LockoutPolicy,
     pub two_factor_challenge_ttl: Duration,
+    /// Lifetime of password-reset tokens (mailed links).
+    pub password_reset_ttl: Duration,
+    /// Lifetime of email-verification tokens.
+    pub email_verification_ttl: Duration,
     pub password_hashing: PasswordHashing,
     pub min_password_length: usize,
     pub siws: SiwsConfig,
@@ -158,6 +162,8 @@ impl Default for AuthConfig {
             max_2fa_failures: 5,
             lockout: LockoutPolicy::default(),
             two_factor_challenge_ttl: Duration::from_secs(5 * 60),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            email_verification_ttl: Duration::from_secs(48 * 3600),
             password_hashing: PasswordHashing::OWASP,
             min_password_length: 12,
             siws: SiwsConfig::default(),

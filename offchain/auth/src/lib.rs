@@ -35,9 +35,16 @@ pub use types::{
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "auth",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "account_recovery",
+            sql: include_str!("../migrations/0002_account_recovery.sql"),
+        },
+    ],
 };

@@ -20,7 +20,7 @@ use crate::{AuthError, Claims, Clock, Role, Secret, SigningKeys, SystemClock, pa
 
 // Counters and the last TOTP step are only touched by SQL arithmetic.
 const USER_COLS: &str = "id, email, display_name, password_hash, roles, totp_secret_enc, totp_enabled, \
-     locked_until, created_at, updated_at";
+     locked_until, email_verified_at, created_at, updated_at";
 const RECOVERY_CODES: usize = 10;
 const API_KEY_PREFIX: &str = "adv_";
 /// Known-shape password for the unknown-email path: equalises timing.
@@ -67,6 +67,7 @@ struct UserRow {
     totp_secret_enc: Option<Vec<u8>>,
     totp_enabled: bool,
     locked_until: Option<OffsetDateTime>,
+    email_verified_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -79,6 +80,7 @@ impl UserRow {
             display_name: self.display_name.clone(),
             roles: roles_from_db(&self.roles),
             two_factor_enabled: self.totp_enabled,
+            email_verified: self.email.is_some() && self.email_verified_at.is_some(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -238,6 +240,7 @@ impl AuthService {
             .transpose()?;
         let row: Option<UserRow> = sqlx::query_as(&format!(
             "UPDATE auth.users SET display_name = COALESCE($2, display_name), email = COALESCE($3, email), \
+             email_verified_at = CASE WHEN $3 IS NULL OR $3 = email THEN email_verified_at END, \
              updated_at = $4 WHERE id = $1 RETURNING {USER_COLS}"
         ))
         .bind(id)
@@ -318,6 +321,209 @@ impl AuthService {
         .fetch_optional(&self.inner.pool)
         .await?;
         Ok(row.ok_or(AuthError::NotFound)?.to_user())
+    }
+
+    // ---------------------------------------------------------------- passwords and email
+
+    /// Changes the password of a signed-in user (current password required)
+    /// and signs out every session: whoever knew the old one is out.
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AuthError> {
+        let row = self.user_row(&self.inner.pool, user_id).await?;
+        row.check_not_locked(self.now())?;
+        let phc = row
+            .password_hash
+            .clone()
+            .ok_or(AuthError::InvalidCredentials)?;
+        match self
+            .verify_password(Zeroizing::new(current.to_owned()), phc)
+            .await
+        {
+            Ok(_) => {}
+            Err(AuthError::InvalidCredentials) => {
+                let locked = self
+                    .count_failure(
+                        user_id,
+                        "failed_logins",
+                        self.inner.config.lockout.max_failures,
+                    )
+                    .await?;
+                return Err(match locked {
+                    Some(retry_after) => AuthError::LockedOut { retry_after },
+                    None => AuthError::InvalidCredentials,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        self.set_password(user_id, row.email.as_deref(), new, "password_changed")
+            .await
+    }
+
+    /// Starts a password reset. Returns the token for the mailer, or `None` for
+    /// an unknown or password-less account: the route must answer identically
+    /// in both cases so it does not reveal which emails exist.
+    pub async fn request_password_reset(&self, email: &str) -> Result<Option<Secret>, AuthError> {
+        let Ok(email) = password::normalize_email(email) else {
+            return Ok(None);
+        };
+        let user: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM auth.users WHERE email = $1 AND password_hash IS NOT NULL",
+        )
+        .bind(&email)
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        let Some(user_id) = user else { return Ok(None) };
+        let token = self
+            .issue_user_token(
+                user_id,
+                "password_reset",
+                None,
+                self.inner.config.password_reset_ttl,
+            )
+            .await?;
+        self.event(
+            &self.inner.pool,
+            Some(user_id),
+            "password_reset_requested",
+            None,
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(Some(token))
+    }
+
+    /// Completes a reset: new password, lockout cleared, every session revoked.
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AuthError> {
+        let now = self.now();
+        let mut tx = self.inner.pool.begin().await?;
+        let (user_id, _) = consume_user_token(&mut tx, token, "password_reset", now).await?;
+        let row = self.user_row(&mut *tx, user_id).await?;
+        password::check_policy(
+            new_password,
+            row.email.as_deref(),
+            self.inner.config.min_password_length,
+        )?;
+        // Other outstanding reset links die with this one.
+        sqlx::query(
+            "UPDATE auth.user_tokens SET used_at = $2 WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.set_password(
+            user_id,
+            row.email.as_deref(),
+            new_password,
+            "password_reset",
+        )
+        .await?;
+        sqlx::query("UPDATE auth.users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(user_id)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        email: Option<&str>,
+        new: &str,
+        event: &str,
+    ) -> Result<(), AuthError> {
+        password::check_policy(new, email, self.inner.config.min_password_length)?;
+        let hash = self.hash_password(Zeroizing::new(new.to_owned())).await?;
+        let now = self.now();
+        let mut tx = self.inner.pool.begin().await?;
+        sqlx::query("UPDATE auth.users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE auth.refresh_families SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(event)
+        .execute(&mut *tx)
+        .await?;
+        self.event(&mut *tx, Some(user_id), event, None, serde_json::json!({}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A token proving ownership of the user's current email, for the mailer.
+    pub async fn request_email_verification(&self, user_id: Uuid) -> Result<Secret, AuthError> {
+        let row = self.user_row(&self.inner.pool, user_id).await?;
+        let email = row
+            .email
+            .ok_or_else(|| AuthError::InvalidInput("account has no email address".into()))?;
+        self.issue_user_token(
+            user_id,
+            "email_verification",
+            Some(&email),
+            self.inner.config.email_verification_ttl,
+        )
+        .await
+    }
+
+    /// Marks the email verified, if it is still the address the token was sent to.
+    pub async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
+        let now = self.now();
+        let mut tx = self.inner.pool.begin().await?;
+        let (user_id, email) =
+            consume_user_token(&mut tx, token, "email_verification", now).await?;
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE auth.users SET email_verified_at = $3, updated_at = $3 WHERE id = $1 AND email = $2 \
+             RETURNING {USER_COLS}"
+        ))
+        .bind(user_id)
+        .bind(&email)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // The address changed since the mail went out: the token proves nothing now.
+        let row = row.ok_or(AuthError::InvalidToken)?;
+        self.event(
+            &mut *tx,
+            Some(user_id),
+            "email_verified",
+            None,
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.to_user())
+    }
+
+    async fn issue_user_token(
+        &self,
+        user_id: Uuid,
+        purpose: &str,
+        email: Option<&str>,
+        ttl: Duration,
+    ) -> Result<Secret, AuthError> {
+        let token = random_token();
+        sqlx::query(
+            "INSERT INTO auth.user_tokens (token_hash, user_id, purpose, email, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash(&token))
+        .bind(user_id)
+        .bind(purpose)
+        .bind(email)
+        .bind(self.now() + ttl)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(Secret::new(token))
     }
 
     // ---------------------------------------------------------------- login
@@ -1481,6 +1687,7 @@ impl AuthService {
         for sql in [
             "DELETE FROM auth.two_factor_challenges WHERE expires_at < $1",
             "DELETE FROM auth.wallet_nonces WHERE expires_at < $1",
+            "DELETE FROM auth.user_tokens WHERE expires_at < $1",
             "DELETE FROM auth.refresh_families f WHERE revoked_at < $1 OR NOT EXISTS \
              (SELECT 1 FROM auth.refresh_tokens t WHERE t.family_id = f.id AND t.expires_at >= $1)",
         ] {
@@ -1613,6 +1820,37 @@ impl AuthService {
         })
         .await;
     }
+}
+
+/// Marks a single-use mailed token used; returns its user and email.
+async fn consume_user_token(
+    tx: &mut Transaction<'static, Postgres>,
+    token: &str,
+    purpose: &str,
+    now: OffsetDateTime,
+) -> Result<(Uuid, Option<String>), AuthError> {
+    let row: Option<(Uuid, Option<String>, OffsetDateTime, Option<OffsetDateTime>)> =
+        sqlx::query_as(
+            "SELECT user_id, email, expires_at, used_at FROM auth.user_tokens \
+         WHERE token_hash = $1 AND purpose = $2 FOR UPDATE",
+        )
+        .bind(token_hash(token))
+        .bind(purpose)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (user_id, email, expires_at, used_at) = row.ok_or(AuthError::InvalidToken)?;
+    if used_at.is_some() {
+        return Err(AuthError::InvalidToken);
+    }
+    if expires_at <= now {
+        return Err(AuthError::TokenExpired);
+    }
+    sqlx::query("UPDATE auth.user_tokens SET used_at = $2 WHERE token_hash = $1")
+        .bind(token_hash(token))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok((user_id, email))
 }
 
 async fn revoke_family(

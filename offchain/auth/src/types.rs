@@ -40,6 +40,8 @@ pub struct User {
     pub display_name: String,
     pub roles: Vec<Role>,
     pub two_factor_enabled: bool,
+    /// Whether the current email was proven by `verify_email`.
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -1458,3 +1458,211 @@ async fn purge_removes_expired_challenges_and_dead_sessions() {
     env.auth.refresh(live.refresh_token.expose()).await.unwrap();
     assert_eq!(env.auth.list_sessions(u.id).await.unwrap().len(), 1);
 }
+
+// ------------------------------------------------------------------ passwords and email
+
+#[tokio::test]
+async fn change_password_requires_the_current_one_and_signs_out_everywhere() {
+    let env = env().await;
+    let u = env.user("xena@example.com").await;
+    let s = env.login("xena@example.com").await;
+    let new_pw = "a much better passphrase";
+    assert_eq!(
+        kind(
+            env.auth
+                .change_password(u.id, "not my password", new_pw)
+                .await
+        ),
+        "invalid-credentials"
+    );
+    assert_eq!(
+        kind(env.auth.change_password(u.id, PW, "short").await),
+        "weak-password"
+    );
+    env.auth.change_password(u.id, PW, new_pw).await.unwrap();
+    assert_eq!(
+        kind(env.auth.refresh(s.refresh_token.expose()).await),
+        "token-revoked"
+    );
+    assert_eq!(
+        kind(env.auth.login("xena@example.com", PW, client()).await),
+        "invalid-credentials"
+    );
+    env.auth
+        .login("xena@example.com", new_pw, client())
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn password_reset_is_single_use_expiring_and_clears_lockout() {
+    let env = env().await;
+    let u = env.user("yuri@example.com").await;
+    let s = env.login("yuri@example.com").await;
+    assert!(
+        env.auth
+            .request_password_reset("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.auth
+            .request_password_reset("garbage")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Lock the account, then reset.
+    for _ in 0..5 {
+        let _ = env
+            .auth
+            .login("yuri@example.com", "wrong password!!", client())
+            .await;
+    }
+    assert_eq!(
+        kind(env.auth.login("yuri@example.com", PW, client()).await),
+        "locked-out"
+    );
+    let first = env
+        .auth
+        .request_password_reset("Yuri@Example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = env
+        .auth
+        .request_password_reset("yuri@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!format!("{token:?}").contains(token.expose()));
+    // A weak password does not burn the token.
+    assert_eq!(
+        kind(
+            env.auth
+                .reset_password(token.expose(), "yuri@example.com")
+                .await
+        ),
+        "weak-password"
+    );
+    let new_pw = "reset to something long";
+    env.auth
+        .reset_password(token.expose(), new_pw)
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(env.auth.reset_password(token.expose(), new_pw).await),
+        "invalid-token"
+    );
+    // The other outstanding link died too.
+    assert_eq!(
+        kind(
+            env.auth
+                .reset_password(first.expose(), "yet another long one")
+                .await
+        ),
+        "invalid-token"
+    );
+    assert_eq!(
+        kind(env.auth.refresh(s.refresh_token.expose()).await),
+        "token-revoked"
+    );
+    let t = env
+        .auth
+        .login("yuri@example.com", new_pw, client())
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+    assert_eq!(
+        env.auth
+            .verify_access_token(t.access_token.expose())
+            .await
+            .unwrap()
+            .sub,
+        u.id
+    );
+
+    let late = env
+        .auth
+        .request_password_reset("yuri@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    env.clock.advance(Duration::from_secs(30 * 60));
+    assert_eq!(
+        kind(
+            env.auth
+                .reset_password(late.expose(), "too late for this one")
+                .await
+        ),
+        "token-expired"
+    );
+    assert_eq!(
+        kind(
+            env.auth
+                .reset_password("bogus", "whatever long enough")
+                .await
+        ),
+        "invalid-token"
+    );
+}
+
+#[tokio::test]
+async fn email_verification_binds_to_the_address_it_was_sent_to() {
+    let env = env().await;
+    let u = env.user("zoe@example.com").await;
+    assert!(!u.email_verified);
+    let t = env.auth.request_email_verification(u.id).await.unwrap();
+    let v = env.auth.verify_email(t.expose()).await.unwrap();
+    assert!(v.email_verified);
+    assert_eq!(
+        kind(env.auth.verify_email(t.expose()).await),
+        "invalid-token"
+    );
+
+    // Changing the email clears verification; a token for the old address is useless.
+    let stale = env.auth.request_email_verification(u.id).await.unwrap();
+    let changed = env
+        .auth
+        .update_user(
+            u.id,
+            UpdateUser {
+                email: Some("zoe2@example.com".into()),
+                display_name: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!changed.email_verified);
+    assert_eq!(
+        kind(env.auth.verify_email(stale.expose()).await),
+        "invalid-token"
+    );
+    // Renaming alone keeps it.
+    let fresh = env.auth.request_email_verification(u.id).await.unwrap();
+    env.auth.verify_email(fresh.expose()).await.unwrap();
+    let renamed = env
+        .auth
+        .update_user(
+            u.id,
+            UpdateUser {
+                display_name: Some("Zoë".into()),
+                email: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(renamed.email_verified);
+
+    let late = env.auth.request_email_verification(u.id).await.unwrap();
+    env.clock.advance(Duration::from_secs(48 * 3600));
+    assert_eq!(
+        kind(env.auth.verify_email(late.expose()).await),
+        "token-expired"
+    );
+}
