@@ -1,0 +1,673 @@
+//! Client side of the program, for the API (unsigned transactions for wallets) and the indexer:
+//! PDA derivation, one instruction builder per instruction, account and event decoders.
+//! Native only (`cfg(not(target_os = "solana"))`); types are anchor-lang's, i.e. the
+//! solana-* 3.x crates, so callers can mix them with solana-sdk 3.x pieces.
+
+use anchor_lang::prelude::*;
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::{AccountDeserialize, Discriminator, InstructionData, ToAccountMetas};
+
+use crate::events::*;
+use crate::state::*;
+use crate::{InitializeConfigArgs, UpdateConfigArgs, accounts as acc, instruction as ix};
+
+// ---- PDAs -------------------------------------------------------------------------------
+
+fn pda(seeds: &[&[u8]]) -> Pubkey {
+    Pubkey::find_program_address(seeds, &crate::ID).0
+}
+
+pub fn config_pda() -> Pubkey {
+    pda(&[CONFIG_SEED])
+}
+pub fn asset_pda(mint: &Pubkey) -> Pubkey {
+    pda(&[ASSET_SEED, mint.as_ref()])
+}
+pub fn facility_pda(facility_id: &[u8; 32]) -> Pubkey {
+    pda(&[FACILITY_SEED, facility_id])
+}
+pub fn payment_pda(payer: &Pubkey, invoice_id: &[u8; 32]) -> Pubkey {
+    pda(&[PAYMENT_SEED, payer.as_ref(), invoice_id])
+}
+pub fn escrow_pda(payer: &Pubkey, escrow_id: &[u8; 32]) -> Pubkey {
+    pda(&[ESCROW_SEED, payer.as_ref(), escrow_id])
+}
+pub fn vault_pda(escrow: &Pubkey) -> Pubkey {
+    pda(&[VAULT_SEED, escrow.as_ref()])
+}
+pub fn kyc_pda(wallet: &Pubkey) -> Pubkey {
+    pda(&[KYC_SEED, wallet.as_ref()])
+}
+pub fn batch_pda(batch_number: u64) -> Pubkey {
+    pda(&[BATCH_SEED, &batch_number.to_le_bytes()])
+}
+/// Signer of the `emit_cpi!` self-invocations.
+pub fn event_authority() -> Pubkey {
+    pda(&[b"__event_authority"])
+}
+
+fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
+    Instruction {
+        program_id: crate::ID,
+        accounts: accounts.to_account_metas(None),
+        data: data.data(),
+    }
+}
+
+fn system() -> Pubkey {
+    anchor_lang::system_program::ID
+}
+
+// ---- Config -----------------------------------------------------------------------------
+
+pub fn initialize_config(admin: Pubkey, args: InitializeConfigArgs) -> Instruction {
+    build(
+        acc::InitializeConfig {
+            config: config_pda(),
+            admin,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::InitializeConfig { args },
+    )
+}
+
+fn admin_only(admin: Pubkey) -> acc::AdminOnly {
+    acc::AdminOnly {
+        config: config_pda(),
+        admin,
+        event_authority: event_authority(),
+        program: crate::ID,
+    }
+}
+
+pub fn update_config(admin: Pubkey, args: UpdateConfigArgs) -> Instruction {
+    build(admin_only(admin), ix::UpdateConfig { args })
+}
+
+pub fn propose_admin(admin: Pubkey, new_admin: Pubkey) -> Instruction {
+    build(admin_only(admin), ix::ProposeAdmin { new_admin })
+}
+
+pub fn accept_admin(new_admin: Pubkey) -> Instruction {
+    build(
+        acc::AcceptAdmin {
+            config: config_pda(),
+            new_admin,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::AcceptAdmin {},
+    )
+}
+
+/// `mint` is `NATIVE_SOL` for SOL.
+pub fn add_asset(admin: Pubkey, mint: Pubkey, kyc_threshold: u64) -> Instruction {
+    build(
+        acc::AddAsset {
+            config: config_pda(),
+            asset: asset_pda(&mint),
+            admin,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::AddAsset {
+            mint,
+            kyc_threshold,
+        },
+    )
+}
+
+pub fn update_asset(admin: Pubkey, mint: Pubkey, kyc_threshold: u64, enabled: bool) -> Instruction {
+    build(
+        acc::UpdateAsset {
+            config: config_pda(),
+            asset: asset_pda(&mint),
+            admin,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::UpdateAsset {
+            kyc_threshold,
+            enabled,
+        },
+    )
+}
+
+// ---- Facilities -------------------------------------------------------------------------
+
+pub fn register_facility(
+    admin: Pubkey,
+    facility_id: [u8; 32],
+    authority: Pubkey,
+    payout_wallet: Pubkey,
+) -> Instruction {
+    build(
+        acc::RegisterFacility {
+            config: config_pda(),
+            facility: facility_pda(&facility_id),
+            admin,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RegisterFacility {
+            facility_id,
+            authority,
+            payout_wallet,
+        },
+    )
+}
+
+pub fn update_facility_payout(
+    authority: Pubkey,
+    facility_id: [u8; 32],
+    payout_wallet: Pubkey,
+) -> Instruction {
+    build(
+        acc::UpdateFacilityPayout {
+            facility: facility_pda(&facility_id),
+            authority,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::UpdateFacilityPayout { payout_wallet },
+    )
+}
+
+/// `signer` is the facility authority or the admin.
+pub fn deactivate_facility(signer: Pubkey, facility_id: [u8; 32]) -> Instruction {
+    build(
+        acc::DeactivateFacility {
+            config: config_pda(),
+            facility: facility_pda(&facility_id),
+            signer,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::DeactivateFacility {},
+    )
+}
+
+// ---- Payments ---------------------------------------------------------------------------
+
+/// What a payment needs besides the token accounts. `with_kyc` passes the payer's attestation
+/// PDA (needed above the asset's KYC threshold).
+#[derive(Clone, Copy, Debug)]
+pub struct PayParams {
+    pub payer: Pubkey,
+    pub facility_id: [u8; 32],
+    pub invoice_id: [u8; 32],
+    pub amount: u64,
+    pub reference: Pubkey,
+    pub with_kyc: bool,
+}
+
+impl PayParams {
+    fn kyc(&self) -> Option<Pubkey> {
+        self.with_kyc.then(|| kyc_pda(&self.payer))
+    }
+}
+
+pub fn pay_sol(p: &PayParams, payout_wallet: Pubkey, treasury: Pubkey) -> Instruction {
+    build(
+        acc::PaySol {
+            config: config_pda(),
+            asset: asset_pda(&NATIVE_SOL),
+            facility: facility_pda(&p.facility_id),
+            payment: payment_pda(&p.payer, &p.invoice_id),
+            payer: p.payer,
+            payout_wallet,
+            treasury,
+            kyc: p.kyc(),
+            reference: p.reference,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::PaySol {
+            invoice_id: p.invoice_id,
+            amount: p.amount,
+        },
+    )
+}
+
+/// Token accounts involved in a token payment or escrow release.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenAccounts {
+    pub mint: Pubkey,
+    pub token_program: Pubkey,
+    pub source: Pubkey,
+    pub payout: Pubkey,
+    pub treasury: Pubkey,
+}
+
+pub fn pay_token(p: &PayParams, t: &TokenAccounts) -> Instruction {
+    build(
+        acc::PayToken {
+            config: config_pda(),
+            asset: asset_pda(&t.mint),
+            facility: facility_pda(&p.facility_id),
+            payment: payment_pda(&p.payer, &p.invoice_id),
+            payer: p.payer,
+            mint: t.mint,
+            payer_token: t.source,
+            payout_token: t.payout,
+            treasury_token: t.treasury,
+            kyc: p.kyc(),
+            reference: p.reference,
+            token_program: t.token_program,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::PayToken {
+            invoice_id: p.invoice_id,
+            amount: p.amount,
+        },
+    )
+}
+
+pub fn refund_sol(
+    authority: Pubkey,
+    facility_id: [u8; 32],
+    payer: Pubkey,
+    invoice_id: [u8; 32],
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::RefundSol {
+            facility: facility_pda(&facility_id),
+            payment: payment_pda(&payer, &invoice_id),
+            authority,
+            payer,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RefundSol { amount },
+    )
+}
+
+/// `source` is the facility authority's token account, `destination` the payer's.
+#[allow(clippy::too_many_arguments)]
+pub fn refund_token(
+    authority: Pubkey,
+    facility_id: [u8; 32],
+    payer: Pubkey,
+    invoice_id: [u8; 32],
+    mint: Pubkey,
+    token_program: Pubkey,
+    source: Pubkey,
+    destination: Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::RefundToken {
+            facility: facility_pda(&facility_id),
+            payment: payment_pda(&payer, &invoice_id),
+            authority,
+            mint,
+            authority_token: source,
+            payer_token: destination,
+            token_program,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RefundToken { amount },
+    )
+}
+
+// ---- Escrow -----------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+pub struct EscrowParams {
+    pub payer: Pubkey,
+    pub facility_id: [u8; 32],
+    pub escrow_id: [u8; 32],
+    pub amount: u64,
+    pub expires_at: i64,
+    pub arbiter: Pubkey,
+    pub with_kyc: bool,
+}
+
+pub fn open_escrow_sol(p: &EscrowParams) -> Instruction {
+    build(
+        acc::OpenEscrowSol {
+            config: config_pda(),
+            asset: asset_pda(&NATIVE_SOL),
+            facility: facility_pda(&p.facility_id),
+            escrow: escrow_pda(&p.payer, &p.escrow_id),
+            payer: p.payer,
+            kyc: p.with_kyc.then(|| kyc_pda(&p.payer)),
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::OpenEscrowSol {
+            escrow_id: p.escrow_id,
+            amount: p.amount,
+            expires_at: p.expires_at,
+            arbiter: p.arbiter,
+        },
+    )
+}
+
+pub fn open_escrow_token(
+    p: &EscrowParams,
+    mint: Pubkey,
+    token_program: Pubkey,
+    payer_token: Pubkey,
+) -> Instruction {
+    let escrow = escrow_pda(&p.payer, &p.escrow_id);
+    build(
+        acc::OpenEscrowToken {
+            config: config_pda(),
+            asset: asset_pda(&mint),
+            facility: facility_pda(&p.facility_id),
+            escrow,
+            vault: vault_pda(&escrow),
+            payer: p.payer,
+            mint,
+            payer_token,
+            kyc: p.with_kyc.then(|| kyc_pda(&p.payer)),
+            token_program,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::OpenEscrowToken {
+            escrow_id: p.escrow_id,
+            amount: p.amount,
+            expires_at: p.expires_at,
+            arbiter: p.arbiter,
+        },
+    )
+}
+
+/// `signer` is the escrow's payer or arbiter.
+pub fn release_escrow_sol(
+    signer: Pubkey,
+    escrow: Pubkey,
+    facility: Pubkey,
+    payout_wallet: Pubkey,
+    treasury: Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::ReleaseEscrowSol {
+            config: config_pda(),
+            facility,
+            escrow,
+            signer,
+            payout_wallet,
+            treasury,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::ReleaseEscrowSol { amount },
+    )
+}
+
+/// `t.source` is ignored (the vault is derived from the escrow).
+pub fn release_escrow_token(
+    signer: Pubkey,
+    escrow: Pubkey,
+    facility: Pubkey,
+    t: &TokenAccounts,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::ReleaseEscrowToken {
+            config: config_pda(),
+            facility,
+            escrow,
+            signer,
+            vault: vault_pda(&escrow),
+            mint: t.mint,
+            payout_token: t.payout,
+            treasury_token: t.treasury,
+            token_program: t.token_program,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::ReleaseEscrowToken { amount },
+    )
+}
+
+pub fn refund_escrow_sol(
+    signer: Pubkey,
+    escrow: Pubkey,
+    facility: Pubkey,
+    payer: Pubkey,
+) -> Instruction {
+    build(
+        acc::RefundEscrowSol {
+            facility,
+            escrow,
+            signer,
+            payer,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RefundEscrowSol {},
+    )
+}
+
+pub fn refund_escrow_token(
+    signer: Pubkey,
+    escrow: Pubkey,
+    facility: Pubkey,
+    mint: Pubkey,
+    token_program: Pubkey,
+    payer_token: Pubkey,
+) -> Instruction {
+    build(
+        acc::RefundEscrowToken {
+            facility,
+            escrow,
+            signer,
+            vault: vault_pda(&escrow),
+            mint,
+            payer_token,
+            token_program,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RefundEscrowToken {},
+    )
+}
+
+/// `token_program` is `Some` for token escrows (the vault is closed too).
+pub fn close_escrow(
+    signer: Pubkey,
+    escrow: Pubkey,
+    payer: Pubkey,
+    token_program: Option<Pubkey>,
+) -> Instruction {
+    build(
+        acc::CloseEscrow {
+            escrow,
+            payer,
+            signer,
+            vault: token_program.map(|_| vault_pda(&escrow)),
+            token_program,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::CloseEscrow {},
+    )
+}
+
+// ---- KYC --------------------------------------------------------------------------------
+
+pub fn write_attestation(
+    compliance: Pubkey,
+    wallet: Pubkey,
+    level: u8,
+    expires_at: i64,
+) -> Instruction {
+    build(
+        acc::WriteAttestation {
+            config: config_pda(),
+            attestation: kyc_pda(&wallet),
+            compliance_authority: compliance,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::WriteAttestation {
+            wallet,
+            level,
+            expires_at,
+        },
+    )
+}
+
+fn update_attestation(compliance: Pubkey, wallet: Pubkey) -> acc::UpdateAttestation {
+    acc::UpdateAttestation {
+        config: config_pda(),
+        attestation: kyc_pda(&wallet),
+        compliance_authority: compliance,
+        event_authority: event_authority(),
+        program: crate::ID,
+    }
+}
+
+pub fn renew_attestation(
+    compliance: Pubkey,
+    wallet: Pubkey,
+    level: u8,
+    expires_at: i64,
+) -> Instruction {
+    build(
+        update_attestation(compliance, wallet),
+        ix::RenewAttestation { level, expires_at },
+    )
+}
+
+pub fn revoke_attestation(compliance: Pubkey, wallet: Pubkey) -> Instruction {
+    build(
+        update_attestation(compliance, wallet),
+        ix::RevokeAttestation {},
+    )
+}
+
+// ---- Settlement -------------------------------------------------------------------------
+
+pub fn commit_batch(
+    settlement_authority: Pubkey,
+    batch_number: u64,
+    root: [u8; 32],
+    entry_count: u64,
+    totals: Vec<AssetTotal>,
+) -> Instruction {
+    build(
+        acc::CommitBatch {
+            config: config_pda(),
+            batch: batch_pda(batch_number),
+            settlement_authority,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::CommitBatch {
+            batch_number,
+            root,
+            entry_count,
+            totals,
+        },
+    )
+}
+
+pub fn verify_inclusion(
+    batch_number: u64,
+    leaf: [u8; 32],
+    index: u64,
+    proof: Vec<[u8; 32]>,
+) -> Instruction {
+    build(
+        acc::VerifyInclusion {
+            batch: batch_pda(batch_number),
+        },
+        ix::VerifyInclusion { leaf, index, proof },
+    )
+}
+
+// ---- Decoders ---------------------------------------------------------------------------
+
+/// Decodes any of the program's accounts (checks the 8-byte discriminator).
+pub fn decode_account<T: AccountDeserialize>(data: &[u8]) -> Result<T> {
+    T::try_deserialize(&mut &data[..])
+}
+
+#[derive(Debug, ::thiserror::Error, PartialEq, Eq)]
+pub enum EventDecodeError {
+    #[error("event data too short")]
+    Truncated,
+    #[error("unknown event discriminator {0:?}")]
+    UnknownDiscriminator([u8; 8]),
+    #[error("malformed event body: {0}")]
+    Body(String),
+}
+
+macro_rules! events {
+    ($($name:ident),* $(,)?) => {
+        /// Every event the program emits.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum AdvanciaEvent { $($name($name)),* }
+
+        fn decode_body(disc: &[u8], body: &[u8]) -> std::result::Result<AdvanciaEvent, EventDecodeError> {
+            $(
+                if disc == $name::DISCRIMINATOR {
+                    return AnchorDeserialize::try_from_slice(body)
+                        .map(AdvanciaEvent::$name)
+                        .map_err(|e| EventDecodeError::Body(e.to_string()));
+                }
+            )*
+            let mut unknown = [0u8; 8];
+            unknown.copy_from_slice(&disc[..8]);
+            Err(EventDecodeError::UnknownDiscriminator(unknown))
+        }
+    };
+}
+
+events!(
+    ConfigUpdated,
+    AdminProposed,
+    AdminAccepted,
+    AssetSet,
+    FacilityRegistered,
+    FacilityPayoutUpdated,
+    FacilityDeactivated,
+    PaymentMade,
+    PaymentRefunded,
+    EscrowOpened,
+    EscrowReleased,
+    EscrowRefunded,
+    EscrowClosed,
+    AttestationWritten,
+    AttestationRevoked,
+    BatchCommitted,
+);
+
+/// Decodes an inner instruction as an `emit_cpi!` event: `Ok(None)` when it is not one of this
+/// program's event self-invocations (data = `EVENT_IX_TAG` LE, 8-byte discriminator, borsh body).
+pub fn decode_event(
+    program_id: &Pubkey,
+    data: &[u8],
+) -> std::result::Result<Option<AdvanciaEvent>, EventDecodeError> {
+    if *program_id != crate::ID {
+        return Ok(None);
+    }
+    let Some(rest) = data.strip_prefix(anchor_lang::event::EVENT_IX_TAG_LE) else {
+        return Ok(None);
+    };
+    if rest.len() < 8 {
+        return Err(EventDecodeError::Truncated);
+    }
+    let (disc, body) = rest.split_at(8);
+    decode_body(disc, body).map(Some)
+}

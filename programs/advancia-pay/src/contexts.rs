@@ -1,0 +1,403 @@
+//! Account validation for every instruction. Constraints here are the security boundary:
+//! PDAs are re-derived from their seeds, stored relations are pinned with `has_one`/`address`,
+//! token accounts are checked for mint, owner and token program.
+
+use anchor_lang::prelude::*;
+use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
+
+use crate::error::AdvanciaError;
+use crate::state::*;
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct InitializeConfig<'info> {
+    #[account(init, payer = admin, space = 8 + Config::INIT_SPACE, seeds = [CONFIG_SEED], bump)]
+    pub config: Account<'info, Config>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct AdminOnly<'info> {
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    pub admin: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct AcceptAdmin<'info> {
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump,
+        constraint = config.pending_admin == Some(new_admin.key()) @ AdvanciaError::NotPendingAdmin)]
+    pub config: Account<'info, Config>,
+    pub new_admin: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(mint: Pubkey)]
+pub struct AddAsset<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(init, payer = admin, space = 8 + Asset::INIT_SPACE,
+        seeds = [ASSET_SEED, mint.as_ref()], bump)]
+    pub asset: Account<'info, Asset>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct UpdateAsset<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(mut, seeds = [ASSET_SEED, asset.mint.as_ref()], bump = asset.bump)]
+    pub asset: Account<'info, Asset>,
+    pub admin: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(facility_id: [u8; 32])]
+pub struct RegisterFacility<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(init, payer = admin, space = 8 + Facility::INIT_SPACE,
+        seeds = [FACILITY_SEED, facility_id.as_ref()], bump)]
+    pub facility: Account<'info, Facility>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct UpdateFacilityPayout<'info> {
+    #[account(mut, seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump,
+        has_one = authority @ AdvanciaError::Unauthorized)]
+    pub facility: Account<'info, Facility>,
+    pub authority: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct DeactivateFacility<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Account<'info, Config>,
+    #[account(mut, seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump,
+        constraint = signer.key() == facility.authority || signer.key() == config.admin
+            @ AdvanciaError::Unauthorized)]
+    pub facility: Account<'info, Facility>,
+    pub signer: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(invoice_id: [u8; 32])]
+pub struct PaySol<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    pub asset: Box<Account<'info, Asset>>,
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(init, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
+        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump)]
+    pub payment: Box<Account<'info, PaymentRecord>>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    /// CHECK: only receives lamports; pinned to the facility's payout wallet.
+    #[account(mut, address = facility.payout_wallet @ AdvanciaError::Unauthorized)]
+    pub payout_wallet: UncheckedAccount<'info>,
+    /// CHECK: only receives lamports; pinned to the configured treasury.
+    #[account(mut, address = config.treasury @ AdvanciaError::Unauthorized)]
+    pub treasury: UncheckedAccount<'info>,
+    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    pub kyc: Option<Box<Account<'info, KycAttestation>>>,
+    /// CHECK: Solana Pay reference key; only recorded, never read or written.
+    pub reference: UncheckedAccount<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(invoice_id: [u8; 32])]
+pub struct PayToken<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    pub asset: Box<Account<'info, Asset>>,
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(init, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
+        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump)]
+    pub payment: Box<Account<'info, PaymentRecord>>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(mut, token::mint = mint, token::authority = payer,
+        token::token_program = token_program)]
+    pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut, token::mint = mint, token::authority = facility.payout_wallet,
+        token::token_program = token_program)]
+    pub payout_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut, token::mint = mint, token::authority = config.treasury,
+        token::token_program = token_program)]
+    pub treasury_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    pub kyc: Option<Box<Account<'info, KycAttestation>>>,
+    /// CHECK: Solana Pay reference key; only recorded, never read or written.
+    pub reference: UncheckedAccount<'info>,
+    pub token_program: Interface<'info, TokenInterface>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct RefundSol<'info> {
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump,
+        has_one = authority @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [PAYMENT_SEED, payment.payer.as_ref(), payment.invoice_id.as_ref()],
+        bump = payment.bump,
+        has_one = facility @ AdvanciaError::Unauthorized,
+        has_one = payer @ AdvanciaError::Unauthorized,
+        constraint = payment.mint == NATIVE_SOL @ AdvanciaError::WrongMint)]
+    pub payment: Box<Account<'info, PaymentRecord>>,
+    /// Funds the refund from its own wallet.
+    #[account(mut)]
+    pub authority: Signer<'info>,
+    /// CHECK: pinned to the payment's payer by `has_one`.
+    #[account(mut)]
+    pub payer: UncheckedAccount<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct RefundToken<'info> {
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump,
+        has_one = authority @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [PAYMENT_SEED, payment.payer.as_ref(), payment.invoice_id.as_ref()],
+        bump = payment.bump,
+        has_one = facility @ AdvanciaError::Unauthorized,
+        has_one = mint @ AdvanciaError::WrongMint)]
+    pub payment: Box<Account<'info, PaymentRecord>>,
+    pub authority: Signer<'info>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(mut, token::mint = mint, token::authority = authority,
+        token::token_program = token_program)]
+    pub authority_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut, token::mint = mint, token::authority = payment.payer,
+        token::token_program = token_program)]
+    pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(escrow_id: [u8; 32])]
+pub struct OpenEscrowSol<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    pub asset: Box<Account<'info, Asset>>,
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(init, payer = payer, space = 8 + Escrow::INIT_SPACE,
+        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    pub kyc: Option<Box<Account<'info, KycAttestation>>>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(escrow_id: [u8; 32])]
+pub struct OpenEscrowToken<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    pub asset: Box<Account<'info, Asset>>,
+    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(init, payer = payer, space = 8 + Escrow::INIT_SPACE,
+        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    #[account(init, payer = payer, seeds = [VAULT_SEED, escrow.key().as_ref()], bump,
+        token::mint = mint, token::authority = escrow, token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(mut, token::mint = mint, token::authority = payer,
+        token::token_program = token_program)]
+    pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    pub kyc: Option<Box<Account<'info, KycAttestation>>>,
+    pub token_program: Interface<'info, TokenInterface>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct ReleaseEscrowSol<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(address = escrow.facility @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [ESCROW_SEED, escrow.payer.as_ref(), escrow.escrow_id.as_ref()],
+        bump = escrow.bump,
+        constraint = escrow.mint == NATIVE_SOL @ AdvanciaError::WrongMint,
+        constraint = signer.key() == escrow.payer || signer.key() == escrow.arbiter
+            @ AdvanciaError::Unauthorized)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    pub signer: Signer<'info>,
+    /// CHECK: only receives lamports; pinned to the facility's payout wallet.
+    #[account(mut, address = facility.payout_wallet @ AdvanciaError::Unauthorized)]
+    pub payout_wallet: UncheckedAccount<'info>,
+    /// CHECK: only receives lamports; pinned to the configured treasury.
+    #[account(mut, address = config.treasury @ AdvanciaError::Unauthorized)]
+    pub treasury: UncheckedAccount<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct ReleaseEscrowToken<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(address = escrow.facility @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [ESCROW_SEED, escrow.payer.as_ref(), escrow.escrow_id.as_ref()],
+        bump = escrow.bump,
+        has_one = mint @ AdvanciaError::WrongMint,
+        constraint = signer.key() == escrow.payer || signer.key() == escrow.arbiter
+            @ AdvanciaError::Unauthorized)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    pub signer: Signer<'info>,
+    #[account(mut, seeds = [VAULT_SEED, escrow.key().as_ref()], bump,
+        token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(mut, token::mint = mint, token::authority = facility.payout_wallet,
+        token::token_program = token_program)]
+    pub payout_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut, token::mint = mint, token::authority = config.treasury,
+        token::token_program = token_program)]
+    pub treasury_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct RefundEscrowSol<'info> {
+    #[account(address = escrow.facility @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [ESCROW_SEED, escrow.payer.as_ref(), escrow.escrow_id.as_ref()],
+        bump = escrow.bump, has_one = payer @ AdvanciaError::Unauthorized,
+        constraint = escrow.mint == NATIVE_SOL @ AdvanciaError::WrongMint)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    pub signer: Signer<'info>,
+    /// CHECK: refunds only ever go to the escrow's payer (`has_one`).
+    #[account(mut)]
+    pub payer: UncheckedAccount<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct RefundEscrowToken<'info> {
+    #[account(address = escrow.facility @ AdvanciaError::Unauthorized)]
+    pub facility: Box<Account<'info, Facility>>,
+    #[account(mut, seeds = [ESCROW_SEED, escrow.payer.as_ref(), escrow.escrow_id.as_ref()],
+        bump = escrow.bump, has_one = mint @ AdvanciaError::WrongMint)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    pub signer: Signer<'info>,
+    #[account(mut, seeds = [VAULT_SEED, escrow.key().as_ref()], bump,
+        token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    /// Refunds only ever go to a token account of the escrow's payer.
+    #[account(mut, token::mint = mint, token::authority = escrow.payer,
+        token::token_program = token_program)]
+    pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct CloseEscrow<'info> {
+    #[account(mut, seeds = [ESCROW_SEED, escrow.payer.as_ref(), escrow.escrow_id.as_ref()],
+        bump = escrow.bump, has_one = payer @ AdvanciaError::Unauthorized, close = payer)]
+    pub escrow: Box<Account<'info, Escrow>>,
+    /// CHECK: the escrow's payer paid its rent and gets it back (`has_one`).
+    #[account(mut)]
+    pub payer: UncheckedAccount<'info>,
+    pub signer: Signer<'info>,
+    /// Required for token escrows: the vault is closed with the escrow.
+    #[account(mut, seeds = [VAULT_SEED, escrow.key().as_ref()], bump)]
+    pub vault: Option<Box<InterfaceAccount<'info, TokenAccount>>>,
+    pub token_program: Option<Interface<'info, TokenInterface>>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(wallet: Pubkey)]
+pub struct WriteAttestation<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = compliance_authority @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(init, payer = compliance_authority, space = 8 + KycAttestation::INIT_SPACE,
+        seeds = [KYC_SEED, wallet.as_ref()], bump)]
+    pub attestation: Account<'info, KycAttestation>,
+    #[account(mut)]
+    pub compliance_authority: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct UpdateAttestation<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = compliance_authority @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(mut, seeds = [KYC_SEED, attestation.wallet.as_ref()], bump = attestation.bump)]
+    pub attestation: Account<'info, KycAttestation>,
+    pub compliance_authority: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(batch_number: u64)]
+pub struct CommitBatch<'info> {
+    #[account(mut, seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = settlement_authority @ AdvanciaError::Unauthorized)]
+    pub config: Account<'info, Config>,
+    #[account(init, payer = settlement_authority, space = 8 + SettlementBatch::INIT_SPACE,
+        seeds = [BATCH_SEED, batch_number.to_le_bytes().as_ref()], bump)]
+    pub batch: Account<'info, SettlementBatch>,
+    #[account(mut)]
+    pub settlement_authority: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[derive(Accounts)]
+pub struct VerifyInclusion<'info> {
+    #[account(seeds = [BATCH_SEED, batch.batch_number.to_le_bytes().as_ref()], bump = batch.bump)]
+    pub batch: Account<'info, SettlementBatch>,
+}

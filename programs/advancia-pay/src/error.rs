@@ -1,0 +1,61 @@
+use anchor_lang::prelude::*;
+
+#[error_code]
+pub enum AdvanciaError {
+    #[msg("signer is not allowed to do this")]
+    Unauthorized,
+    #[msg("signer is not the proposed admin")]
+    NotPendingAdmin,
+    #[msg("fee exceeds the hard cap")]
+    FeeTooHigh,
+    #[msg("program is paused")]
+    Paused,
+    #[msg("asset is not enabled for payments")]
+    AssetDisabled,
+    #[msg("facility is deactivated")]
+    FacilityInactive,
+    #[msg("amount must be greater than zero")]
+    InvalidAmount,
+    #[msg("arithmetic overflow")]
+    MathOverflow,
+    #[msg("payment above the KYC threshold needs an attestation")]
+    KycRequired,
+    #[msg("KYC attestation is revoked")]
+    AttestationRevoked,
+    #[msg("KYC attestation is expired")]
+    AttestationExpired,
+    #[msg("KYC level must be at least 1")]
+    InvalidKycLevel,
+    #[msg("expiry must be in the future")]
+    InvalidExpiry,
+    #[msg("refund exceeds what was paid")]
+    RefundExceedsPayment,
+    #[msg("release exceeds the escrowed remainder")]
+    ReleaseExceedsEscrow,
+    #[msg("escrow has nothing left to release or refund")]
+    EscrowSettled,
+    #[msg("escrow is expired; it can only be refunded")]
+    EscrowExpired,
+    #[msg("only the facility or the arbiter may refund before expiry")]
+    EarlyRefund,
+    #[msg("escrow still holds funds")]
+    EscrowNotSettled,
+    #[msg("token vault and token program are required for a token escrow")]
+    MissingTokenAccounts,
+    #[msg("account does not match the mint of this payment")]
+    WrongMint,
+    #[msg("settlement batch number is not the next in sequence")]
+    BatchOutOfSequence,
+    #[msg("a settlement batch needs at least one entry")]
+    EmptyBatch,
+    #[msg("too many per-asset totals")]
+    TooManyAssetTotals,
+    #[msg("leaf index is outside the batch")]
+    IndexOutOfRange,
+    #[msg("proof length differs from the batch tree depth")]
+    ProofLengthMismatch,
+    #[msg("value is not a BN254 field element")]
+    InvalidFieldElement,
+    #[msg("proof does not lead to the committed root")]
+    ProofMismatch,
+}

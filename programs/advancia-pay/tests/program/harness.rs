@@ -1,0 +1,435 @@
+//! Test runtime: solana-program-test's bank with the program loaded natively (or as SBF with
+//! `ADVANCIA_PREFER_SBF=1` and `SBF_OUT_DIR`), SPL Token / Token-2022 as their real BPF builds.
+
+use advancia_pay::client::{self, AdvanciaEvent};
+use advancia_pay::state::NATIVE_SOL;
+use advancia_pay::{InitializeConfigArgs, error::AdvanciaError};
+use anchor_lang::prelude::*;
+use anchor_lang::solana_program::entrypoint::ProgramResult;
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::solana_program::system_instruction;
+use anchor_spl::token_2022::spl_token_2022;
+use solana_keypair::Keypair;
+use solana_program_test::{BanksClientError, ProgramTest, ProgramTestContext, processor};
+use solana_signer::Signer;
+use solana_transaction::{InstructionError, Transaction, TransactionError};
+
+pub const SOL: u64 = 1_000_000_000;
+pub const FEE_BPS: u16 = 250;
+pub const SOL_KYC_THRESHOLD: u64 = 5 * SOL;
+pub const FACILITY_ID: [u8; 32] = *b"facility-0001-general-hospital--";
+pub const TOKEN: Pubkey = anchor_spl::token::ID;
+pub const TOKEN_2022: Pubkey = anchor_spl::token_2022::ID;
+const COMPUTE_BUDGET: Pubkey = anchor_lang::pubkey!("ComputeBudget111111111111111111111111111111");
+
+/// Anchor's `entry` ties the program id, the account slice and the data to one `'info`;
+/// leaked copies (a few bytes per instruction, tests only) satisfy that for program-test's
+/// builtin signature. The `AccountInfo`s share their `Rc`s, so writes reach the runtime.
+fn entry_wrapper(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
+    let program_id: &'static Pubkey = Box::leak(Box::new(*program_id));
+    let accounts: &[AccountInfo] = Box::leak(accounts.to_vec().into_boxed_slice());
+    let data: &'static [u8] = Box::leak(data.to_vec().into_boxed_slice());
+    advancia_pay::entry(program_id, accounts, data)
+}
+
+pub fn id32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..s.len()].copy_from_slice(s.as_bytes());
+    out
+}
+
+pub struct Env {
+    pub ctx: ProgramTestContext,
+    pub admin: Keypair,
+    pub treasury: Keypair,
+    pub settlement: Keypair,
+    pub compliance: Keypair,
+    pub facility_authority: Keypair,
+    pub payout: Keypair,
+    nonce: u32,
+}
+
+impl Env {
+    /// Runtime with funded role keys; nothing initialized.
+    pub async fn bare() -> Env {
+        let mut pt = ProgramTest::default();
+        pt.prefer_bpf(std::env::var("ADVANCIA_PREFER_SBF").is_ok_and(|v| v == "1"));
+        pt.add_program("advancia_pay", advancia_pay::ID, processor!(entry_wrapper));
+        let ctx = pt.start_with_context().await;
+        let mut env = Env {
+            ctx,
+            admin: Keypair::new(),
+            treasury: Keypair::new(),
+            settlement: Keypair::new(),
+            compliance: Keypair::new(),
+            facility_authority: Keypair::new(),
+            payout: Keypair::new(),
+            nonce: 0,
+        };
+        for key in [
+            env.admin.pubkey(),
+            env.treasury.pubkey(),
+            env.settlement.pubkey(),
+            env.compliance.pubkey(),
+            env.facility_authority.pubkey(),
+            env.payout.pubkey(),
+        ] {
+            env.fund(&key, 10 * SOL).await;
+        }
+        env
+    }
+
+    /// Config (2.5 % fee), SOL enabled with a 5 SOL KYC threshold, one active facility.
+    pub async fn new() -> Env {
+        let mut env = Env::bare().await;
+        let admin = env.admin.pubkey();
+        let ixs = [
+            client::initialize_config(admin, env.init_args()),
+            client::add_asset(admin, NATIVE_SOL, SOL_KYC_THRESHOLD),
+            client::register_facility(
+                admin,
+                FACILITY_ID,
+                env.facility_authority.pubkey(),
+                env.payout.pubkey(),
+            ),
+        ];
+        let admin_kp = env.admin.insecure_clone();
+        env.send(&ixs, &[&admin_kp]).await.unwrap();
+        env
+    }
+
+    pub fn init_args(&self) -> InitializeConfigArgs {
+        InitializeConfigArgs {
+            treasury: self.treasury.pubkey(),
+            settlement_authority: self.settlement.pubkey(),
+            compliance_authority: self.compliance.pubkey(),
+            fee_bps: FEE_BPS,
+        }
+    }
+
+    pub async fn fund(&mut self, to: &Pubkey, lamports: u64) {
+        let ix = system_instruction::transfer(&self.ctx.payer.pubkey(), to, lamports);
+        self.send(&[ix], &[]).await.unwrap();
+    }
+
+    /// A new wallet holding `lamports`.
+    pub async fn wallet(&mut self, lamports: u64) -> Keypair {
+        let kp = Keypair::new();
+        self.fund(&kp.pubkey(), lamports).await;
+        kp
+    }
+
+    pub async fn send(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> std::result::Result<(), BanksClientError> {
+        self.send_events(ixs, signers).await.map(|_| ())
+    }
+
+    /// Simulates (which records inner instructions), then processes the same transaction and
+    /// returns the events decoded from its `emit_cpi!` inner instructions.
+    pub async fn send_events(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> std::result::Result<Vec<AdvanciaEvent>, BanksClientError> {
+        // A distinct compute-unit limit makes every transaction unique, so a repeated attempt
+        // is executed (and fails for its real reason) instead of being deduplicated.
+        self.nonce += 1;
+        let mut data = vec![2u8];
+        data.extend_from_slice(&(1_400_000 - self.nonce).to_le_bytes());
+        let mut all = vec![Instruction {
+            program_id: COMPUTE_BUDGET,
+            accounts: vec![],
+            data,
+        }];
+        all.extend_from_slice(ixs);
+        let mut keys: Vec<&Keypair> = vec![&self.ctx.payer];
+        keys.extend_from_slice(signers);
+        let blockhash = self.ctx.banks_client.get_latest_blockhash().await?;
+        let tx = Transaction::new_signed_with_payer(
+            &all,
+            Some(&self.ctx.payer.pubkey()),
+            &keys[..],
+            blockhash,
+        );
+        let sim = self
+            .ctx
+            .banks_client
+            .simulate_transaction(tx.clone())
+            .await?;
+        let mut events = Vec::new();
+        let inner = sim
+            .simulation_details
+            .and_then(|d| d.inner_instructions)
+            .unwrap_or_default();
+        for set in inner {
+            for inner_ix in set {
+                let ci = inner_ix.instruction;
+                let program_id = tx.message.account_keys[usize::from(ci.program_id_index)];
+                if let Some(event) = client::decode_event(&program_id, &ci.data).unwrap() {
+                    events.push(event);
+                }
+            }
+        }
+        self.ctx.banks_client.process_transaction(tx).await?;
+        Ok(events)
+    }
+
+    pub async fn lamports(&mut self, key: &Pubkey) -> u64 {
+        self.ctx.banks_client.get_balance(*key).await.unwrap()
+    }
+
+    pub async fn exists(&mut self, key: &Pubkey) -> bool {
+        self.ctx
+            .banks_client
+            .get_account(*key)
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    pub async fn account<T: AccountDeserialize>(&mut self, key: &Pubkey) -> T {
+        let acc = self
+            .ctx
+            .banks_client
+            .get_account(*key)
+            .await
+            .unwrap()
+            .expect("account exists");
+        client::decode_account(&acc.data).unwrap()
+    }
+
+    pub async fn now(&mut self) -> i64 {
+        self.ctx
+            .banks_client
+            .get_sysvar::<Clock>()
+            .await
+            .unwrap()
+            .unix_timestamp
+    }
+
+    /// Moves the bank clock forward by `secs`.
+    pub async fn warp(&mut self, secs: i64) {
+        let mut clock = self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap();
+        clock.unix_timestamp += secs;
+        self.ctx.set_sysvar(&clock);
+    }
+
+    pub async fn create_mint(&mut self, token_program: Pubkey, decimals: u8) -> Pubkey {
+        let mint = Keypair::new();
+        let payer = self.ctx.payer.pubkey();
+        let rent = self
+            .ctx
+            .banks_client
+            .get_rent()
+            .await
+            .unwrap()
+            .minimum_balance(82);
+        let ixs = [
+            system_instruction::create_account(&payer, &mint.pubkey(), rent, 82, &token_program),
+            spl_token_2022::instruction::initialize_mint2(
+                &token_program,
+                &mint.pubkey(),
+                &payer,
+                None,
+                decimals,
+            )
+            .unwrap(),
+        ];
+        self.send(&ixs, &[&mint]).await.unwrap();
+        mint.pubkey()
+    }
+
+    pub async fn token_account(
+        &mut self,
+        token_program: Pubkey,
+        mint: &Pubkey,
+        owner: &Pubkey,
+    ) -> Pubkey {
+        let account = Keypair::new();
+        let payer = self.ctx.payer.pubkey();
+        let rent = self
+            .ctx
+            .banks_client
+            .get_rent()
+            .await
+            .unwrap()
+            .minimum_balance(165);
+        let ixs = [
+            system_instruction::create_account(
+                &payer,
+                &account.pubkey(),
+                rent,
+                165,
+                &token_program,
+            ),
+            spl_token_2022::instruction::initialize_account3(
+                &token_program,
+                &account.pubkey(),
+                mint,
+                owner,
+            )
+            .unwrap(),
+        ];
+        self.send(&ixs, &[&account]).await.unwrap();
+        account.pubkey()
+    }
+
+    pub async fn mint_to(
+        &mut self,
+        token_program: Pubkey,
+        mint: &Pubkey,
+        to: &Pubkey,
+        amount: u64,
+    ) {
+        let payer = self.ctx.payer.pubkey();
+        let ix =
+            spl_token_2022::instruction::mint_to(&token_program, mint, to, &payer, &[], amount)
+                .unwrap();
+        self.send(&[ix], &[]).await.unwrap();
+    }
+
+    pub async fn token_balance(&mut self, account: &Pubkey) -> u64 {
+        let acc = self
+            .ctx
+            .banks_client
+            .get_account(*account)
+            .await
+            .unwrap()
+            .expect("token account");
+        // SPL token account layout: mint (32), owner (32), amount (u64 LE).
+        u64::from_le_bytes(acc.data[64..72].try_into().unwrap())
+    }
+}
+
+/// The custom error code a failed transaction ended with.
+pub fn code_of(err: BanksClientError) -> u32 {
+    match err.unwrap() {
+        TransactionError::InstructionError(_, InstructionError::Custom(code)) => code,
+        other => panic!("expected a custom program error, got {other:?}"),
+    }
+}
+
+pub fn assert_program_err<T: std::fmt::Debug>(
+    res: std::result::Result<T, BanksClientError>,
+    expected: AdvanciaError,
+) {
+    let err = res.expect_err("transaction should fail");
+    assert_eq!(code_of(err), u32::from(expected), "expected {expected:?}");
+}
+
+pub fn assert_anchor_err<T: std::fmt::Debug>(
+    res: std::result::Result<T, BanksClientError>,
+    expected: anchor_lang::error::ErrorCode,
+) {
+    let err = res.expect_err("transaction should fail");
+    assert_eq!(code_of(err), expected as u32, "expected {expected:?}");
+}
+
+/// The transaction failed with exactly this instruction error (e.g. a missing signature).
+pub fn assert_ix_err<T: std::fmt::Debug>(
+    res: std::result::Result<T, BanksClientError>,
+    expected: InstructionError,
+) {
+    match res.expect_err("transaction should fail").unwrap() {
+        TransactionError::InstructionError(_, e) => assert_eq!(e, expected),
+        other => panic!("expected {expected:?}, got {other:?}"),
+    }
+}
+
+/// A mint enabled as an asset plus token accounts for every party; the payer holds 1,000,000.
+pub struct TokenSetup {
+    pub program: Pubkey,
+    pub mint: Pubkey,
+    pub payer_token: Pubkey,
+    pub payout_token: Pubkey,
+    pub treasury_token: Pubkey,
+    pub authority_token: Pubkey,
+}
+
+pub const TOKEN_DECIMALS: u8 = 6;
+pub const TOKEN_KYC_THRESHOLD: u64 = 500_000;
+
+impl TokenSetup {
+    pub async fn new(env: &mut Env, program: Pubkey, payer: &Pubkey) -> TokenSetup {
+        let mint = env.create_mint(program, TOKEN_DECIMALS).await;
+        let admin = env.admin.insecure_clone();
+        env.send(
+            &[client::add_asset(admin.pubkey(), mint, TOKEN_KYC_THRESHOLD)],
+            &[&admin],
+        )
+        .await
+        .unwrap();
+        let payer_token = env.token_account(program, &mint, payer).await;
+        let payout = env.payout.pubkey();
+        let payout_token = env.token_account(program, &mint, &payout).await;
+        let treasury = env.treasury.pubkey();
+        let treasury_token = env.token_account(program, &mint, &treasury).await;
+        let authority = env.facility_authority.pubkey();
+        let authority_token = env.token_account(program, &mint, &authority).await;
+        env.mint_to(program, &mint, &payer_token, 1_000_000).await;
+        env.mint_to(program, &mint, &authority_token, 1_000_000)
+            .await;
+        TokenSetup {
+            program,
+            mint,
+            payer_token,
+            payout_token,
+            treasury_token,
+            authority_token,
+        }
+    }
+
+    pub fn accounts(&self) -> client::TokenAccounts {
+        client::TokenAccounts {
+            mint: self.mint,
+            token_program: self.program,
+            source: self.payer_token,
+            payout: self.payout_token,
+            treasury: self.treasury_token,
+        }
+    }
+}
+
+pub fn pay_params(payer: &Pubkey, invoice: &str, amount: u64) -> client::PayParams {
+    client::PayParams {
+        payer: *payer,
+        facility_id: FACILITY_ID,
+        invoice_id: id32(invoice),
+        amount,
+        reference: Pubkey::new_unique(),
+        with_kyc: false,
+    }
+}
+
+pub fn fee(amount: u64) -> u64 {
+    amount * u64::from(FEE_BPS) / 10_000
+}
+
+impl Env {
+    /// Writes a KYC attestation for `wallet` valid for `secs` from now.
+    pub async fn attest(&mut self, wallet: &Pubkey, secs: i64) {
+        let now = self.now().await;
+        let compliance = self.compliance.insecure_clone();
+        self.send(
+            &[client::write_attestation(
+                compliance.pubkey(),
+                *wallet,
+                1,
+                now + secs,
+            )],
+            &[&compliance],
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// An `init` of an account that already exists failed. Anchor 1.2 funds existing accounts with
+/// the system program's `CreateAccountAllowPrefund`, which this runtime (agave 3.1) rejects as
+/// invalid instruction data before looking at the account; either way nothing is overwritten.
+pub fn assert_already_exists<T: std::fmt::Debug>(res: std::result::Result<T, BanksClientError>) {
+    assert_ix_err(res, InstructionError::InvalidInstructionData);
+}
