@@ -1631,6 +1631,11 @@ impl AuthService {
             .bind(now)
             .execute(&mut **tx)
             .await?;
+        // Serialises first sign-ins of one wallet: exactly one account gets created.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{}:{}", WalletChain::Solana.as_str(), msg.address))
+            .execute(&mut **tx)
+            .await?;
         Ok(msg.address)
     }
 

@@ -1666,3 +1666,34 @@ async fn email_verification_binds_to_the_address_it_was_sent_to() {
         "token-expired"
     );
 }
+
+#[tokio::test]
+async fn concurrent_first_sign_ins_of_one_wallet_create_one_account() {
+    let env = env().await;
+    let w = Wallet::new();
+    let a = env.auth.siws_challenge(&w.address()).await.unwrap();
+    let b = env.auth.siws_challenge(&w.address()).await.unwrap();
+    let (sa, sb) = (w.sign(&a.message), w.sign(&b.message));
+    let (ta, tb) = tokio::join!(
+        env.auth.siws_verify(&a.message, &sa),
+        env.auth.siws_verify(&b.message, &sb)
+    );
+    let ua = env
+        .auth
+        .verify_access_token(ta.unwrap().access_token.expose())
+        .await
+        .unwrap()
+        .sub;
+    let ub = env
+        .auth
+        .verify_access_token(tb.unwrap().access_token.expose())
+        .await
+        .unwrap()
+        .sub;
+    assert_eq!(ua, ub);
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.users")
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+}
