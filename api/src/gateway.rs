@@ -109,15 +109,22 @@ pub fn route_group(path: &str) -> Option<&str> {
 /// The client's address: the socket peer, or with `hops` trusted proxies the address
 /// the outermost trusted proxy saw (counted from the right of `X-Forwarded-For`).
 pub fn client_ip(req: &Request, hops: usize) -> Option<IpAddr> {
-    let peer = req
-        .extensions()
+    client_ip_from(req.extensions(), req.headers(), hops)
+}
+
+/// [`client_ip`] from a request's parts.
+pub fn client_ip_from(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    hops: usize,
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if hops == 0 {
         return peer;
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -265,10 +272,26 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     out
 }
 
-/// Wraps `router` in the gateway layers (outermost first: request id, trace, CORS,
-/// compression, problem conversion, timeout, body limit, rate limit).
+/// Wraps `router` in every gateway layer, rate limiting innermost.
 pub fn apply(router: Router, config: GatewayConfig, limiter: Limiter) -> Router {
-    let config = std::sync::Arc::new(config);
+    let limited = with_rate_limit(router, &config, limiter);
+    apply_outer(limited, config)
+}
+
+/// The rate-limit layer alone (callers put identification between it and the rest).
+pub fn with_rate_limit(router: Router, config: &GatewayConfig, limiter: Limiter) -> Router {
+    router.layer(middleware::from_fn_with_state(
+        RateLimitState {
+            limiter,
+            config: std::sync::Arc::new(config.clone()),
+        },
+        rate_limit,
+    ))
+}
+
+/// The layers around rate limiting (outermost first: request id, trace, CORS,
+/// compression, problem conversion, timeout, body limit).
+pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(config.cors_origins.clone()))
         .allow_methods([
@@ -300,12 +323,7 @@ pub fn apply(router: Router, config: GatewayConfig, limiter: Limiter) -> Router 
             .unwrap_or("-");
         tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
     });
-    let rl_state = RateLimitState {
-        limiter,
-        config: config.clone(),
-    };
     router
-        .layer(middleware::from_fn_with_state(rl_state, rate_limit))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -4,8 +4,10 @@ pub mod gateway;
 pub mod idempotency;
 pub mod openapi;
 pub mod pagination;
+pub mod principal;
 pub mod problem;
 pub mod ratelimit;
+pub mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use advancia_auth::AuthService;
+
 use crate::gateway::GatewayConfig;
 use crate::problem::Problem;
 use crate::ratelimit::{Limiter, LocalLimiter, RedisLimiter};
@@ -27,6 +31,9 @@ use crate::ratelimit::{Limiter, LocalLimiter, RedisLimiter};
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub auth: AuthService,
+    /// Reverse proxies in front of us (see [`GatewayConfig::trusted_proxy_hops`]).
+    pub trusted_proxy_hops: usize,
 }
 
 /// Everything the API needs besides the database.
@@ -121,7 +128,7 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
 
 /// Migrations of every service this binary can run, in dependency order.
 pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
-    vec![&MIGRATIONS]
+    vec![&MIGRATIONS, &advancia_auth::MIGRATIONS]
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -181,6 +188,7 @@ pub fn routes(state: AppState) -> Router {
             }),
         )
         .route("/api/v1/docs", get(move || async move { page.clone() }))
+        .merge(routes::auth::router())
         .fallback(not_found)
         .with_state(state)
 }
@@ -195,7 +203,15 @@ pub async fn app(state: AppState, config: ApiConfig) -> anyhow::Result<Router> {
         ),
         None => Limiter::Local(Arc::new(LocalLimiter::default())),
     };
-    Ok(gateway::apply(routes(state), config.gateway, limiter))
+    let identify = principal::IdentifyState {
+        auth: state.auth.clone(),
+        trusted_proxy_hops: config.gateway.trusted_proxy_hops,
+    };
+    // Identify runs before rate limiting so limits key on the verified caller.
+    let inner = gateway::with_rate_limit(routes(state), &config.gateway, limiter).layer(
+        axum::middleware::from_fn_with_state(identify, principal::identify),
+    );
+    Ok(gateway::apply_outer(inner, config.gateway))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, with peer addresses

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use advancia_api::{ApiConfig, AppState, all_migrations};
+use advancia_auth::{AuthConfig, AuthService, SigningKeys};
 use advancia_db::DbConfig;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -35,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")),
         )
         .init();
     let cli = Cli::parse();
@@ -76,7 +77,18 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             });
-            let app = advancia_api::app(AppState { pool }, config).await?;
+            let auth = AuthService::new(
+                pool.clone(),
+                AuthConfig::from_env().context("auth configuration")?,
+                SigningKeys::from_env().context("auth signing keys")?,
+            )
+            .context("auth configuration")?;
+            let state = AppState {
+                pool,
+                auth,
+                trusted_proxy_hops: config.gateway.trusted_proxy_hops,
+            };
+            let app = advancia_api::app(state, config).await?;
             advancia_api::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");
         }

@@ -8,16 +8,51 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
+use crate::routes::auth;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Advancia Pay Ledger API",
         description = "Payments, escrow and settlement for healthcare facilities. Errors are RFC 9457 problem details."
     ),
-    paths(crate::health, crate::ready),
-    components(schemas(crate::problem::Problem, crate::Health))
+    paths(
+        crate::health, crate::ready,
+        auth::register, auth::login, auth::verify_2fa, auth::refresh, auth::logout,
+        auth::enroll_2fa, auth::confirm_2fa, auth::disable_2fa,
+        auth::siws_challenge, auth::siws_verify,
+        auth::get_user, auth::update_user, auth::assign_roles,
+        auth::create_api_key, auth::list_api_keys, auth::revoke_api_key, auth::jwks,
+    ),
+    components(schemas(crate::problem::Problem, crate::Health)),
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
+
+/// Bearer JWTs for users, `X-Api-Key` for partners.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+    }
+}
 
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()

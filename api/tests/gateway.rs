@@ -4,23 +4,15 @@
 
 use std::time::Duration;
 
+use advancia_api::ApiConfig;
 use advancia_api::gateway::{self, GatewayConfig};
 use advancia_api::ratelimit::{Limiter, LocalLimiter, Quota, RedisLimiter};
-use advancia_api::{ApiConfig, AppState};
 use advancia_test_support::TestDb;
 use axum::Router;
 use axum::routing::{get, post};
 
-async fn spawn(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(advancia_api::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    base
-}
+mod common;
+use common::{spawn, state};
 
 fn small_limits() -> GatewayConfig {
     let mut c = GatewayConfig::default();
@@ -116,25 +108,15 @@ async fn redis_limiter_shares_one_budget_between_two_api_instances() {
         redis_prefix: prefix,
     };
     let a = spawn(
-        advancia_api::app(
-            AppState {
-                pool: db.pool.clone(),
-            },
-            config.clone(),
-        )
-        .await
-        .unwrap(),
+        advancia_api::app(state(db.pool.clone()), config.clone())
+            .await
+            .unwrap(),
     )
     .await;
     let b = spawn(
-        advancia_api::app(
-            AppState {
-                pool: db.pool.clone(),
-            },
-            config,
-        )
-        .await
-        .unwrap(),
+        advancia_api::app(state(db.pool.clone()), config)
+            .await
+            .unwrap(),
     )
     .await;
     let client = reqwest::Client::new();
@@ -190,14 +172,9 @@ async fn unreachable_redis_is_a_clear_startup_error() {
         redis_url: Some(format!("redis://:secret@127.0.0.1:{port}")),
         ..ApiConfig::default()
     };
-    let err = advancia_api::app(
-        AppState {
-            pool: db.pool.clone(),
-        },
-        config,
-    )
-    .await
-    .expect_err("must fail");
+    let err = advancia_api::app(state(db.pool.clone()), config)
+        .await
+        .expect_err("must fail");
     let text = format!("{err:#}");
     assert!(text.contains("ADVANCIA_REDIS_URL"), "{text}");
     assert!(!text.contains("secret"), "{text}");
@@ -284,14 +261,9 @@ async fn request_ids_cors_compression_and_openapi() {
     let mut config = ApiConfig::default();
     config.gateway.cors_origins = vec!["https://wallet.example".parse().unwrap()];
     let base = spawn(
-        advancia_api::app(
-            AppState {
-                pool: db.pool.clone(),
-            },
-            config,
-        )
-        .await
-        .unwrap(),
+        advancia_api::app(state(db.pool.clone()), config)
+            .await
+            .unwrap(),
     )
     .await;
     let client = reqwest::Client::new();

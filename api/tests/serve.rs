@@ -26,6 +26,9 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_advancia"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
+            // Dev-only key material: 32-byte hex seeds.
+            .env("AUTH_SIGNING_KEY", "11".repeat(32))
+            .env("AUTH_TOTP_ENCRYPTION_KEY", "22".repeat(32))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -36,6 +36,10 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     step.done("target/debug/advancia");
     let bin = crate::workspace_root().join("target/debug/advancia");
 
+    let step = Step::start("development keys (target/demo)");
+    let keys = dev_keys()?;
+    step.done("JWT signing key and TOTP encryption key (kept across restarts)");
+
     let step = Step::start("apply migrations");
     run_checked(
         Command::new(&bin).arg("migrate").env("DATABASE_URL", &url),
@@ -48,6 +52,8 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         Command::new(&bin)
             .args(["serve", "--no-migrate", "--listen", listen])
             .env("DATABASE_URL", &url)
+            .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
+            .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
             .spawn()
             .context("starting advancia serve")?,
     );
@@ -80,6 +86,35 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     api.terminate()?;
     println!("demo: stopped");
     Ok(())
+}
+
+struct DevKeys {
+    signing_key_file: std::path::PathBuf,
+    totp_key: String,
+}
+
+/// Random development keys, created once under `target/demo` so that sessions and
+/// 2FA enrollments survive a demo restart. Never used outside the demo.
+fn dev_keys() -> Result<DevKeys> {
+    let dir = crate::workspace_root().join("target/demo");
+    std::fs::create_dir_all(&dir)?;
+    let random_hex = || -> Result<String> {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    };
+    let signing_key_file = dir.join("auth-signing-key.hex");
+    if !signing_key_file.is_file() {
+        std::fs::write(&signing_key_file, random_hex()?)?;
+    }
+    let totp_file = dir.join("totp-encryption-key.hex");
+    if !totp_file.is_file() {
+        std::fs::write(&totp_file, random_hex()?)?;
+    }
+    Ok(DevKeys {
+        signing_key_file,
+        totp_key: std::fs::read_to_string(totp_file)?.trim().to_owned(),
+    })
 }
 
 /// Kills the child if the demo ends early (error or panic).

@@ -23,7 +23,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// on failure. `RUST_LOG` sets the filter (default `info`). Safe to call repeatedly.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()

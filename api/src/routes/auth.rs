@@ -1,0 +1,367 @@
+//! `/api/v1/auth/*`, `/api/v1/users/*` and `/.well-known/jwks.json` (seed section 4).
+
+use advancia_auth::{LoginOutcome, RegisterRequest, Role, UpdateUser};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::principal::{AuthProblem, Client, Principal};
+use crate::problem::Problem;
+
+type Result<T> = std::result::Result<T, AuthProblem>;
+
+/// Roles that may read any user's profile.
+const USER_READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterBody {
+    #[schema(example = "ada@example.org")]
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+impl std::fmt::Debug for RegisterBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterBody")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Verify2faBody {
+    challenge_token: String,
+    /// A 6-digit TOTP code or a recovery code.
+    code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CodeBody {
+    code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SiwsChallengeBody {
+    /// Base58 Solana address.
+    address: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SiwsVerifyBody {
+    /// The exact message returned by the challenge.
+    message: String,
+    /// Base58 ed25519 signature of the message bytes.
+    signature: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateUserBody {
+    display_name: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RolesBody {
+    /// `patient`, `provider`, `facility_admin`, `compliance_officer`, `partner`, `admin`.
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ApiKeyBody {
+    name: String,
+    scopes: Vec<String>,
+}
+
+/// Create an account (role `patient`).
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 201, description = "Account created"),
+              (status = 409, description = "Email taken", body = Problem),
+              (status = 422, description = "Password rejected", body = Problem)))]
+pub async fn register(
+    State(st): State<AppState>,
+    Json(b): Json<RegisterBody>,
+) -> Result<impl IntoResponse> {
+    let user = st
+        .auth
+        .register(RegisterRequest {
+            email: b.email,
+            password: b.password,
+            display_name: b.display_name,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Password login. Answers tokens, or a 2FA challenge when the account has 2FA on.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, description = "Tokens, or `{two_factor_required, challenge_token}`"),
+              (status = 401, description = "Invalid credentials", body = Problem),
+              (status = 429, description = "Locked out", body = Problem)))]
+pub async fn login(
+    State(st): State<AppState>,
+    Client(client): Client,
+    Json(b): Json<LoginBody>,
+) -> Result<Response> {
+    Ok(match st.auth.login(&b.email, &b.password, client).await? {
+        LoginOutcome::Tokens(t) => Json(t).into_response(),
+        LoginOutcome::TwoFactorRequired { challenge_token } => Json(serde_json::json!({
+            "two_factor_required": true,
+            "challenge_token": challenge_token,
+        }))
+        .into_response(),
+    })
+}
+
+/// Second login step: TOTP or recovery code.
+#[utoipa::path(post, path = "/api/v1/auth/verify-2fa", tag = "auth", request_body = Verify2faBody,
+    responses((status = 200, description = "Tokens"),
+              (status = 401, description = "Invalid code or challenge", body = Problem)))]
+pub async fn verify_2fa(
+    State(st): State<AppState>,
+    Json(b): Json<Verify2faBody>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(st.auth.verify_2fa(&b.challenge_token, &b.code).await?))
+}
+
+/// Exchange a refresh token for a new pair (the old one is spent; reuse revokes the session).
+#[utoipa::path(post, path = "/api/v1/auth/refresh-token", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, description = "Tokens"),
+              (status = 401, description = "Invalid, expired, revoked or reused token", body = Problem)))]
+pub async fn refresh(
+    State(st): State<AppState>,
+    Json(b): Json<RefreshBody>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(st.auth.refresh(&b.refresh_token).await?))
+}
+
+/// Revoke the session the refresh token belongs to.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204, description = "Session revoked")))]
+pub async fn logout(State(st): State<AppState>, Json(b): Json<RefreshBody>) -> Result<StatusCode> {
+    st.auth.logout(&b.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start TOTP enrollment: secret, otpauth URI and recovery codes, shown once.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/enroll", tag = "auth",
+    responses((status = 200, description = "Enrollment"), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn enroll_2fa(State(st): State<AppState>, p: Principal) -> Result<impl IntoResponse> {
+    let claims = p.require_role(&Role::ALL)?;
+    Ok(Json(st.auth.enroll_2fa(claims.sub).await?))
+}
+
+/// Finish enrollment with a first valid code; 2FA is on from then on.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/confirm", tag = "auth", request_body = CodeBody,
+    responses((status = 204, description = "2FA enabled"), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm_2fa(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<CodeBody>,
+) -> Result<StatusCode> {
+    let claims = p.require_role(&Role::ALL)?;
+    st.auth.confirm_2fa(claims.sub, &b.code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turn 2FA off (needs a current code).
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeBody,
+    responses((status = 204, description = "2FA disabled"), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn disable_2fa(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<CodeBody>,
+) -> Result<StatusCode> {
+    let claims = p.require_role(&Role::ALL)?;
+    st.auth.disable_2fa(claims.sub, &b.code).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign-In With Solana, step 1: the message the wallet must sign.
+#[utoipa::path(post, path = "/api/v1/auth/siws/challenge", tag = "auth", request_body = SiwsChallengeBody,
+    responses((status = 200, description = "Message, nonce, expiry"), (status = 400, body = Problem)))]
+pub async fn siws_challenge(
+    State(st): State<AppState>,
+    Json(b): Json<SiwsChallengeBody>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(st.auth.siws_challenge(&b.address).await?))
+}
+
+/// Sign-In With Solana, step 2: the signed message in, tokens out.
+#[utoipa::path(post, path = "/api/v1/auth/siws/verify", tag = "auth", request_body = SiwsVerifyBody,
+    responses((status = 200, description = "Tokens"), (status = 401, body = Problem)))]
+pub async fn siws_verify(
+    State(st): State<AppState>,
+    Client(client): Client,
+    Json(b): Json<SiwsVerifyBody>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(
+        st.auth
+            .siws_verify_with_client(&b.message, &b.signature, client)
+            .await?,
+    ))
+}
+
+/// A user's profile: the user themself, admins and compliance officers.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "User"), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_user(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    p.require_self_or(id, USER_READERS)?;
+    Ok(Json(st.auth.get_user(id).await?))
+}
+
+/// Update display name or email: the user themself or an admin.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserBody,
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "User"), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<UpdateUserBody>,
+) -> Result<impl IntoResponse> {
+    p.require_self_or(id, &[Role::Admin])?;
+    let update = UpdateUser {
+        display_name: b.display_name,
+        email: b.email,
+    };
+    Ok(Json(st.auth.update_user(id, update).await?))
+}
+
+/// Replace a user's roles (admins only).
+#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", request_body = RolesBody,
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "User with new roles"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn assign_roles(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RolesBody>,
+) -> Result<impl IntoResponse> {
+    let claims = p.require_role(&[Role::Admin])?;
+    let roles = b
+        .roles
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                AuthProblem(advancia_auth::AuthError::InvalidInput(format!(
+                    "unknown role `{r}`"
+                )))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Json(st.auth.assign_roles(claims, id, roles).await?))
+}
+
+/// Create a partner API key for the user (shown once). Partners for themselves; admins for anyone.
+#[utoipa::path(post, path = "/api/v1/users/{id}/api-keys", tag = "users", request_body = ApiKeyBody,
+    params(("id" = Uuid, Path, description = "Owner user id")),
+    responses((status = 201, description = "`{id, key}`; the key is shown only here"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_api_key(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ApiKeyBody>,
+) -> Result<impl IntoResponse> {
+    let claims = p.require_role(&[Role::Partner, Role::Admin])?;
+    if claims.sub != id && !claims.has_role(Role::Admin) {
+        return Err(AuthProblem(advancia_auth::AuthError::Forbidden));
+    }
+    let (key_id, key) = st.auth.create_api_key(id, &b.name, b.scopes).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "id": key_id, "key": key })),
+    ))
+}
+
+/// List a user's API keys (metadata only).
+#[utoipa::path(get, path = "/api/v1/users/{id}/api-keys", tag = "users",
+    params(("id" = Uuid, Path, description = "Owner user id")),
+    responses((status = 200, description = "Keys"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_api_keys(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    p.require_self_or(id, &[Role::Admin])?;
+    Ok(Json(st.auth.list_api_keys(id).await?))
+}
+
+/// Revoke an API key: its owner or an admin.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/api-keys/{key_id}", tag = "users",
+    params(("id" = Uuid, Path, description = "Owner user id"), ("key_id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_api_key(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, key_id)): Path<(Uuid, String)>,
+) -> Result<StatusCode> {
+    p.require_self_or(id, &[Role::Admin])?;
+    let claims = p.require_role(&Role::ALL)?;
+    let key_id = key_id.parse()?;
+    st.auth.revoke_api_key(claims, key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Public keys that verify access tokens (RFC 7517), including retired ones.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "JWK set")))]
+pub async fn jwks(State(st): State<AppState>) -> impl IntoResponse {
+    Json(st.auth.jwks())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(register))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/refresh-token", post(refresh))
+        .route("/api/v1/auth/verify-2fa", post(verify_2fa))
+        .route("/api/v1/auth/2fa/enroll", post(enroll_2fa))
+        .route("/api/v1/auth/2fa/confirm", post(confirm_2fa))
+        .route("/api/v1/auth/2fa/disable", post(disable_2fa))
+        .route("/api/v1/auth/siws/challenge", post(siws_challenge))
+        .route("/api/v1/auth/siws/verify", post(siws_verify))
+        .route("/api/v1/users/{id}", get(get_user).put(update_user))
+        .route("/api/v1/users/{id}/roles", post(assign_roles))
+        .route(
+            "/api/v1/users/{id}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
+        .route(
+            "/api/v1/users/{id}/api-keys/{key_id}",
+            delete(revoke_api_key),
+        )
+        .route("/.well-known/jwks.json", get(jwks))
+}

@@ -1,0 +1,3 @@
+//! Route groups, one module per service.
+
+pub mod auth;
