@@ -4,7 +4,7 @@
 //! two-phase (pending → post/void/expiry) transfers, linked chains that commit all or
 //! none, balance-limit flags, and one typed error per failed item. The transfer log is
 //! the source of truth (hash-chained, append-only); balances are a projection that
-//! [`Ledger::rebuild_balances`] recomputes. See `docs/decisions/0003-ledger-write-path.md`.
+//! [`Ledger::rebuild_balances`] recomputes. See `docs/decisions/0007-ledger-write-path.md`.
 
 pub mod audit;
 pub mod bench;

@@ -97,6 +97,7 @@ pub(crate) async fn execute(pool: &PgPool, ops: &[Op]) -> Result<Vec<Reply>, Led
 }
 
 async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
+    let t0 = std::time::Instant::now();
     let (seq, hash, ts): (i64, Vec<u8>, i64) = sqlx::query_as(
         "SELECT last_seq, last_hash, last_timestamp FROM ledger.chain_head FOR UPDATE",
     )
@@ -245,6 +246,7 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
             .extend(rows.into_iter().filter_map(|l| u32::try_from(l).ok()));
     }
 
+    let t_read = t0.elapsed();
     let start_head = state.head;
     let mut replies = Vec::with_capacity(ops.len());
     for op in ops {
@@ -264,6 +266,7 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
         });
     }
 
+    let t_apply = t0.elapsed();
     store::insert_accounts(conn, &state.new_accounts).await?;
     store::insert_transfers(conn, &state.new_transfers).await?;
     // Accounts created in this batch were copied in with zero balances; this sets theirs too.
@@ -285,6 +288,14 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
         .execute(&mut *conn)
         .await?;
     }
+    tracing::debug!(
+        ops = ops.len(),
+        transfers = state.new_transfers.len(),
+        read_us = t_read.as_micros() as u64,
+        apply_us = (t_apply - t_read).as_micros() as u64,
+        write_us = (t0.elapsed() - t_apply).as_micros() as u64,
+        "batch applied"
+    );
     Ok(replies)
 }
 

@@ -84,7 +84,7 @@ async fn batches_roots_and_proofs() {
 
 #[test]
 fn three_leaf_test_vector() {
-    // Leaves 1, 2, 3 (32-byte big-endian): the vector in docs/decisions/0003.
+    // Leaves 1, 2, 3 (32-byte big-endian): the vector in docs/decisions/0007.
     let mut h = Hasher::new().unwrap();
     let leaf = |v: u8| {
         let mut n = [0u8; 32];
