@@ -188,6 +188,29 @@ async fn sol_escrow_open_partial_release_refund_close() {
 }
 
 #[tokio::test]
+async fn closed_escrow_cannot_be_revived_in_the_same_transaction() {
+    let mut env = Env::new().await;
+    let o = open_sol(&mut env, "e5", SOL).await;
+    let payer_key = o.payer.pubkey();
+    env.send(&[o.release(&env, &payer_key, SOL)], &[&o.payer])
+        .await
+        .unwrap();
+    // Close, send the rent straight back to the address, then try to use it again: the
+    // closed account belongs to the system program now, so it is not an escrow any more.
+    let rent = env.lamports(&o.escrow).await;
+    let ixs = [
+        client::close_escrow(payer_key, o.escrow, payer_key, None),
+        anchor_lang::solana_program::system_instruction::transfer(&payer_key, &o.escrow, rent),
+        o.release(&env, &payer_key, 1),
+    ];
+    let res = env.send(&ixs, &[&o.payer]).await;
+    assert_anchor_err(res, ErrorCode::AccountOwnedByWrongProgram);
+    // The whole transaction was rolled back: the settled escrow is still there.
+    let e: Escrow = env.account(&o.escrow).await;
+    assert_eq!(e.released, SOL);
+}
+
+#[tokio::test]
 async fn sol_escrow_released_twice_and_refund_after_release() {
     let mut env = Env::new().await;
     let o = open_sol(&mut env, "e2", SOL).await;
