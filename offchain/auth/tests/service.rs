@@ -1697,3 +1697,53 @@ async fn concurrent_first_sign_ins_of_one_wallet_create_one_account() {
         .unwrap();
     assert_eq!(users, 1);
 }
+
+/// The production argon2 parameters work end to end, and hashes made with
+/// older (cheaper) parameters are upgraded at the next successful login.
+#[tokio::test]
+async fn owasp_parameters_and_rehash_on_login() {
+    let env = env().await;
+    let u = env.user("old-hash@example.com").await;
+    let phc = |id| {
+        let pool = env.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT password_hash FROM auth.users WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(phc(u.id).await.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
+    let prod = env.service(
+        AuthConfig {
+            password_hashing: PasswordHashing::OWASP,
+            ..env.config.clone()
+        },
+        env.keys.clone(),
+    );
+    prod.login("old-hash@example.com", PW, client())
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+    let upgraded = phc(u.id).await;
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    // The upgraded hash still verifies, and a wrong password still fails.
+    prod.login("old-hash@example.com", PW, client())
+        .await
+        .unwrap()
+        .into_tokens()
+        .unwrap();
+    assert_eq!(
+        kind(
+            prod.login("old-hash@example.com", "wrong password!!", client())
+                .await
+        ),
+        "invalid-credentials"
+    );
+    assert_eq!(phc(u.id).await, upgraded);
+}
