@@ -89,14 +89,50 @@ pub(crate) async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: us
 }
 
 /// Runs `ops` in one transaction and returns one reply per op.
+///
+/// Optimistic first: new transfer ids are assumed not to exist, saving the id lookup
+/// (most transfers are new). A retried id then hits the primary key during COPY; the
+/// transaction is rolled back and re-run with the lookup, which answers idempotently.
 pub(crate) async fn execute(pool: &PgPool, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
     let mut tx = pool.begin().await?;
-    let replies = apply(&mut tx, ops).await?;
-    tx.commit().await?;
-    Ok(replies)
+    let first = match apply(&mut tx, ops, true).await {
+        Ok(Some(replies)) => Ok(replies),
+        // A failed item may be a retry of a stored transfer: redo with the lookup (the
+        // locks are already held, nothing was written yet).
+        Ok(None) => apply(&mut tx, ops, false)
+            .await?
+            .ok_or_else(|| LedgerError::Corrupt("pessimistic apply asked for a rerun".into())),
+        Err(e) => Err(e),
+    };
+    match first {
+        Ok(replies) => {
+            tx.commit().await?;
+            Ok(replies)
+        }
+        Err(LedgerError::Database(e)) if is_duplicate_id(&e) => {
+            tx.rollback().await?;
+            let mut tx = pool.begin().await?;
+            let replies = apply(&mut tx, ops, false).await?.ok_or_else(|| {
+                LedgerError::Corrupt("pessimistic apply asked for a rerun".into())
+            })?;
+            tx.commit().await?;
+            Ok(replies)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
+fn is_duplicate_id(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.constraint())
+        .is_some_and(|c| c == "transfers_pkey")
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    ops: &[Op],
+    optimistic: bool,
+) -> Result<Option<Vec<Reply>>, LedgerError> {
     let t0 = std::time::Instant::now();
     let (seq, hash, ts): (i64, Vec<u8>, i64) = sqlx::query_as(
         "SELECT last_seq, last_hash, last_timestamp FROM ledger.chain_head FOR UPDATE",
@@ -135,7 +171,9 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
             }
             Op::Transfers(v) => {
                 for t in v {
-                    transfer_ids.insert(t.id);
+                    if !optimistic {
+                        transfer_ids.insert(t.id);
+                    }
                     if t.pending_id != 0 {
                         transfer_ids.insert(t.pending_id);
                     }
@@ -266,6 +304,30 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
         });
     }
 
+    if optimistic {
+        let mut failed: Vec<Uuid> = Vec::new();
+        for (op, reply) in ops.iter().zip(&replies) {
+            if let (Op::Transfers(v), Reply::Transfers(r)) = (op, reply) {
+                failed.extend(
+                    v.iter()
+                        .zip(r)
+                        .filter(|(_, r)| r.is_err())
+                        .map(|(t, _)| uuid(t.id)),
+                );
+            }
+        }
+        if !failed.is_empty() {
+            let stored: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM ledger.transfers WHERE id = ANY($1))",
+            )
+            .bind(&failed)
+            .fetch_one(&mut *conn)
+            .await?;
+            if stored {
+                return Ok(None);
+            }
+        }
+    }
     let t_apply = t0.elapsed();
     store::insert_accounts(conn, &state.new_accounts).await?;
     store::insert_transfers(conn, &state.new_transfers).await?;
@@ -296,7 +358,7 @@ async fn apply(conn: &mut PgConnection, ops: &[Op]) -> Result<Vec<Reply>, Ledger
         write_us = (t0.elapsed() - t_apply).as_micros() as u64,
         "batch applied"
     );
-    Ok(replies)
+    Ok(Some(replies))
 }
 
 fn multiunzip(v: Vec<(String, String, i64)>) -> (Vec<String>, Vec<String>, Vec<i64>) {

@@ -420,3 +420,33 @@ async fn credit_limit_and_closing() {
         LedgerError::Transfer(TransferError::DebitAccountClosed)
     ));
 }
+
+#[tokio::test]
+async fn retry_after_state_moved_returns_original() {
+    let (_db, ledger) = basic(WriteMode::Batched).await;
+    ledger
+        .create_transfer(&transfer(1, A, C, 10))
+        .await
+        .unwrap();
+    let drain = ledger
+        .create_transfer(&transfer(2, C, B, 10))
+        .await
+        .unwrap();
+    // Re-validating now would fail with ExceedsCredits: the retry must echo the original,
+    // alone and inside a batch next to a new transfer.
+    assert_eq!(
+        ledger
+            .create_transfer(&transfer(2, C, B, 10))
+            .await
+            .unwrap(),
+        drain
+    );
+    let r = ledger
+        .create_transfers(&[transfer(3, A, B, 1), transfer(2, C, B, 10)])
+        .await
+        .unwrap();
+    assert_eq!(r[1].as_ref().unwrap(), &drain);
+    assert_eq!(r[0].as_ref().unwrap().id, 3);
+    let c = ledger.balance(C).await.unwrap().unwrap();
+    assert_eq!((c.debits_posted, c.credits_posted), (10, 10));
+}
