@@ -265,3 +265,36 @@ async fn assets_added_and_updated_by_admin_only() {
         .await;
     assert_program_err(res, AdvanciaError::Unauthorized);
 }
+
+#[tokio::test]
+async fn initialize_and_accept_need_signatures() {
+    let mut env = Env::bare().await;
+    let mut ix = client::initialize_config(env.admin.pubkey(), env.init_args());
+    ix.accounts[1].is_signer = false;
+    assert_anchor_err(
+        env.send(&[ix], &[]).await,
+        anchor_lang::error::ErrorCode::AccountNotSigner,
+    );
+    assert!(!env.exists(&client::config_pda()).await);
+
+    let admin = env.admin.insecure_clone();
+    env.send(
+        &[client::initialize_config(admin.pubkey(), env.init_args())],
+        &[&admin],
+    )
+    .await
+    .unwrap();
+    let next = Pubkey::new_unique();
+    env.send(&[client::propose_admin(admin.pubkey(), next)], &[&admin])
+        .await
+        .unwrap();
+    // The proposed key must sign the acceptance itself.
+    let mut ix = client::accept_admin(next);
+    ix.accounts[1].is_signer = false;
+    assert_anchor_err(
+        env.send(&[ix], &[]).await,
+        anchor_lang::error::ErrorCode::AccountNotSigner,
+    );
+    let config: Config = env.account(&client::config_pda()).await;
+    assert_eq!(config.admin, admin.pubkey());
+}

@@ -554,3 +554,73 @@ async fn token_escrow_classic() {
 async fn token_escrow_2022() {
     token_escrow_case(TOKEN_2022).await;
 }
+
+#[tokio::test]
+async fn escrow_wrong_mint_and_rent_destination() {
+    let mut env = Env::new().await;
+    let payer = env.wallet(SOL).await;
+    let t = TokenSetup::new(&mut env, TOKEN, &payer.pubkey()).await;
+    let other = TokenSetup::new(&mut env, TOKEN, &payer.pubkey()).await;
+    let now = env.now().await;
+    let params = client::EscrowParams {
+        payer: payer.pubkey(),
+        facility_id: FACILITY_ID,
+        escrow_id: id32("wm"),
+        amount: 10_000,
+        expires_at: now + DAY,
+        arbiter: Pubkey::new_unique(),
+        with_kyc: false,
+    };
+    env.send(
+        &[client::open_escrow_token(
+            &params,
+            t.mint,
+            TOKEN,
+            t.payer_token,
+        )],
+        &[&payer],
+    )
+    .await
+    .unwrap();
+    let escrow = client::escrow_pda(&payer.pubkey(), &params.escrow_id);
+    let facility = client::facility_pda(&FACILITY_ID);
+
+    // Releasing "in another mint" (with that mint's payout accounts).
+    let ix = client::release_escrow_token(payer.pubkey(), escrow, facility, &other.accounts(), 1);
+    assert_program_err(env.send(&[ix], &[&payer]).await, AdvanciaError::WrongMint);
+    // A token escrow through the SOL instruction.
+    let ix = client::release_escrow_sol(
+        payer.pubkey(),
+        escrow,
+        facility,
+        env.payout.pubkey(),
+        env.treasury.pubkey(),
+        1,
+    );
+    assert_program_err(env.send(&[ix], &[&payer]).await, AdvanciaError::WrongMint);
+
+    // Settle it, then try to send the rent to someone other than the payer.
+    env.send(
+        &[client::release_escrow_token(
+            payer.pubkey(),
+            escrow,
+            facility,
+            &t.accounts(),
+            10_000,
+        )],
+        &[&payer],
+    )
+    .await
+    .unwrap();
+    let thief = env.wallet(SOL).await;
+    let ix = client::close_escrow(thief.pubkey(), escrow, thief.pubkey(), Some(TOKEN));
+    assert_program_err(
+        env.send(&[ix], &[&thief]).await,
+        AdvanciaError::Unauthorized,
+    );
+    assert!(env.exists(&escrow).await);
+    assert_eq!(
+        env.token_balance(&t.payout_token).await,
+        10_000 - fee(10_000)
+    );
+}
