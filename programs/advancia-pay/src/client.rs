@@ -671,3 +671,96 @@ pub fn decode_event(
     let (disc, body) = rest.split_at(8);
     decode_body(disc, body).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::Event;
+
+    fn event_ix_data(event: &impl Event) -> Vec<u8> {
+        let mut data = anchor_lang::event::EVENT_IX_TAG_LE.to_vec();
+        data.extend(event.data());
+        data
+    }
+
+    #[test]
+    fn decodes_event_self_invocations() {
+        let event = EscrowRefunded {
+            escrow: Pubkey::new_unique(),
+            by: Pubkey::new_unique(),
+            amount: 7,
+        };
+        let data = event_ix_data(&event);
+        assert_eq!(
+            decode_event(&crate::ID, &data),
+            Ok(Some(AdvanciaEvent::EscrowRefunded(event)))
+        );
+        // Another program's instruction, or one of ours that is not an event.
+        assert_eq!(decode_event(&Pubkey::new_unique(), &data), Ok(None));
+        assert_eq!(decode_event(&crate::ID, &data[8..]), Ok(None));
+    }
+
+    #[test]
+    fn rejects_malformed_events() {
+        let tag = anchor_lang::event::EVENT_IX_TAG_LE;
+        assert_eq!(
+            decode_event(&crate::ID, tag),
+            Err(EventDecodeError::Truncated)
+        );
+        let mut unknown = tag.to_vec();
+        unknown.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            decode_event(&crate::ID, &unknown),
+            Err(EventDecodeError::UnknownDiscriminator([
+                1, 2, 3, 4, 5, 6, 7, 8
+            ]))
+        );
+        let event = FacilityDeactivated {
+            facility: Pubkey::new_unique(),
+        };
+        let mut cut = event_ix_data(&event);
+        cut.truncate(cut.len() - 1);
+        assert!(matches!(
+            decode_event(&crate::ID, &cut),
+            Err(EventDecodeError::Body(_))
+        ));
+    }
+
+    #[test]
+    fn builders_target_the_program_and_derive_pdas() {
+        let payer = Pubkey::new_unique();
+        let invoice = [9u8; 32];
+        let p = PayParams {
+            payer,
+            facility_id: [1; 32],
+            invoice_id: invoice,
+            amount: 5,
+            reference: Pubkey::new_unique(),
+            with_kyc: false,
+        };
+        let ix = pay_sol(&p, Pubkey::new_unique(), Pubkey::new_unique());
+        assert_eq!(ix.program_id, crate::ID);
+        assert_eq!(ix.accounts[3].pubkey, payment_pda(&payer, &invoice));
+        assert!(ix.accounts[4].is_signer && ix.accounts[4].is_writable);
+        // No attestation: the optional account slot carries the program id.
+        assert_eq!(ix.accounts[7].pubkey, crate::ID);
+        assert_eq!(ix.accounts[10].pubkey, event_authority());
+        // Discriminator + 32-byte invoice + u64 amount.
+        assert_eq!(ix.data.len(), 8 + 32 + 8);
+    }
+
+    #[test]
+    fn account_decoder_checks_the_discriminator() {
+        let facility = Facility {
+            facility_id: [3; 32],
+            authority: Pubkey::new_unique(),
+            payout_wallet: Pubkey::new_unique(),
+            active: true,
+            bump: 254,
+        };
+        let mut data = Vec::new();
+        facility.try_serialize(&mut data).unwrap();
+        assert_eq!(decode_account::<Facility>(&data).unwrap(), facility);
+        assert!(decode_account::<Escrow>(&data).is_err());
+    }
+}
