@@ -37,6 +37,8 @@ pub enum AuthError {
     LockedOut { retry_after: Duration },
     #[error("forbidden")]
     Forbidden,
+    #[error("account disabled")]
+    AccountDisabled,
     #[error("not found")]
     NotFound,
     #[error("invalid API key")]
@@ -80,7 +82,7 @@ impl AuthError {
             WeakPassword(_) => 422,
             InvalidInput(_) => 400,
             LockedOut { .. } => 429,
-            Forbidden => 403,
+            Forbidden | AccountDisabled => 403,
             NotFound => 404,
             Unavailable(_) => 503,
             Misconfigured(_) | Database(_) | Internal(_) => 500,
@@ -105,6 +107,7 @@ impl AuthError {
             TwoFactorAlreadyEnabled => "two-factor-already-enabled",
             LockedOut { .. } => "locked-out",
             Forbidden => "forbidden",
+            AccountDisabled => "account-disabled",
             NotFound => "not-found",
             InvalidApiKey => "invalid-api-key",
             InvalidSignature => "invalid-signature",

@@ -46,5 +46,10 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "account_recovery",
             sql: include_str!("../migrations/0002_account_recovery.sql"),
         },
+        Migration {
+            version: 3,
+            name: "disable_accounts",
+            sql: include_str!("../migrations/0003_disable_accounts.sql"),
+        },
     ],
 };

@@ -42,6 +42,8 @@ pub struct User {
     pub two_factor_enabled: bool,
     /// Whether the current email was proven by `verify_email`.
     pub email_verified: bool,
+    /// Deactivated by an admin: no sign-in, refresh or API-key use.
+    pub disabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -1747,3 +1747,97 @@ async fn owasp_parameters_and_rehash_on_login() {
     );
     assert_eq!(phc(u.id).await, upgraded);
 }
+
+#[tokio::test]
+async fn disabled_accounts_cannot_sign_in_refresh_or_use_keys() {
+    let env = env().await;
+    let (_, admin) = env.admin("boss@example.com").await;
+    let u = env.user("leaver@example.com").await;
+    env.auth
+        .set_roles_as_operator(u.id, vec![Role::Partner])
+        .await
+        .unwrap();
+    let (_, key) = env
+        .auth
+        .create_api_key(u.id, "k", vec!["payments:read".into()])
+        .await
+        .unwrap();
+    let s = env.login("leaver@example.com").await;
+    let w = Wallet::new();
+    let ch = env.auth.siws_challenge(&w.address()).await.unwrap();
+    env.auth
+        .siws_link(u.id, &ch.message, &w.sign(&ch.message))
+        .await
+        .unwrap();
+
+    // Only a (still) admin may do it, and not to themselves.
+    let leaver = env
+        .auth
+        .verify_access_token(s.access_token.expose())
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(env.auth.set_user_disabled(&leaver, u.id, true).await),
+        "forbidden"
+    );
+    assert_eq!(
+        kind(env.auth.set_user_disabled(&admin, admin.sub, true).await),
+        "invalid-input"
+    );
+    assert_eq!(
+        kind(
+            env.auth
+                .set_user_disabled(&admin, uuid::Uuid::new_v4(), true)
+                .await
+        ),
+        "not-found"
+    );
+
+    let d = env
+        .auth
+        .set_user_disabled(&admin, u.id, true)
+        .await
+        .unwrap();
+    assert!(d.disabled);
+    assert_eq!(
+        kind(env.auth.refresh(s.refresh_token.expose()).await),
+        "token-revoked"
+    );
+    assert_eq!(
+        kind(env.auth.verify_api_key(key.expose()).await),
+        "invalid-api-key"
+    );
+    // The right password gets a specific answer; a wrong one reveals nothing.
+    let e = env
+        .auth
+        .login("leaver@example.com", PW, client())
+        .await
+        .unwrap_err();
+    assert_eq!((e.kind(), e.status_code()), ("account-disabled", 403));
+    assert_eq!(
+        kind(
+            env.auth
+                .login("leaver@example.com", "wrong password!!", client())
+                .await
+        ),
+        "invalid-credentials"
+    );
+    let ch = env.auth.siws_challenge(&w.address()).await.unwrap();
+    assert_eq!(
+        kind(
+            env.auth
+                .siws_verify(&ch.message, &w.sign(&ch.message))
+                .await
+        ),
+        "account-disabled"
+    );
+
+    let back = env
+        .auth
+        .set_user_disabled(&admin, u.id, false)
+        .await
+        .unwrap();
+    assert!(!back.disabled);
+    env.login("leaver@example.com").await;
+    env.auth.verify_api_key(key.expose()).await.unwrap();
+}

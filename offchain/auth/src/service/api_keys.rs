@@ -59,7 +59,8 @@ impl AuthService {
         let (id, secret) = parse_api_key(presented).ok_or(AuthError::InvalidApiKey)?;
         let row: Option<ApiKeyRow> = sqlx::query_as(
             "SELECT k.owner_id, k.scopes, k.secret_hash, k.revoked_at, u.roles \
-             FROM auth.api_keys k JOIN auth.users u ON u.id = k.owner_id WHERE k.id = $1",
+             FROM auth.api_keys k JOIN auth.users u ON u.id = k.owner_id \
+             WHERE k.id = $1 AND u.disabled_at IS NULL",
         )
         .bind(id)
         .fetch_optional(&self.inner.pool)

@@ -85,6 +85,8 @@ impl AuthService {
             }
             Err(e) => return Err(e),
         }
+        // Only after the password: a disabled account is not revealed to guessers.
+        row.check_active()?;
         sqlx::query("UPDATE auth.users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(row.id)
             .execute(&self.inner.pool)
@@ -154,6 +156,7 @@ impl AuthService {
         }
         let row = self.user_row_for_update(&mut tx, user_id).await?;
         row.check_not_locked(now)?;
+        row.check_active()?;
         if !row.totp_enabled {
             return Err(AuthError::TwoFactorNotEnabled);
         }

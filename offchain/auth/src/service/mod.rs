@@ -29,7 +29,7 @@ use crate::{AuthError, Claims, Clock, Role, Secret, SigningKeys, SystemClock, pa
 
 // Counters and the last TOTP step are only touched by SQL arithmetic.
 const USER_COLS: &str = "id, email, display_name, password_hash, roles, totp_secret_enc, totp_enabled, \
-     locked_until, email_verified_at, created_at, updated_at";
+     locked_until, email_verified_at, disabled_at, created_at, updated_at";
 const RECOVERY_CODES: usize = 10;
 const API_KEY_PREFIX: &str = "adv_";
 /// Known-shape password for the unknown-email path: equalises timing.
@@ -77,6 +77,7 @@ struct UserRow {
     totp_enabled: bool,
     locked_until: Option<OffsetDateTime>,
     email_verified_at: Option<OffsetDateTime>,
+    disabled_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -90,6 +91,7 @@ impl UserRow {
             roles: roles_from_db(&self.roles),
             two_factor_enabled: self.totp_enabled,
             email_verified: self.email.is_some() && self.email_verified_at.is_some(),
+            disabled: self.disabled_at.is_some(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -98,6 +100,13 @@ impl UserRow {
     fn lock_remaining(&self, now: OffsetDateTime) -> Option<Duration> {
         let until = self.locked_until?;
         (until > now).then(|| Duration::try_from(until - now).unwrap_or(Duration::ZERO))
+    }
+
+    fn check_active(&self) -> Result<(), AuthError> {
+        match self.disabled_at {
+            Some(_) => Err(AuthError::AccountDisabled),
+            None => Ok(()),
+        }
     }
 
     fn check_not_locked(&self, now: OffsetDateTime) -> Result<(), AuthError> {

@@ -119,6 +119,7 @@ impl AuthService {
             .await?;
         // Roles are re-read so role changes reach the next access token.
         let row = self.user_row(&mut *tx, user_id).await?;
+        row.check_active()?;
         let tokens = self
             .mint(&mut tx, family, user_id, roles_from_db(&row.roles), amr)
             .await?;

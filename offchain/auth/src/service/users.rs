@@ -86,16 +86,7 @@ impl AuthService {
         user_id: Uuid,
         roles: Vec<Role>,
     ) -> Result<User, AuthError> {
-        if !actor.has_role(Role::Admin) {
-            return Err(AuthError::Forbidden);
-        }
-        let actor_row = self
-            .user_row(&self.inner.pool, actor.sub)
-            .await
-            .map_err(|_| AuthError::Forbidden)?;
-        if !roles_from_db(&actor_row.roles).contains(&Role::Admin) {
-            return Err(AuthError::Forbidden);
-        }
+        self.require_db_admin(actor).await?;
         if actor.sub == user_id && !roles.contains(&Role::Admin) {
             // Guards against an admin locking everyone out by accident.
             return Err(AuthError::InvalidInput(
@@ -112,6 +103,81 @@ impl AuthService {
         )
         .await?;
         Ok(user)
+    }
+
+    /// Disables (offboarding) or re-enables an account; admin only, not oneself.
+    /// Disabling revokes every session and pending 2FA challenge at once.
+    pub async fn set_user_disabled(
+        &self,
+        actor: &Claims,
+        user_id: Uuid,
+        disabled: bool,
+    ) -> Result<User, AuthError> {
+        self.require_db_admin(actor).await?;
+        if actor.sub == user_id {
+            return Err(AuthError::InvalidInput(
+                "admins cannot disable themselves".into(),
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.inner.pool.begin().await?;
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE auth.users SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, $3) END, \
+             updated_at = $3 WHERE id = $1 RETURNING {USER_COLS}"
+        ))
+        .bind(user_id)
+        .bind(disabled)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row.ok_or(AuthError::NotFound)?;
+        if disabled {
+            sqlx::query(
+                "UPDATE auth.refresh_families SET revoked_at = $2, revoked_reason = 'disabled' \
+                 WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE auth.two_factor_challenges SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let kind = if disabled {
+            "account_disabled"
+        } else {
+            "account_enabled"
+        };
+        self.event(
+            &mut *tx,
+            Some(user_id),
+            kind,
+            None,
+            serde_json::json!({ "by": actor.sub }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.to_user())
+    }
+
+    /// `admin` in the token and, still, in the database.
+    async fn require_db_admin(&self, actor: &Claims) -> Result<(), AuthError> {
+        if !actor.has_role(Role::Admin) {
+            return Err(AuthError::Forbidden);
+        }
+        let row = self
+            .user_row(&self.inner.pool, actor.sub)
+            .await
+            .map_err(|_| AuthError::Forbidden)?;
+        if !roles_from_db(&row.roles).contains(&Role::Admin) || row.disabled_at.is_some() {
+            return Err(AuthError::Forbidden);
+        }
+        Ok(())
     }
 
     /// Sets roles without an acting user: for operator tooling (bootstrapping

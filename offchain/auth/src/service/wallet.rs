@@ -111,6 +111,7 @@ impl AuthService {
             }
         };
         let row = self.user_row_for_update(&mut tx, user_id).await?;
+        row.check_active()?;
         let tokens = self
             .start_session(&mut tx, &row, &["wallet"], &client)
             .await?;
