@@ -32,6 +32,7 @@ use crate::ratelimit::{Limiter, LocalLimiter, RedisLimiter};
 pub struct AppState {
     pub pool: PgPool,
     pub auth: AuthService,
+    pub ledger: advancia_ledger::Ledger,
     /// Reverse proxies in front of us (see [`GatewayConfig::trusted_proxy_hops`]).
     pub trusted_proxy_hops: usize,
 }
@@ -128,7 +129,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
 
 /// Migrations of every service this binary can run, in dependency order.
 pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
-    vec![&MIGRATIONS, &advancia_auth::MIGRATIONS]
+    vec![
+        &MIGRATIONS,
+        &advancia_auth::MIGRATIONS,
+        &advancia_ledger::MIGRATIONS,
+    ]
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -189,8 +194,21 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/api/v1/docs", get(move || async move { page.clone() }))
         .merge(routes::auth::router())
+        .merge(money_moving(routes::ledger::router(), &state))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Routes whose POSTs move money honour `Idempotency-Key`. (Not applied to auth routes:
+/// their responses carry tokens, which must never be stored.)
+fn money_moving(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn_with_state(
+        idempotency::IdempotencyState {
+            pool: state.pool.clone(),
+            trusted_proxy_hops: state.trusted_proxy_hops,
+        },
+        idempotency::enforce,
+    ))
 }
 
 /// The full application: routes inside the gateway layers.

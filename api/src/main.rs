@@ -84,9 +84,13 @@ async fn main() -> anyhow::Result<()> {
                 SigningKeys::from_env().context("auth signing keys")?,
             )
             .context("auth configuration")?;
+            let ledger = advancia_ledger::Ledger::new(pool.clone(), Default::default());
+            // Pending transfers with a timeout lapse on their own.
+            ledger.spawn_expiry_task(std::time::Duration::from_secs(1));
             let state = AppState {
                 pool,
                 auth,
+                ledger,
                 trusted_proxy_hops: config.gateway.trusted_proxy_hops,
             };
             let app = advancia_api::app(state, config).await?;

@@ -8,7 +8,7 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::auth;
+use crate::routes::{auth, ledger};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,9 @@ use crate::routes::auth;
         auth::siws_challenge, auth::siws_verify,
         auth::get_user, auth::update_user, auth::assign_roles,
         auth::create_api_key, auth::list_api_keys, auth::revoke_api_key, auth::jwks,
+        ledger::define_asset, ledger::list_assets, ledger::create_accounts, ledger::create_entries,
+        ledger::account_balance, ledger::account_transactions, ledger::transaction,
+        ledger::reconciliation, ledger::financial_report, ledger::audit_trail,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

@@ -16,6 +16,10 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Extension members (RFC 9457 §3.2), e.g. per-item `results` of a batch.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -26,11 +30,17 @@ impl Problem {
             title: title.into(),
             status: status.as_u16(),
             detail: None,
+            extensions: serde_json::Map::new(),
         }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
         self
     }
 }

@@ -1,3 +1,4 @@
 //! Route groups, one module per service.
 
 pub mod auth;
+pub mod ledger;

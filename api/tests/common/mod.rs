@@ -12,6 +12,7 @@ pub fn state(pool: advancia_db::sqlx::PgPool) -> AppState {
     };
     AppState {
         auth: AuthService::new(pool.clone(), config, SigningKeys::generate()).unwrap(),
+        ledger: advancia_ledger::Ledger::new(pool.clone(), Default::default()),
         pool,
         trusted_proxy_hops: 0,
     }
