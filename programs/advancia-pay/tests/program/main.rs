@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test harness: a failed setup step should abort the test.
 
 mod harness;
+mod idl;
 
 mod config;
 mod escrow;
