@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: the local stack and one scripted scenario, each step timed.
-//! Grows with each capability; today: Postgres, migrations, the API serving
-//! `/health` and `/ready`.
+//! Grows with each capability; today: Postgres, migrations, the local Solana node with
+//! our program, the API (health, readiness), and a user signing up and in through it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,12 +16,15 @@ use crate::step::{Step, run_checked};
 
 /// The demo keeps its state in its own database, so a restart continues where it left off.
 const DEMO_DATABASE: &str = "advancia_demo";
+/// Where the local Solana node serves JSON-RPC (websockets on the next port), as
+/// `solana-test-validator` does, so wallets and the Solana CLI find it.
+const LOCALNET_ADDR: &str = "127.0.0.1:8899";
 
 pub fn run(once: bool, listen: &str) -> Result<()> {
     let pg = postgres::ensure()?;
     let url = postgres::ensure_database(&pg.url, DEMO_DATABASE)?;
 
-    let step = Step::start("build the API binary (advancia)");
+    let step = Step::start("build the binaries (advancia, advancia-localnet)");
     run_checked(
         crate::cargo().args([
             "build",
@@ -30,11 +33,32 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
             "advancia-api",
             "--bin",
             "advancia",
+            "-p",
+            "advancia-localnet",
+            "--bin",
+            "advancia-localnet",
         ]),
         &step,
     )?;
-    step.done("target/debug/advancia");
+    step.done("target/debug/advancia, target/debug/advancia-localnet");
     let bin = crate::workspace_root().join("target/debug/advancia");
+    let localnet_bin = crate::workspace_root().join("target/debug/advancia-localnet");
+
+    let step = Step::start(&format!("start the local Solana node on {LOCALNET_ADDR}"));
+    let snapshot = crate::workspace_root().join("target/demo/localnet.snapshot");
+    if let Some(dir) = snapshot.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut localnet = ChildGuard(
+        Command::new(&localnet_bin)
+            .args(["--rpc-port", "8899", "--snapshot"])
+            .arg(&snapshot)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting advancia-localnet")?,
+    );
+    let version = wait_for_rpc(LOCALNET_ADDR, Duration::from_secs(60), &mut localnet.0)?;
+    step.done(&format!("RPC http://{LOCALNET_ADDR} (ws :8900), {version}"));
 
     let step = Step::start("development keys (target/demo)");
     let keys = dev_keys()?;
@@ -68,12 +92,42 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     }
     step.done(&format!("GET /ready → {status} {body}"));
 
+    let step = Step::start("a patient signs up and signs in (POST /api/v1/auth/register, /login)");
+    let email = "demo.patient@example.org";
+    let password = "demo password, not for production";
+    let (status, body) = http_request(
+        listen,
+        "POST",
+        "/api/v1/auth/register",
+        &format!(r#"{{"email":"{email}","password":"{password}","display_name":"Demo Patient"}}"#),
+    )?;
+    // 409 on a rerun: the demo database keeps its users.
+    if status != 201 && status != 409 {
+        step.fail(&format!("register → {status}: {body}"));
+        bail!("registration failed");
+    }
+    let (status, body) = http_request(
+        listen,
+        "POST",
+        "/api/v1/auth/login",
+        &format!(r#"{{"email":"{email}","password":"{password}"}}"#),
+    )?;
+    if status != 200 || !body.contains("access_token") {
+        step.fail(&format!("login → {status}: {body}"));
+        bail!("login failed");
+    }
+    step.done("access and refresh tokens issued (EdDSA JWT; JWKS at /.well-known/jwks.json)");
+
     if once {
         api.terminate()?;
+        localnet.terminate()?;
         println!("demo: scenario complete");
         return Ok(());
     }
-    println!("demo: API at http://{listen} (health: /health, readiness: /ready). Ctrl-C stops.");
+    println!(
+        "demo: API at http://{listen} (reference: /api/v1/docs); Solana RPC at http://{LOCALNET_ADDR} \
+         (solana config set --url http://{LOCALNET_ADDR}). Ctrl-C stops."
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
@@ -81,9 +135,13 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         if let Some(status) = api.0.try_wait()? {
             bail!("the API exited unexpectedly ({status})");
         }
+        if let Some(status) = localnet.0.try_wait()? {
+            bail!("the local Solana node exited unexpectedly ({status})");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     api.terminate()?;
+    localnet.terminate()?;
     println!("demo: stopped");
     Ok(())
 }
@@ -159,13 +217,44 @@ fn wait_for(addr: &str, path: &str, limit: Duration, child: &mut Child) -> Resul
     }
 }
 
-/// A minimal HTTP/1.1 GET, enough for the demo's checks without an HTTP client dependency.
 fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    http_request(addr, "GET", path, "")
+}
+
+/// Polls the node's `getVersion` until it answers; returns the version text.
+fn wait_for_rpc(addr: &str, limit: Duration, child: &mut Child) -> Result<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok((200, body)) = http_request(
+            addr,
+            "POST",
+            "/",
+            r#"{"jsonrpc":"2.0","id":1,"method":"getVersion"}"#,
+        ) && let Some(start) = body.find("\"solana-core\"")
+        {
+            let version = body[start..].split('"').nth(3).unwrap_or("?");
+            return Ok(format!("solana-core {version}"));
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the local Solana node exited during start-up ({status})");
+        }
+        if Instant::now() > deadline {
+            bail!("the local Solana node did not answer on http://{addr} within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A minimal HTTP/1.1 client (JSON bodies), enough for the demo's script without an
+/// HTTP client dependency in xtask.
+fn http_request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
