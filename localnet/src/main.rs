@@ -40,10 +40,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // program-test's throwaway bank server (see `install_syscall_stubs`) logs a harmless
+    // transport warning when it is dropped; `tarpc=error` hides it.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=error")),
         )
         .init();
     let args = Args::parse();

@@ -1344,3 +1344,243 @@ async fn web3js_conformance() {
         matches!(&events[..], [advancia_pay::client::AdvanciaEvent::ConfigUpdated(e)] if e.fee_bps == 40)
     );
 }
+
+async fn post(url: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Wire shapes a non-Rust client sees, and the methods the Rust client tests above skip.
+#[tokio::test]
+async fn raw_json_shapes_and_remaining_methods() {
+    let (node, client) = start().await;
+    let url = node.rpc_url();
+    let payer = funded(&client, 2 * SOL).await;
+
+    // Batch requests, with per-item errors.
+    let batch = post(
+        &url,
+        json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+            {"jsonrpc": "2.0", "id": 2, "method": "getGenesisHash"},
+            {"jsonrpc": "2.0", "id": 3, "method": "getBalance", "params": ["xyz"]},
+        ]),
+    )
+    .await;
+    assert_eq!(batch[0]["result"], "ok");
+    assert!(batch[1]["result"].as_str().unwrap().len() >= 32);
+    assert_eq!(batch[2]["error"]["code"], -32602);
+    assert_eq!(batch[2]["id"], 3);
+    let parse = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(parse["error"]["code"], -32700);
+
+    // sendTransaction in base58 (the default encoding).
+    let to = Pubkey::new_unique();
+    let blockhash = client.get_latest_blockhash().await.unwrap();
+    let tx = Transaction::new_signed_with_payer(
+        &[solana_system_interface::instruction::transfer(
+            &payer.pubkey(),
+            &to,
+            1_000_000,
+        )],
+        Some(&payer.pubkey()),
+        &[&payer],
+        blockhash,
+    );
+    let wire = bs58::encode(bincode::serialize(&tx).unwrap()).into_string();
+    let sent = post(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
+        // No encoding: base58. Preflight at the blockhash's commitment (the default is finalized).
+        "params": [wire, {"preflightCommitment": "confirmed"}]}),
+    )
+    .await;
+    assert_eq!(sent["result"], tx.signatures[0].to_string(), "{sent}");
+    wait_for(&client, &tx.signatures[0], CommitmentConfig::confirmed()).await;
+
+    // getAccountInfo: default legacy base58 string, base58 tuple with a data slice, jsonParsed
+    // falling back to base64 for an unparsed account.
+    let info = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getAccountInfo",
+        "params": [TOKEN_PROGRAM.to_string(), {"encoding": "base58", "dataSlice": {"offset": 0, "length": 4}, "commitment": "confirmed"}]})).await;
+    let value = &info["result"]["value"];
+    assert_eq!(value["executable"], true);
+    assert_eq!(
+        value["owner"],
+        "BPFLoader2111111111111111111111111111111111"
+    );
+    assert_eq!(value["data"][1], "base58");
+    assert_eq!(
+        bs58::decode(value["data"][0].as_str().unwrap())
+            .into_vec()
+            .unwrap(),
+        b"\x7fELF"
+    );
+    assert!(info["result"]["context"]["slot"].as_u64().is_some());
+    let too_big = post(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "getAccountInfo",
+        "params": [TOKEN_PROGRAM.to_string(), {"encoding": "base58"}]}),
+    )
+    .await;
+    assert_eq!(too_big["error"]["code"], -32600);
+    let parsed = post(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "getAccountInfo",
+        "params": [to.to_string(), {"encoding": "jsonParsed", "commitment": "confirmed"}]}),
+    )
+    .await;
+    assert_eq!(parsed["result"]["value"]["data"], json!(["", "base64"]));
+    assert_eq!(parsed["result"]["value"]["lamports"], 1_000_000);
+
+    // simulateTransaction with replaceRecentBlockhash, accounts and inner instructions on a
+    // program call whose blockhash is garbage.
+    let ix = advancia_pay::client::initialize_config(
+        payer.pubkey(),
+        advancia_pay::InitializeConfigArgs {
+            treasury: Pubkey::new_unique(),
+            settlement_authority: Pubkey::new_unique(),
+            compliance_authority: Pubkey::new_unique(),
+            fee_bps: 10,
+        },
+    );
+    let stale = Transaction::new_signed_with_payer(
+        std::slice::from_ref(&ix),
+        Some(&payer.pubkey()),
+        &[&payer],
+        solana_hash::Hash::new_unique(),
+    );
+    let wire = base64::Engine::encode(
+        &base64::prelude::BASE64_STANDARD,
+        bincode::serialize(&stale).unwrap(),
+    );
+    let sim = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "simulateTransaction", "params": [wire.clone(), {
+        "encoding": "base64", "replaceRecentBlockhash": true, "innerInstructions": true, "commitment": "confirmed",
+        "accounts": {"encoding": "base64", "addresses": [advancia_pay::client::config_pda().to_string()]}
+    }]})).await;
+    let value = &sim["result"]["value"];
+    assert_eq!(value["err"], Value::Null, "{sim}");
+    assert!(value["replacementBlockhash"]["blockhash"].is_string());
+    assert_eq!(value["accounts"][0]["owner"], advancia_pay::ID.to_string());
+    assert!(
+        value["innerInstructions"][0]["instructions"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    assert!(value["unitsConsumed"].as_u64().unwrap() > 0);
+    // Nothing was committed.
+    assert!(
+        client
+            .get_account_with_commitment(
+                &advancia_pay::client::config_pda(),
+                CommitmentConfig::processed()
+            )
+            .await
+            .unwrap()
+            .value
+            .is_none()
+    );
+    let without = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "simulateTransaction", "params": [wire.clone(), {"encoding": "base64"}]})).await;
+    assert_eq!(without["result"]["value"]["err"], "BlockhashNotFound");
+    let both = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "simulateTransaction", "params": [wire, {"encoding": "base64", "sigVerify": true, "replaceRecentBlockhash": true}]})).await;
+    assert_eq!(both["error"]["code"], -32602);
+
+    // getTransaction jsonParsed: accountKeys objects and partially decoded instructions.
+    let sig = tx.signatures[0].to_string();
+    let parsed = post(
+        &url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction",
+        "params": [sig, {"encoding": "jsonParsed", "commitment": "confirmed"}]}),
+    )
+    .await;
+    let message = &parsed["result"]["transaction"]["message"];
+    assert_eq!(
+        message["accountKeys"][0],
+        json!({"pubkey": payer.pubkey().to_string(), "writable": true, "signer": true, "source": "transaction"})
+    );
+    assert_eq!(
+        message["instructions"][0]["programId"],
+        SYSTEM_PROGRAM.to_string()
+    );
+    assert_eq!(
+        message["instructions"][0]["accounts"],
+        json!([payer.pubkey().to_string(), to.to_string()])
+    );
+    assert_eq!(parsed["result"]["meta"]["fee"], 5000);
+
+    // v0 transactions need maxSupportedTransactionVersion.
+    let blockhash = client.get_latest_blockhash().await.unwrap();
+    let v0 = solana_message::v0::Message::try_compile(
+        &payer.pubkey(),
+        &[solana_system_interface::instruction::transfer(
+            &payer.pubkey(),
+            &to,
+            5,
+        )],
+        &[],
+        blockhash,
+    )
+    .unwrap();
+    let v0 = solana_transaction::versioned::VersionedTransaction::try_new(
+        solana_message::VersionedMessage::V0(v0),
+        &[&payer],
+    )
+    .unwrap();
+    let sig = client.send_and_confirm_transaction(&v0).await.unwrap();
+    let err = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [sig.to_string(), {"commitment": "confirmed"}]})).await;
+    assert_eq!(err["error"]["code"], -32015);
+    let ok = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [sig.to_string(), {"commitment": "confirmed", "maxSupportedTransactionVersion": 0}]})).await;
+    assert_eq!(ok["result"]["version"], 0);
+    let legacy = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [tx.signatures[0].to_string(), {"commitment": "confirmed", "maxSupportedTransactionVersion": 0}]})).await;
+    assert_eq!(legacy["result"]["version"], "legacy");
+
+    // Slots, blocks, epoch.
+    let slot = ok["result"]["slot"].as_u64().unwrap();
+    let blocks = client
+        .get_blocks_with_commitment(
+            slot.saturating_sub(3),
+            Some(slot),
+            CommitmentConfig::confirmed(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocks.last(), Some(&slot));
+    let sigs = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getBlock", "params": [slot, {"commitment": "confirmed", "transactionDetails": "signatures", "maxSupportedTransactionVersion": 0}]})).await;
+    assert!(
+        sigs["result"]["signatures"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(sig.to_string()))
+    );
+    let epoch = client.get_epoch_info().await.unwrap();
+    assert_eq!(epoch.absolute_slot, client.get_slot().await.unwrap());
+    assert!(client.get_transaction_count().await.unwrap() >= 3);
+    let limit = post(&url, json!({"jsonrpc": "2.0", "id": 1, "method": "getSignaturesForAddress", "params": [to.to_string(), {"limit": 1001}]})).await;
+    assert_eq!(limit["error"]["code"], -32602);
+
+    // Subscribe / unsubscribe round trip on the websocket.
+    let pubsub = PubsubClient::new(&node.ws_url()).await.unwrap();
+    let (mut stream, unsubscribe) = pubsub.slot_subscribe().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    unsubscribe().await;
+}
