@@ -405,10 +405,10 @@ pub fn call(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
             let c = commitment_of(cfg.commitment);
             let slot = check_min_context(&chain, c, cfg.min_context_slot)?;
             let encoding = cfg.encoding.unwrap_or(UiAccountEncoding::Binary);
-            let account = chain
-                .bank(c)
+            let bank = chain.bank(c);
+            let account = bank
                 .get_account(&address)
-                .map(|a| encode_account(&a, encoding, cfg.data_slice))
+                .map(|a| encode_at(&bank, &a, encoding, cfg.data_slice))
                 .transpose()?;
             with_context(slot, account)
         }
@@ -433,7 +433,7 @@ pub fn call(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
                 .iter()
                 .map(|k| {
                     bank.get_account(k)
-                        .map(|a| encode_account(&a, encoding, cfg.data_slice))
+                        .map(|a| encode_at(&bank, &a, encoding, cfg.data_slice))
                         .transpose()
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -457,6 +457,7 @@ pub fn call(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
             with_context(bank.slot(), token_amount(amount, decimals))
         }
         "getProgramAccounts" => get_program_accounts(node, p),
+        "getTokenAccountsByOwner" => token_accounts_by_owner(node, p),
         "requestAirdrop" => {
             let address = p.pubkey(0)?;
             let lamports: u64 = p.required(1)?;
@@ -594,6 +595,28 @@ pub fn call(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
         }
         _ => Err(RpcError::method_not_found()),
     }
+}
+
+/// Encodes an account for a read at `bank`; `jsonParsed` decodes token accounts and mints
+/// (resolving a token account's decimals through its mint) and falls back to base64.
+fn encode_at(
+    bank: &solana_runtime::bank::Bank,
+    account: &solana_account::AccountSharedData,
+    encoding: UiAccountEncoding,
+    slice: Option<solana_account_decoder_client_types::UiDataSliceConfig>,
+) -> Result<solana_account_decoder_client_types::UiAccount, RpcError> {
+    if encoding == UiAccountEncoding::JsonParsed && slice.is_none() {
+        let decimals = |mint: &Pubkey| {
+            bank.get_account(mint)
+                .and_then(|m| crate::token::mint_decimals(&m))
+        };
+        if let Some(parsed) = crate::token::parse_json(account, decimals) {
+            let mut ui = encode_account(account, UiAccountEncoding::Base64, None)?;
+            ui.data = solana_account_decoder_client_types::UiAccountData::Json(parsed);
+            return Ok(ui);
+        }
+    }
+    encode_account(account, encoding, slice)
 }
 
 pub fn signature_status(chain: &Chain, signature: &Signature) -> Option<TransactionStatus> {
@@ -787,7 +810,7 @@ fn get_program_accounts(node: &Node, p: &Params) -> Result<Value, RpcError> {
         if keep {
             out.push(RpcKeyedAccount {
                 pubkey: key.to_string(),
-                account: encode_account(&account, encoding, cfg.account_config.data_slice)?,
+                account: encode_at(&bank, &account, encoding, cfg.account_config.data_slice)?,
             });
         }
     }
@@ -953,4 +976,61 @@ fn get_block(node: &Node, p: &Params) -> Result<Value, RpcError> {
         block_time: Some(block.block_time),
         block_height: Some(block.block_height),
     })
+}
+
+fn token_accounts_by_owner(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Filter {
+        mint: Option<String>,
+        program_id: Option<String>,
+    }
+    let owner = p.pubkey(0)?;
+    let filter: Filter = p.required(1)?;
+    let cfg: RpcAccountInfoConfig = p.optional(2)?.unwrap_or_default();
+    let chain = node.chain();
+    let c = commitment_of(cfg.commitment);
+    let slot = check_min_context(&chain, c, cfg.min_context_slot)?;
+    let bank = chain.bank(c);
+    let (program, mint) = match (filter.mint, filter.program_id) {
+        (Some(mint), None) => {
+            let mint = parse_pubkey(&mint)?;
+            let account = bank
+                .get_account(&mint)
+                .ok_or_else(|| RpcError::invalid_params("Invalid param: could not find mint"))?;
+            (*account.owner(), Some(mint))
+        }
+        (None, Some(program)) => (parse_pubkey(&program)?, None),
+        _ => {
+            return Err(RpcError::invalid_params(
+                "Invalid params: expected exactly one of `mint` or `programId`",
+            ));
+        }
+    };
+    if !crate::token::is_token_program_id(&program) {
+        return Err(RpcError::invalid_params(
+            "Invalid param: unrecognized Token program id",
+        ));
+    }
+    let encoding = cfg.encoding.unwrap_or(UiAccountEncoding::Binary);
+    let accounts = bank
+        .get_program_accounts(&program, &Default::default())
+        .map_err(|e| RpcError::internal(format!("scan failed: {e}")))?;
+    let mut out = Vec::new();
+    for (key, account) in accounts {
+        let Some((account_mint, _)) = crate::token::parse_token_account(&account) else {
+            continue;
+        };
+        if crate::token::token_account_owner(&account) != Some(owner)
+            || mint.is_some_and(|m| m != account_mint)
+        {
+            continue;
+        }
+        out.push(RpcKeyedAccount {
+            pubkey: key.to_string(),
+            account: encode_at(&bank, &account, encoding, cfg.data_slice)?,
+        });
+    }
+    out.sort_by(|a, b| a.pubkey.cmp(&b.pubkey));
+    with_context(slot, out)
 }

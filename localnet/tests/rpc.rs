@@ -452,6 +452,56 @@ async fn token_balances_and_program_account_filters() {
         ("1250000".into(), "1.25".into(), mint.pubkey().to_string())
     );
 
+    // getTokenAccountsByOwner, jsonParsed as wallets ask for it.
+    let owned = client
+        .get_token_accounts_by_owner(
+            &owner_b,
+            solana_rpc_client_api::request::TokenAccountsFilter::Mint(mint.pubkey()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(owned.len(), 1);
+    assert_eq!(owned[0].pubkey, b.pubkey().to_string());
+    let solana_account_decoder_client_types::UiAccountData::Json(parsed) = &owned[0].account.data
+    else {
+        panic!("jsonParsed token account expected");
+    };
+    assert_eq!(parsed.program, "spl-token");
+    assert_eq!(parsed.space, 165);
+    assert_eq!(parsed.parsed["type"], "account");
+    assert_eq!(parsed.parsed["info"]["owner"], owner_b.to_string());
+    assert_eq!(parsed.parsed["info"]["state"], "initialized");
+    assert_eq!(parsed.parsed["info"]["tokenAmount"]["amount"], "1250000");
+    assert_eq!(
+        parsed.parsed["info"]["tokenAmount"]["uiAmountString"],
+        "1.25"
+    );
+    let none = client
+        .get_token_accounts_by_owner(
+            &Pubkey::new_unique(),
+            solana_rpc_client_api::request::TokenAccountsFilter::ProgramId(TOKEN_PROGRAM),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let mint_info = raw(
+        &client,
+        "getAccountInfo",
+        json!([mint.pubkey().to_string(), {"encoding": "jsonParsed"}]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(mint_info["value"]["data"]["parsed"]["type"], "mint");
+    assert_eq!(
+        mint_info["value"]["data"]["parsed"]["info"]["supply"],
+        "5000000"
+    );
+    assert_eq!(mint_info["value"]["data"]["parsed"]["info"]["decimals"], 6);
+    assert_eq!(
+        mint_info["value"]["data"]["parsed"]["info"]["mintAuthority"],
+        payer.pubkey().to_string()
+    );
+
     let balance = client.get_token_account_balance(&b.pubkey()).await.unwrap();
     assert_eq!(
         (
