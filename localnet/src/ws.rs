@@ -11,9 +11,10 @@ use solana_account_decoder_client_types::{UiAccountEncoding, UiDataSliceConfig};
 use solana_clock::Slot;
 use solana_pubkey::Pubkey;
 use solana_rpc_client_types::config::{
-    RpcAccountInfoConfig, RpcSignatureSubscribeConfig, RpcTransactionLogsConfig,
-    RpcTransactionLogsFilter,
+    RpcAccountInfoConfig, RpcProgramAccountsConfig, RpcSignatureSubscribeConfig,
+    RpcTransactionLogsConfig, RpcTransactionLogsFilter,
 };
+use solana_rpc_client_types::filter::RpcFilterType;
 use solana_rpc_client_types::response::{RpcLogsResponse, RpcResponseContext};
 use solana_signature::Signature;
 use tokio::sync::broadcast::error::RecvError;
@@ -22,6 +23,13 @@ use crate::Node;
 use crate::chain::{Chain, Commitment, Event, TxRecord};
 use crate::encode::encode_account;
 use crate::rpc::{Params, RpcError, commitment_of, parse_pubkey, parse_signature};
+
+struct ProgramSub {
+    program: Pubkey,
+    commitment: Commitment,
+    encoding: UiAccountEncoding,
+    filters: Vec<RpcFilterType>,
+}
 
 struct SignatureSub {
     signature: Signature,
@@ -52,6 +60,7 @@ struct Subscriptions {
     signatures: HashMap<u64, SignatureSub>,
     accounts: HashMap<u64, AccountSub>,
     logs: HashMap<u64, LogsSub>,
+    programs: HashMap<u64, ProgramSub>,
     slots: Vec<u64>,
 }
 
@@ -188,6 +197,29 @@ impl Subscriptions {
                 self.logs.insert(id, LogsSub { filter, commitment });
                 Ok(json!(id))
             }
+            "programSubscribe" => {
+                let program = parse_pubkey(&p.required::<String>(0)?)?;
+                let cfg: RpcProgramAccountsConfig = p.optional(1)?.unwrap_or_default();
+                let filters = cfg.filters.unwrap_or_default();
+                for f in &filters {
+                    f.verify()
+                        .map_err(|e| RpcError::invalid_params(format!("Invalid param: {e:?}")))?;
+                }
+                let id = self.id();
+                self.programs.insert(
+                    id,
+                    ProgramSub {
+                        program,
+                        commitment: commitment_of(cfg.account_config.commitment),
+                        encoding: cfg
+                            .account_config
+                            .encoding
+                            .unwrap_or(UiAccountEncoding::Binary),
+                        filters,
+                    },
+                );
+                Ok(json!(id))
+            }
             "slotSubscribe" => {
                 let id = self.id();
                 self.slots.push(id);
@@ -202,6 +234,7 @@ impl Subscriptions {
                     "signatureUnsubscribe" => self.signatures.remove(&id).is_some(),
                     "accountUnsubscribe" => self.accounts.remove(&id).is_some(),
                     "logsUnsubscribe" => self.logs.remove(&id).is_some(),
+                    "programUnsubscribe" => self.programs.remove(&id).is_some(),
                     _ => {
                         let before = self.slots.len();
                         self.slots.retain(|s| *s != id);
@@ -237,6 +270,7 @@ impl Subscriptions {
             Event::Transaction { signature, slot } => {
                 if let Some(record) = chain.transaction(signature) {
                     self.on_transaction(record, *slot, Commitment::Processed, &mut out);
+                    self.check_programs(&chain, record, Commitment::Processed, &mut out);
                 }
                 self.check_accounts(&chain, Commitment::Processed, &mut out);
             }
@@ -247,6 +281,7 @@ impl Subscriptions {
                 };
                 for record in chain.slot_transactions(*slot) {
                     self.on_transaction(record, *slot, level, &mut out);
+                    self.check_programs(&chain, record, level, &mut out);
                 }
                 self.check_accounts(&chain, level, &mut out);
             }
@@ -287,6 +322,51 @@ impl Subscriptions {
                     *id,
                     with_context(slot, value),
                 ));
+            }
+        }
+    }
+
+    /// Accounts a transaction wrote that now belong to a subscribed program.
+    fn check_programs(
+        &self,
+        chain: &Chain,
+        record: &TxRecord,
+        level: Commitment,
+        out: &mut Vec<Value>,
+    ) {
+        if !self.programs.values().any(|s| s.commitment == level) {
+            return;
+        }
+        let bank = chain.bank(level);
+        for address in &record.writable_accounts {
+            let Some(account) = bank.get_account(address) else {
+                continue;
+            };
+            for (id, sub) in self.programs.iter().filter(|(_, s)| s.commitment == level) {
+                if solana_account::ReadableAccount::owner(&account) != &sub.program {
+                    continue;
+                }
+                let data = solana_account::ReadableAccount::data(&account);
+                let keep = sub.filters.iter().all(|f| match f {
+                    RpcFilterType::DataSize(n) => data.len() as u64 == *n,
+                    RpcFilterType::Memcmp(m) => m.bytes_match(data),
+                    RpcFilterType::TokenAccountState => {
+                        crate::token::parse_token_account(&account).is_some()
+                    }
+                });
+                if !keep {
+                    continue;
+                }
+                if let Ok(ui) = encode_account(&account, sub.encoding, None) {
+                    out.push(notification(
+                        "programNotification",
+                        *id,
+                        with_context(
+                            bank.slot(),
+                            json!({ "pubkey": address.to_string(), "account": ui }),
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -1072,6 +1072,41 @@ async fn websocket_subscriptions() {
         .unwrap();
     assert_eq!(acc.value.lamports, 7_000_000);
 
+    // programSubscribe: our program's config account appears when it is created.
+    let (mut program, _unsub_program) = pubsub
+        .program_subscribe(
+            &advancia_pay::ID,
+            Some(RpcProgramAccountsConfig {
+                account_config: RpcAccountInfoConfig {
+                    commitment: Some(CommitmentConfig::confirmed()),
+                    encoding: Some(solana_account_decoder_client_types::UiAccountEncoding::Base64),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let init = advancia_pay::client::initialize_config(
+        payer.pubkey(),
+        advancia_pay::InitializeConfigArgs {
+            treasury: Pubkey::new_unique(),
+            settlement_authority: Pubkey::new_unique(),
+            compliance_authority: Pubkey::new_unique(),
+            fee_bps: 5,
+        },
+    );
+    send(&client, &payer, &[&payer], &[init]).await;
+    let created = tokio::time::timeout(Duration::from_secs(5), program.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        created.value.pubkey,
+        advancia_pay::client::config_pda().to_string()
+    );
+    assert_eq!(created.value.account.owner, advancia_pay::ID.to_string());
+
     // Subscribing to an already confirmed signature notifies at once.
     let (mut late, _unsub_late) = pubsub
         .signature_subscribe(
