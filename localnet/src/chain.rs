@@ -514,10 +514,26 @@ impl Chain {
     /// Sanitizes (with signature verification) and executes `tx` in the working bank,
     /// recording it in the ledger when the bank commits it.
     pub fn execute(&mut self, tx: VersionedTransaction) -> Result<&TxRecord, ExecError> {
+        self.execute_checked(tx, true)
+    }
+
+    /// As [`Chain::execute`]; `verify_signatures: false` is for a transaction whose
+    /// signatures were verified moments ago (by the preflight simulation of the same bytes).
+    pub fn execute_checked(
+        &mut self,
+        tx: VersionedTransaction,
+        verify_signatures: bool,
+    ) -> Result<&TxRecord, ExecError> {
         let bank = self.working.clone();
-        let sanitized = bank
-            .fully_verify_transaction(tx.clone())
-            .map_err(ExecError::Rejected)?;
+        let sanitized = if verify_signatures {
+            bank.fully_verify_transaction(tx.clone())
+        } else {
+            bank.verify_transaction(
+                tx.clone(),
+                solana_transaction::TransactionVerificationMode::HashOnly,
+            )
+        }
+        .map_err(ExecError::Rejected)?;
         let batch = bank.prepare_sanitized_batch(std::slice::from_ref(&sanitized));
         let mut timings = ExecuteTimings::default();
         let (mut results, balances) = bank.load_execute_and_commit_transactions(
