@@ -1,0 +1,240 @@
+//! `advancia-indexer`: streams advancia-pay events from a Solana JSON-RPC node into
+//! Postgres (schema `indexer`) exactly once, follows them to finality (undoing transactions
+//! the chain dropped), and feeds finalized money events to the ledger.
+//!
+//! One [`Indexer::step`] = ingest (signatures newer than the cursor, in batches; rows and
+//! cursor in one database transaction), then finality (statuses of non-final rows), then the
+//! ledger feed. See `docs/decisions/0008-indexer-exactly-once.md`.
+
+pub mod feed;
+pub mod query;
+pub mod sink;
+pub mod source;
+
+use advancia_db::{Migration, ServiceMigrations};
+use anchor_lang::prelude::Pubkey;
+use sqlx::PgPool;
+
+pub use feed::LedgerFeed;
+pub use sink::Cursor;
+pub use source::{ChainTransaction, DecodedEvent, SignatureState, SolanaRpc};
+
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    schema: "indexer",
+    migrations: &[Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    }],
+};
+
+/// Chain name used in rows and ledger external references.
+pub const SOLANA: &str = "solana";
+
+/// Commitment of indexed rows (`processed` is never indexed: it can vanish without trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Commitment {
+    Confirmed,
+    Finalized,
+}
+
+impl Commitment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Finalized => "finalized",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("rpc transport error: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("rpc {method} failed: {message}")]
+    Rpc { method: String, message: String },
+    #[error("malformed rpc data: {0}")]
+    Malformed(String),
+    #[error("cannot parse rpc json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid pagination cursor {0:?}")]
+    BadCursor(String),
+    #[error(transparent)]
+    Ledger(#[from] advancia_ledger::LedgerError),
+    #[error("ledger rejected account {0:#x}: {1}")]
+    LedgerAccount(u128, advancia_ledger::AccountError),
+    #[error("ledger rejected the transfer of {0}: {1}")]
+    LedgerTransfer(String, advancia_ledger::TransferError),
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    pub rpc_url: String,
+    pub program: Pubkey,
+    /// Level at which transactions are ingested.
+    pub commitment: Commitment,
+    /// Transactions per database transaction.
+    pub batch_size: usize,
+    /// Cursor row name (one per source).
+    pub source_name: String,
+}
+
+impl IndexerConfig {
+    pub fn new(rpc_url: impl Into<String>) -> Self {
+        Self {
+            rpc_url: rpc_url.into(),
+            program: advancia_pay::ID,
+            commitment: Commitment::Confirmed,
+            batch_size: 100,
+            source_name: "solana:advancia-pay".into(),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub transactions: u64,
+    pub events: u64,
+    pub batches: u64,
+    pub finalized: u64,
+    pub undone: u64,
+    pub fed: u64,
+}
+
+pub struct Indexer {
+    pool: PgPool,
+    rpc: SolanaRpc,
+    config: IndexerConfig,
+    feed: Option<LedgerFeed>,
+}
+
+impl Indexer {
+    /// `ledger`: feed finalized money events to it (its schema must be migrated).
+    pub fn new(
+        pool: PgPool,
+        config: IndexerConfig,
+        ledger: Option<advancia_ledger::Ledger>,
+    ) -> Self {
+        Self {
+            rpc: SolanaRpc::new(config.rpc_url.clone(), config.program),
+            feed: ledger.map(|l| LedgerFeed::new(l, SOLANA)),
+            pool,
+            config,
+        }
+    }
+
+    pub fn rpc(&self) -> &SolanaRpc {
+        &self.rpc
+    }
+
+    pub async fn cursor(&self) -> Result<Cursor, IndexerError> {
+        sink::load_cursor(&self.pool, &self.config.source_name).await
+    }
+
+    /// Ingests transactions newer than the cursor, at most `max_batches` batches (`None`:
+    /// until caught up). Each batch commits its rows together with the cursor.
+    pub async fn ingest(&self, max_batches: Option<u64>) -> Result<StepReport, IndexerError> {
+        let cursor = self.cursor().await?;
+        let sigs = self
+            .rpc
+            .signatures_since(cursor.signature.as_deref(), self.config.commitment)
+            .await?;
+        let mut report = StepReport::default();
+        for chunk in sigs.chunks(self.config.batch_size.max(1)) {
+            if max_batches.is_some_and(|m| report.batches >= m) {
+                break;
+            }
+            let mut batch = Vec::with_capacity(chunk.len());
+            for sig in chunk {
+                match self.rpc.transaction(sig, self.config.commitment).await? {
+                    Some(t) => batch.push(t),
+                    // Listed but gone (dropped in between): stop here; the cursor stays
+                    // before it and the finality pass sorts out the fork.
+                    None => break,
+                }
+            }
+            let complete = batch.len() == chunk.len();
+            report.events +=
+                sink::write_batch(&self.pool, SOLANA, &self.config.source_name, &batch).await?;
+            report.transactions += batch.len() as u64;
+            report.batches += 1;
+            if !complete {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Checks non-final transactions against the chain: finalized ones are marked so (with
+    /// the slot the chain reports), dropped ones are undone and the cursor rewound.
+    pub async fn finalize(&self) -> Result<StepReport, IndexerError> {
+        let mut report = StepReport::default();
+        loop {
+            let pending = sink::pending_signatures(&self.pool, SOLANA, 256).await?;
+            if pending.is_empty() {
+                break;
+            }
+            let states = self.rpc.statuses(&pending).await?;
+            let mut progressed = false;
+            for (sig, state) in pending.iter().zip(states) {
+                match state {
+                    SignatureState::Dropped => {
+                        if sink::undo_transaction(&self.pool, SOLANA, &self.config.source_name, sig)
+                            .await?
+                        {
+                            tracing::info!(signature = %sig, "dropped by the chain; rows undone");
+                            report.undone += 1;
+                            progressed = true;
+                        }
+                    }
+                    SignatureState::Landed { slot, commitment } => {
+                        sink::set_commitment(&self.pool, SOLANA, sig, slot, commitment).await?;
+                        if commitment == Commitment::Finalized {
+                            report.finalized += 1;
+                            progressed = true;
+                        }
+                    }
+                }
+            }
+            if !progressed || pending.len() < 256 {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Feeds finalized money events to the ledger (no-op without a ledger).
+    pub async fn feed(&mut self) -> Result<u64, IndexerError> {
+        let Some(feed) = self.feed.as_mut() else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let n = feed.run_once(&self.rpc, 500).await?;
+            total += n;
+            if n < 500 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One full pass: ingest until caught up, finality, ledger feed.
+    pub async fn step(&mut self) -> Result<StepReport, IndexerError> {
+        let mut report = self.ingest(None).await?;
+        let f = self.finalize().await?;
+        report.finalized = f.finalized;
+        report.undone = f.undone;
+        if f.undone > 0 {
+            // The cursor was rewound: re-read the fork's replacement now.
+            let again = self.ingest(None).await?;
+            report.transactions += again.transactions;
+            report.events += again.events;
+            report.batches += again.batches;
+        }
+        report.fed = self.feed().await?;
+        Ok(report)
+    }
+}

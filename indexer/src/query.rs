@@ -1,0 +1,191 @@
+//! Partner query layer: indexed payments and refunds filtered by facility, payer and slot
+//! range, with keyset (cursor) pagination in (slot, signature, ix_index, inner_index) order.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::IndexerError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventFilter {
+    pub chain: Option<String>,
+    pub facility: Option<String>,
+    pub payer: Option<String>,
+    pub slot_from: Option<u64>,
+    pub slot_to: Option<u64>,
+    /// Only rows at `finalized` when true.
+    pub finalized_only: bool,
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub after: Option<String>,
+    /// Page size, clamped to 1..=1000.
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    pub payment: String,
+    pub payer: String,
+    pub facility: String,
+    pub invoice_id: String,
+    pub reference: String,
+    pub mint: String,
+    /// Base units, decimal string (u64 does not fit JSON numbers safely).
+    pub amount: String,
+    pub fee: String,
+    pub paid_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RefundRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    pub payment: String,
+    pub facility: String,
+    pub payer: String,
+    pub mint: String,
+    pub amount: String,
+    pub refunded_total: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Position after which a page starts: `slot:signature:ix:inner`.
+fn parse_cursor(s: &str) -> Result<(i64, String, i32, i32), IndexerError> {
+    let bad = || IndexerError::BadCursor(s.to_string());
+    let mut it = s.split(':');
+    let slot = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let sig = it.next().filter(|v| !v.is_empty()).ok_or_else(bad)?;
+    let ix = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let inner = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    if it.next().is_some() {
+        return Err(bad());
+    }
+    Ok((slot, sig.to_string(), ix, inner))
+}
+
+fn cursor_of(slot: i64, sig: &str, ix: i32, inner: i32) -> String {
+    format!("{slot}:{sig}:{ix}:{inner}")
+}
+
+fn slot_bound(v: Option<u64>) -> Result<Option<i64>, IndexerError> {
+    v.map(crate::sink::i64_of).transpose()
+}
+
+const FILTER: &str = "($1::text IS NULL OR chain = $1)
+    AND ($2::text IS NULL OR facility = $2)
+    AND ($3::text IS NULL OR payer = $3)
+    AND ($4::bigint IS NULL OR slot >= $4)
+    AND ($5::bigint IS NULL OR slot <= $5)
+    AND (NOT $6 OR commitment = 'finalized')
+    AND ($7::bigint IS NULL OR (slot, signature, ix_index, inner_index) > ($7, $8, $9, $10))";
+
+async fn page<T>(pool: &PgPool, select: &str, f: &EventFilter) -> Result<Vec<T>, IndexerError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let after = f.after.as_deref().map(parse_cursor).transpose()?;
+    let limit = i64::from(f.limit.clamp(1, 1000));
+    let sql = format!(
+        "{select} WHERE {FILTER} ORDER BY slot, signature, ix_index, inner_index LIMIT $11"
+    );
+    Ok(sqlx::query_as::<_, T>(&sql)
+        .bind(&f.chain)
+        .bind(&f.facility)
+        .bind(&f.payer)
+        .bind(slot_bound(f.slot_from)?)
+        .bind(slot_bound(f.slot_to)?)
+        .bind(f.finalized_only)
+        .bind(after.as_ref().map(|a| a.0))
+        .bind(after.as_ref().map(|a| a.1.clone()))
+        .bind(after.as_ref().map(|a| a.2))
+        .bind(after.as_ref().map(|a| a.3))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+fn next<T>(items: &[T], limit: u32, key: impl Fn(&T) -> String) -> Option<String> {
+    (items.len() == limit.clamp(1, 1000) as usize)
+        .then(|| items.last().map(key))
+        .flatten()
+}
+
+pub async fn payments(pool: &PgPool, f: &EventFilter) -> Result<Page<PaymentRow>, IndexerError> {
+    let items: Vec<PaymentRow> = page(
+        pool,
+        "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
+                payer, facility, invoice_id, reference, mint, amount::text AS amount,
+                fee::text AS fee, paid_at
+           FROM indexer.payments",
+        f,
+    )
+    .await?;
+    let next_cursor = next(&items, f.limit, |r| {
+        cursor_of(r.slot, &r.signature, r.ix_index, r.inner_index)
+    });
+    Ok(Page { items, next_cursor })
+}
+
+pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, IndexerError> {
+    let items: Vec<RefundRow> = page(
+        pool,
+        "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
+                facility, payer, mint, amount::text AS amount,
+                refunded_total::text AS refunded_total
+           FROM indexer.refunds",
+        f,
+    )
+    .await?;
+    let next_cursor = next(&items, f.limit, |r| {
+        cursor_of(r.slot, &r.signature, r.ix_index, r.inner_index)
+    });
+    Ok(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = cursor_of(42, "5sig", 1, 3);
+        assert_eq!(parse_cursor(&c).unwrap(), (42, "5sig".to_string(), 1, 3));
+        for bad in [
+            "",
+            "1",
+            "1:sig",
+            "1:sig:2",
+            "x:sig:1:2",
+            "1::1:2",
+            "1:sig:1:2:3",
+        ] {
+            assert!(
+                matches!(parse_cursor(bad), Err(IndexerError::BadCursor(b)) if b == bad),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn next_cursor_only_on_full_pages() {
+        let rows = [1, 2, 3];
+        assert_eq!(next(&rows, 3, |r| r.to_string()), Some("3".into()));
+        assert_eq!(next(&rows, 4, |r| r.to_string()), None);
+    }
+}

@@ -1,0 +1,389 @@
+//! Postgres sink: event rows and the source cursor in one transaction; finality updates and
+//! undo of dropped transactions.
+
+use advancia_pay::client::AdvanciaEvent;
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::source::{ChainTransaction, DecodedEvent};
+use crate::{Commitment, IndexerError};
+
+/// Tables holding per-event rows (all cascade from `transactions`).
+pub const EVENT_TABLES: [&str; 7] = [
+    "payments",
+    "refunds",
+    "escrows",
+    "facilities",
+    "attestations",
+    "settlement_commitments",
+    "admin_events",
+];
+
+/// The stored cursor of a source: the newest transaction fully written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub signature: Option<String>,
+    pub slot: Option<u64>,
+}
+
+pub(crate) fn i64_of(v: u64) -> Result<i64, IndexerError> {
+    i64::try_from(v).map_err(|_| IndexerError::Malformed(format!("{v} exceeds i64")))
+}
+
+pub async fn load_cursor(pool: &PgPool, source: &str) -> Result<Cursor, IndexerError> {
+    let row: Option<(Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT signature, slot FROM indexer.cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(pool)
+            .await?;
+    let (signature, slot) = row.unwrap_or((None, None));
+    Ok(Cursor {
+        signature,
+        slot: slot.and_then(|s| u64::try_from(s).ok()),
+    })
+}
+
+async fn save_cursor(
+    tx: &mut Transaction<'_, Postgres>,
+    source: &str,
+    signature: Option<&str>,
+    slot: Option<u64>,
+) -> Result<(), IndexerError> {
+    sqlx::query(
+        "INSERT INTO indexer.cursors (source, signature, slot) VALUES ($1, $2, $3)
+         ON CONFLICT (source) DO UPDATE SET signature = EXCLUDED.signature,
+             slot = EXCLUDED.slot, updated_at = now()",
+    )
+    .bind(source)
+    .bind(signature)
+    .bind(slot.map(i64_of).transpose()?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes a batch of transactions (oldest first) and moves the cursor to the last one, in
+/// one database transaction: a crash leaves either all of it or none. Transactions already
+/// stored are skipped, so re-running a range changes nothing. Returns the events inserted.
+pub async fn write_batch(
+    pool: &PgPool,
+    chain: &str,
+    source: &str,
+    batch: &[ChainTransaction],
+) -> Result<u64, IndexerError> {
+    let Some(last) = batch.last() else {
+        return Ok(0);
+    };
+    let mut tx = pool.begin().await?;
+    let mut inserted = 0u64;
+    for t in batch {
+        let fresh = sqlx::query(
+            "INSERT INTO indexer.transactions
+                 (chain, signature, slot, commitment, failed, block_time, event_count)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(chain)
+        .bind(&t.signature)
+        .bind(i64_of(t.slot)?)
+        .bind(t.commitment.as_str())
+        .bind(t.failed)
+        .bind(t.block_time)
+        .bind(i32::try_from(t.events.len()).unwrap_or(i32::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            continue;
+        }
+        for e in &t.events {
+            insert_event(&mut tx, chain, t, e).await?;
+            inserted += 1;
+        }
+    }
+    save_cursor(&mut tx, source, Some(&last.signature), Some(last.slot)).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    hex::encode(b)
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Postgres>,
+    chain: &str,
+    t: &ChainTransaction,
+    e: &DecodedEvent,
+) -> Result<(), IndexerError> {
+    use AdvanciaEvent as E;
+    // Common leading columns of every event table.
+    const KEY: &str = "chain, signature, ix_index, inner_index, slot, commitment, block_time";
+    const KEYV: &str = "$1, $2, $3, $4, $5, $6, $7";
+    let ix = i32::try_from(e.ix_index).unwrap_or(i32::MAX);
+    let inner = i32::try_from(e.inner_index).unwrap_or(i32::MAX);
+    let slot = i64_of(t.slot)?;
+    let base = |table: &str, cols: &str, vals: &str| {
+        format!(
+            "INSERT INTO indexer.{table} ({KEY}, {cols}) VALUES ({KEYV}, {vals}) ON CONFLICT DO NOTHING"
+        )
+    };
+    macro_rules! run {
+        ($sql:expr $(, $v:expr)*) => {{
+            let sql: String = $sql;
+            sqlx::query(&sql)
+                .bind(chain)
+                .bind(&t.signature)
+                .bind(ix)
+                .bind(inner)
+                .bind(slot)
+                .bind(t.commitment.as_str())
+                .bind(t.block_time)
+                $(.bind($v))*
+                .execute(&mut **tx)
+                .await?;
+        }};
+    }
+    match &e.event {
+        E::PaymentMade(p) => run!(
+            base(
+                "payments",
+                "payment, payer, facility, invoice_id, reference, mint, amount, fee, paid_at",
+                "$8, $9, $10, $11, $12, $13, $14::numeric, $15::numeric, $16"
+            ),
+            p.payment.to_string(),
+            p.payer.to_string(),
+            p.facility.to_string(),
+            hex32(&p.invoice_id),
+            p.reference.to_string(),
+            p.mint.to_string(),
+            p.amount.to_string(),
+            p.fee.to_string(),
+            p.paid_at
+        ),
+        E::PaymentRefunded(r) => run!(
+            base(
+                "refunds",
+                "payment, facility, payer, mint, amount, refunded_total",
+                "$8, $9, $10, $11, $12::numeric, $13::numeric"
+            ),
+            r.payment.to_string(),
+            r.facility.to_string(),
+            r.payer.to_string(),
+            r.mint.to_string(),
+            r.amount.to_string(),
+            r.refunded_total.to_string()
+        ),
+        E::EscrowOpened(o) => run!(
+            base(
+                "escrows",
+                "kind, escrow, actor, payer, facility, arbiter, mint, amount, expires_at",
+                "'opened', $8, $9, $9, $10, $11, $12, $13::numeric, $14"
+            ),
+            o.escrow.to_string(),
+            o.payer.to_string(),
+            o.facility.to_string(),
+            o.arbiter.to_string(),
+            o.mint.to_string(),
+            o.amount.to_string(),
+            o.expires_at
+        ),
+        E::EscrowReleased(r) => run!(
+            base(
+                "escrows",
+                "kind, escrow, actor, amount, fee, released_total",
+                "'released', $8, $9, $10::numeric, $11::numeric, $12::numeric"
+            ),
+            r.escrow.to_string(),
+            r.by.to_string(),
+            r.amount.to_string(),
+            r.fee.to_string(),
+            r.released_total.to_string()
+        ),
+        E::EscrowRefunded(r) => run!(
+            base(
+                "escrows",
+                "kind, escrow, actor, amount",
+                "'refunded', $8, $9, $10::numeric"
+            ),
+            r.escrow.to_string(),
+            r.by.to_string(),
+            r.amount.to_string()
+        ),
+        E::EscrowClosed(c) => run!(
+            base("escrows", "kind, escrow, actor", "'closed', $8, $9"),
+            c.escrow.to_string(),
+            c.rent_to.to_string()
+        ),
+        E::FacilityRegistered(f) => run!(
+            base(
+                "facilities",
+                "kind, facility, facility_id, authority, payout_wallet",
+                "'registered', $8, $9, $10, $11"
+            ),
+            f.facility.to_string(),
+            hex32(&f.facility_id),
+            f.authority.to_string(),
+            f.payout_wallet.to_string()
+        ),
+        E::FacilityPayoutUpdated(f) => run!(
+            base(
+                "facilities",
+                "kind, facility, payout_wallet",
+                "'payout_updated', $8, $9"
+            ),
+            f.facility.to_string(),
+            f.payout_wallet.to_string()
+        ),
+        E::FacilityDeactivated(f) => run!(
+            base("facilities", "kind, facility", "'deactivated', $8"),
+            f.facility.to_string()
+        ),
+        E::AttestationWritten(a) => run!(
+            base(
+                "attestations",
+                "kind, wallet, level, expires_at",
+                "'written', $8, $9, $10"
+            ),
+            a.wallet.to_string(),
+            i16::from(a.level),
+            a.expires_at
+        ),
+        E::AttestationRevoked(a) => run!(
+            base("attestations", "kind, wallet", "'revoked', $8"),
+            a.wallet.to_string()
+        ),
+        E::BatchCommitted(b) => {
+            let totals: Vec<_> = b
+                .totals
+                .iter()
+                .map(|t| json!({"mint": t.mint.to_string(), "amount": t.amount.to_string()}))
+                .collect();
+            run!(
+                base(
+                    "settlement_commitments",
+                    "batch_number, root, entry_count, totals",
+                    "$8::numeric, $9, $10::numeric, $11"
+                ),
+                b.batch_number.to_string(),
+                hex32(&b.root),
+                b.entry_count.to_string(),
+                serde_json::Value::Array(totals)
+            )
+        }
+        E::ConfigUpdated(c) => run!(
+            base("admin_events", "kind, body", "'config_updated', $8"),
+            json!({
+                "admin": c.admin.to_string(), "treasury": c.treasury.to_string(),
+                "settlement_authority": c.settlement_authority.to_string(),
+                "compliance_authority": c.compliance_authority.to_string(),
+                "fee_bps": c.fee_bps, "paused": c.paused,
+            })
+        ),
+        E::AdminProposed(a) => run!(
+            base("admin_events", "kind, body", "'admin_proposed', $8"),
+            json!({"admin": a.admin.to_string(), "proposed": a.proposed.to_string()})
+        ),
+        E::AdminAccepted(a) => run!(
+            base("admin_events", "kind, body", "'admin_accepted', $8"),
+            json!({"previous": a.previous.to_string(), "admin": a.admin.to_string()})
+        ),
+        E::AssetSet(a) => run!(
+            base("admin_events", "kind, body", "'asset_set', $8"),
+            json!({"mint": a.mint.to_string(), "kyc_threshold": a.kyc_threshold.to_string(), "enabled": a.enabled})
+        ),
+    }
+    Ok(())
+}
+
+/// Transactions not yet final, oldest first.
+pub async fn pending_signatures(
+    pool: &PgPool,
+    chain: &str,
+    limit: i64,
+) -> Result<Vec<String>, IndexerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT signature FROM indexer.transactions
+         WHERE chain = $1 AND commitment <> 'finalized' ORDER BY slot, signature LIMIT $2",
+    )
+    .bind(chain)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Marks a transaction's rows final (and moves them to the slot the chain reports: a
+/// transaction replayed on a new fork keeps its signature but not its slot).
+pub async fn set_commitment(
+    pool: &PgPool,
+    chain: &str,
+    signature: &str,
+    slot: u64,
+    commitment: Commitment,
+) -> Result<(), IndexerError> {
+    let mut tx = pool.begin().await?;
+    let slot = i64_of(slot)?;
+    for table in std::iter::once("transactions").chain(EVENT_TABLES) {
+        sqlx::query(&format!(
+            "UPDATE indexer.{table} SET commitment = $3, slot = $4
+             WHERE chain = $1 AND signature = $2"
+        ))
+        .bind(chain)
+        .bind(signature)
+        .bind(commitment.as_str())
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Undoes a dropped transaction: deletes its rows (cascade), records the rollback, and
+/// rewinds the cursor to the newest finalized transaction so the range is re-read. Never
+/// applies to finalized rows, and so never to rows already fed to the ledger.
+pub async fn undo_transaction(
+    pool: &PgPool,
+    chain: &str,
+    source: &str,
+    signature: &str,
+) -> Result<bool, IndexerError> {
+    let mut tx = pool.begin().await?;
+    let removed: Option<(i64, i32)> = sqlx::query_as(
+        "DELETE FROM indexer.transactions
+         WHERE chain = $1 AND signature = $2 AND commitment <> 'finalized'
+         RETURNING slot, event_count",
+    )
+    .bind(chain)
+    .bind(signature)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((slot, events)) = removed else {
+        return Ok(false);
+    };
+    sqlx::query(
+        "INSERT INTO indexer.rollbacks (chain, signature, slot, events_removed)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(chain)
+    .bind(signature)
+    .bind(slot)
+    .bind(events)
+    .execute(&mut *tx)
+    .await?;
+    let newest_final: Option<(String, i64)> = sqlx::query_as(
+        "SELECT signature, slot FROM indexer.transactions
+         WHERE chain = $1 AND commitment = 'finalized'
+         ORDER BY slot DESC, indexed_at DESC LIMIT 1",
+    )
+    .bind(chain)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (sig, slot) = match newest_final {
+        Some((s, slot)) => (Some(s), u64::try_from(slot).ok()),
+        None => (None, None),
+    };
+    save_cursor(&mut tx, source, sig.as_deref(), slot).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,484 @@
+//! End-to-end tests: the in-process local Solana node running advancia-pay, real Postgres,
+//! the real ledger.
+#![allow(clippy::unwrap_used)] // test helpers, not #[test] fns, unwrap too
+
+use std::time::Duration;
+
+use advancia_indexer::feed::{self, Role};
+use advancia_indexer::query::{self, EventFilter};
+use advancia_indexer::{Commitment, Indexer, IndexerConfig, IndexerError, SOLANA};
+use advancia_ledger::{Ledger, LedgerConfig};
+use advancia_localnet::{Localnet, LocalnetConfig};
+use advancia_pay::client::{self as pay, AdvanciaEvent, PayParams};
+use advancia_pay::state::NATIVE_SOL;
+use advancia_test_support::TestDb;
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::Instruction;
+use solana_commitment_config::CommitmentConfig;
+use solana_keypair::Keypair;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_signer::Signer;
+use solana_transaction::Transaction;
+
+const SOL: u64 = 1_000_000_000;
+const FEE_BPS: u16 = 250;
+const FACILITY_ID: [u8; 32] = [7; 32];
+
+struct Env {
+    node: Localnet,
+    client: RpcClient,
+    payer: Keypair,
+    payout: Pubkey,
+    treasury: Pubkey,
+    db: TestDb,
+    /// Program transactions sent so far (setup included).
+    program_txs: usize,
+}
+
+async fn send(client: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
+    let blockhash = client.get_latest_blockhash().await.unwrap();
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
+    client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .unwrap()
+        .to_string()
+}
+
+async fn funded(client: &RpcClient, lamports: u64) -> Keypair {
+    let kp = Keypair::new();
+    let sig = client
+        .request_airdrop(&kp.pubkey(), lamports)
+        .await
+        .unwrap();
+    for _ in 0..400 {
+        if client.confirm_transaction(&sig).await.unwrap() {
+            return kp;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("airdrop never confirmed");
+}
+
+/// Node + database, program configured (fee 2.5%, SOL enabled, one facility).
+async fn setup(config: LocalnetConfig) -> Env {
+    let node = Localnet::start(config).await.unwrap();
+    let client = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
+    let admin = funded(&client, 10 * SOL).await;
+    let treasury = funded(&client, SOL).await.pubkey();
+    let payout = funded(&client, SOL).await.pubkey();
+    let payer = funded(&client, 1_000 * SOL).await;
+    send(
+        &client,
+        &admin,
+        &[pay::initialize_config(
+            admin.pubkey(),
+            advancia_pay::InitializeConfigArgs {
+                treasury,
+                settlement_authority: admin.pubkey(),
+                compliance_authority: admin.pubkey(),
+                fee_bps: FEE_BPS,
+            },
+        )],
+    )
+    .await;
+    send(
+        &client,
+        &admin,
+        &[pay::add_asset(admin.pubkey(), NATIVE_SOL, u64::MAX)],
+    )
+    .await;
+    send(
+        &client,
+        &admin,
+        &[pay::register_facility(
+            admin.pubkey(),
+            FACILITY_ID,
+            admin.pubkey(),
+            payout,
+        )],
+    )
+    .await;
+    let db = TestDb::new(&[&advancia_ledger::MIGRATIONS, &advancia_indexer::MIGRATIONS]).await;
+    Env {
+        node,
+        client,
+        payer,
+        payout,
+        treasury,
+        db,
+        program_txs: 3,
+    }
+}
+
+impl Env {
+    async fn pay(&mut self, invoice: u8, amount: u64) -> String {
+        let (payout, treasury) = (self.payout, self.treasury);
+        let ix = pay::pay_sol(
+            &PayParams {
+                payer: self.payer.pubkey(),
+                facility_id: FACILITY_ID,
+                invoice_id: [invoice; 32],
+                amount,
+                reference: Pubkey::new_unique(),
+                with_kyc: false,
+            },
+            payout,
+            treasury,
+        );
+        self.program_txs += 1;
+        send(&self.client, &self.payer, &[ix]).await
+    }
+
+    fn indexer(&self, batch_size: usize, ledger: bool) -> Indexer {
+        let mut config = IndexerConfig::new(self.node.rpc_url());
+        config.batch_size = batch_size;
+        let ledger = ledger.then(|| Ledger::new(self.db.pool.clone(), LedgerConfig::default()));
+        Indexer::new(self.db.pool.clone(), config, ledger)
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+fn fee(amount: u64) -> u64 {
+    amount * u64::from(FEE_BPS) / 10_000
+}
+
+/// Slow finality so rows are seen at `confirmed` first.
+fn slow_finality(lag: u64) -> LocalnetConfig {
+    LocalnetConfig {
+        slot_duration: Duration::from_millis(50),
+        finalization_lag: lag,
+        ..LocalnetConfig::for_tests()
+    }
+}
+
+#[tokio::test]
+async fn decodes_a_real_payment_transaction() {
+    let mut env = setup(slow_finality(3)).await;
+    let sig = env.pay(1, 2 * SOL).await;
+    let indexer = env.indexer(10, false);
+    let sigs = indexer
+        .rpc()
+        .signatures_since(None, Commitment::Confirmed)
+        .await
+        .unwrap();
+    assert_eq!(sigs.len(), 4, "config, asset, facility, payment");
+    assert_eq!(sigs[3].signature, sig);
+    let tx = indexer
+        .rpc()
+        .transaction(&sigs[3], Commitment::Confirmed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!tx.failed);
+    assert_eq!(tx.events.len(), 1);
+    let e = &tx.events[0];
+    assert_eq!(e.ix_index, 0);
+    let AdvanciaEvent::PaymentMade(p) = &e.event else {
+        panic!("expected PaymentMade, got {:?}", e.event)
+    };
+    assert_eq!(p.payer, env.payer.pubkey());
+    assert_eq!(p.facility, pay::facility_pda(&FACILITY_ID));
+    assert_eq!(p.payment, pay::payment_pda(&env.payer.pubkey(), &[1; 32]));
+    assert_eq!(p.invoice_id, [1; 32]);
+    assert_eq!(p.mint, NATIVE_SOL);
+    assert_eq!((p.amount, p.fee), (2 * SOL, fee(2 * SOL)));
+
+    // The facility registration decodes to its own event.
+    let reg = indexer
+        .rpc()
+        .transaction(&sigs[2], Commitment::Confirmed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        &reg.events[..],
+        [e] if matches!(&e.event, AdvanciaEvent::FacilityRegistered(f) if f.facility_id == FACILITY_ID)
+    ));
+}
+
+#[tokio::test]
+async fn payment_is_indexed_finalized_and_posted_to_a_balanced_ledger_once() {
+    let mut env = setup(slow_finality(40)).await;
+    let amount = 3 * SOL + 17;
+    let sig = env.pay(2, amount).await;
+    let mut indexer = env.indexer(2, true);
+
+    // Seen at confirmed first: rows exist, nothing posted.
+    let r = indexer.ingest(None).await.unwrap();
+    assert_eq!(r.transactions, 4);
+    assert_eq!(r.batches, 2);
+    let (commitment, slot): (String, i64) =
+        sqlx::query_as("SELECT commitment, slot FROM indexer.payments WHERE signature = $1")
+            .bind(&sig)
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(commitment, "confirmed");
+    assert_eq!(indexer.feed().await.unwrap(), 0);
+    assert_eq!(env.count("SELECT count(*) FROM ledger.transfers").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.facilities WHERE kind = 'registered'")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.admin_events").await,
+        2
+    );
+
+    // Wait for the chain to finalize it.
+    let mut finalized = false;
+    for _ in 0..200 {
+        let r = indexer.step().await.unwrap();
+        assert_eq!(r.undone, 0);
+        if env
+            .count("SELECT count(*) FROM indexer.payments WHERE commitment = 'finalized'")
+            .await
+            == 1
+        {
+            finalized = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(finalized, "payment never finalized");
+    assert!(env.node.slot(advancia_localnet::Commitment::Finalized) >= slot as u64);
+    indexer.feed().await.unwrap();
+
+    // Ledger: payer clearing → facility payable (net) and fee revenue (fee), linked.
+    let facility = pay::facility_pda(&FACILITY_ID).to_string();
+    let mint = NATIVE_SOL.to_string();
+    let ledger = Ledger::new(env.db.pool.clone(), LedgerConfig::default());
+    let (ix, inner): (i32, i32) =
+        sqlx::query_as("SELECT ix_index, inner_index FROM indexer.payments WHERE signature = $1")
+            .bind(&sig)
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(ix, 0);
+    let t = ledger
+        .lookup_by_external_ref(
+            SOLANA,
+            &sig,
+            feed::external_ix_index(ix as u32, inner as u32),
+        )
+        .await
+        .unwrap();
+    let t = t.expect("ledger transfer for the payment");
+    assert_eq!(t.amount, u128::from(amount - fee(amount)));
+    assert_eq!(t.code, feed::codes::PAYMENT);
+    let payable = feed::payable_account_id(SOLANA, &mint, &facility);
+    let clearing = feed::pool_account_id(SOLANA, &mint, Role::Clearing);
+    let revenue = feed::pool_account_id(SOLANA, &mint, Role::FeeRevenue);
+    assert_eq!(
+        (t.debit_account_id, t.credit_account_id),
+        (clearing, payable)
+    );
+    let bal = |id| {
+        let ledger = ledger.clone();
+        async move { ledger.balance(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(
+        bal(payable).await.credits_posted,
+        u128::from(amount - fee(amount))
+    );
+    assert_eq!(bal(revenue).await.credits_posted, u128::from(fee(amount)));
+    assert_eq!(bal(clearing).await.debits_posted, u128::from(amount));
+    let ledger_id = feed::ledger_id(SOLANA, &mint);
+    let tb = ledger.trial_balance(ledger_id, None).await.unwrap();
+    assert!(tb.is_balanced());
+    assert_eq!(tb.total_debits, u128::from(amount));
+    assert_eq!(env.count("SELECT count(*) FROM ledger.transfers").await, 2);
+
+    // Idempotent: another pass, and a fresh indexer re-reading everything from no cursor.
+    let r = indexer.step().await.unwrap();
+    assert_eq!((r.transactions, r.fed), (0, 0));
+    sqlx::query("DELETE FROM indexer.cursors")
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE indexer.payments SET ledgered = false")
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+    let mut again = env.indexer(100, true);
+    let r = again.step().await.unwrap();
+    assert_eq!(r.transactions, 4, "range re-read");
+    assert_eq!(r.events, 0, "nothing inserted twice");
+    assert_eq!(r.fed, 1, "re-fed, the ledger returns the stored transfers");
+    assert_eq!(env.count("SELECT count(*) FROM indexer.payments").await, 1);
+    assert_eq!(env.count("SELECT count(*) FROM ledger.transfers").await, 2);
+    assert!(
+        ledger
+            .trial_balance(ledger_id, None)
+            .await
+            .unwrap()
+            .is_balanced()
+    );
+    assert!(ledger.verify_audit_chain().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn dropped_transaction_is_undone() {
+    // Finality far away: everything stays at confirmed.
+    let mut env = setup(slow_finality(1_000_000)).await;
+    let kept = env.pay(3, SOL).await;
+    env.node.advance_slot();
+    let dropped = env.pay(4, 2 * SOL).await;
+    let mut indexer = env.indexer(10, true);
+    indexer.ingest(None).await.unwrap();
+    assert_eq!(env.count("SELECT count(*) FROM indexer.payments").await, 2);
+    assert_eq!(
+        indexer.cursor().await.unwrap().signature.as_deref(),
+        Some(dropped.as_str())
+    );
+
+    let report = env
+        .node
+        .drop_transaction(&dropped.parse().unwrap())
+        .unwrap();
+    assert!(report.lost.is_empty(), "{report:?}");
+    let r = indexer.step().await.unwrap();
+    assert_eq!(r.undone, 1);
+    assert_eq!(r.fed, 0, "nothing is final");
+    let left: Vec<String> = sqlx::query_scalar("SELECT signature FROM indexer.payments")
+        .fetch_all(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![kept.clone()]);
+    let (sig, removed): (String, i32) =
+        sqlx::query_as("SELECT signature, events_removed FROM indexer.rollbacks")
+            .fetch_one(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((sig.as_str(), removed), (dropped.as_str(), 1));
+    // The cursor was rewound and the range re-read; the kept payment was not duplicated.
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.transactions").await,
+        env.program_txs as i64 - 1
+    );
+    assert_eq!(env.count("SELECT count(*) FROM ledger.transfers").await, 0);
+}
+
+#[tokio::test]
+async fn stop_between_batches_and_failed_batches_resume_exactly_once() {
+    let mut env = setup(slow_finality(3)).await;
+    let mut sigs = Vec::new();
+    for i in 0..12u8 {
+        sigs.push(env.pay(10 + i, SOL + u64::from(i)).await);
+    }
+    let total = env.program_txs as i64;
+    assert_eq!(total, 15);
+
+    // First process: one batch of 5, then "stops".
+    let first = env.indexer(5, false);
+    let r = first.ingest(Some(1)).await.unwrap();
+    assert_eq!((r.batches, r.transactions), (1, 5));
+    let cursor = first.cursor().await.unwrap();
+    drop(first);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.transactions").await,
+        5
+    );
+    assert_eq!(cursor.signature.as_deref(), Some(sigs[1].as_str()));
+
+    // Second process: a batch fails inside its database transaction (a trigger rejects
+    // invoice 0x10 = 16th byte pattern); that batch leaves no rows and no cursor move.
+    sqlx::raw_sql(
+        "CREATE FUNCTION indexer.reject() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.invoice_id = repeat('10', 32) THEN RAISE EXCEPTION 'injected'; END IF;
+         RETURN NEW; END $$;
+         CREATE TRIGGER reject BEFORE INSERT ON indexer.payments
+         FOR EACH ROW EXECUTE FUNCTION indexer.reject();",
+    )
+    .execute(&env.db.pool)
+    .await
+    .unwrap();
+    let second = env.indexer(5, false);
+    let err = second.ingest(None).await.unwrap_err();
+    assert!(
+        matches!(&err, IndexerError::Database(e) if e.to_string().contains("injected")),
+        "{err}"
+    );
+    // sigs[6] (invoice 0x10) sits in the second batch (program txs 6..10).
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.transactions").await,
+        5
+    );
+    assert_eq!(second.cursor().await.unwrap(), cursor);
+    sqlx::raw_sql("DROP TRIGGER reject ON indexer.payments")
+        .execute(&env.db.pool)
+        .await
+        .unwrap();
+
+    let r = second.ingest(None).await.unwrap();
+    assert_eq!(r.transactions, 10);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.transactions").await,
+        total
+    );
+    assert_eq!(env.count("SELECT count(*) FROM indexer.payments").await, 12);
+    assert_eq!(
+        env.count("SELECT count(DISTINCT signature) FROM indexer.payments")
+            .await,
+        12
+    );
+    assert_eq!(
+        second.cursor().await.unwrap().signature.as_deref(),
+        Some(sigs[11].as_str())
+    );
+
+    // Query layer: pages of 5 by facility, in chain order, no gaps or repeats.
+    let facility = pay::facility_pda(&FACILITY_ID).to_string();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = query::payments(
+            &env.db.pool,
+            &EventFilter {
+                facility: Some(facility.clone()),
+                payer: Some(env.payer.pubkey().to_string()),
+                after: after.clone(),
+                limit: 5,
+                ..EventFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+        seen.extend(page.items.iter().map(|p| p.signature.clone()));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, sigs);
+    let none = query::payments(
+        &env.db.pool,
+        &EventFilter {
+            payer: Some(Pubkey::new_unique().to_string()),
+            limit: 5,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(none.items.is_empty() && none.next_cursor.is_none());
+    let bad = query::payments(
+        &env.db.pool,
+        &EventFilter {
+            after: Some("nope".into()),
+            limit: 5,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(bad, IndexerError::BadCursor(c) if c == "nope"));
+}
