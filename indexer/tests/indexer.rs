@@ -28,6 +28,8 @@ struct Env {
     node: Localnet,
     client: RpcClient,
     payer: Keypair,
+    /// Admin and facility authority.
+    admin: Keypair,
     payout: Pubkey,
     treasury: Pubkey,
     db: TestDb,
@@ -104,6 +106,7 @@ async fn setup(config: LocalnetConfig) -> Env {
         node,
         client,
         payer,
+        admin,
         payout,
         treasury,
         db,
@@ -481,4 +484,120 @@ async fn stop_between_batches_and_failed_batches_resume_exactly_once() {
     .await
     .unwrap_err();
     assert!(matches!(bad, IndexerError::BadCursor(c) if c == "nope"));
+}
+
+#[tokio::test]
+async fn refunds_and_escrow_lifecycle_post_balanced_ledger_transfers() {
+    let mut env = setup(slow_finality(3)).await;
+    let paid = 4 * SOL;
+    env.pay(20, paid).await;
+    let refund = pay::refund_sol(
+        env.admin.pubkey(),
+        FACILITY_ID,
+        env.payer.pubkey(),
+        [20; 32],
+        SOL,
+    );
+    send(&env.client, &env.admin, &[refund]).await;
+    let escrow_id = [30; 32];
+    let escrow = pay::escrow_pda(&env.payer.pubkey(), &escrow_id);
+    let facility_pda = pay::facility_pda(&FACILITY_ID);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let open = pay::open_escrow_sol(&pay::EscrowParams {
+        payer: env.payer.pubkey(),
+        facility_id: FACILITY_ID,
+        escrow_id,
+        amount: 5 * SOL,
+        expires_at: now + 3600,
+        arbiter: env.payer.pubkey(),
+        with_kyc: false,
+    });
+    send(&env.client, &env.payer, &[open]).await;
+    let release = pay::release_escrow_sol(
+        env.payer.pubkey(),
+        escrow,
+        facility_pda,
+        env.payout,
+        env.treasury,
+        2 * SOL,
+    );
+    send(&env.client, &env.payer, &[release]).await;
+    let back = pay::refund_escrow_sol(env.payer.pubkey(), escrow, facility_pda, env.payer.pubkey());
+    send(&env.client, &env.payer, &[back]).await;
+
+    let mut indexer = env.indexer(3, true);
+    let pending = "SELECT (SELECT count(*) FROM indexer.payments WHERE NOT ledgered)
+        + (SELECT count(*) FROM indexer.refunds WHERE NOT ledgered)
+        + (SELECT count(*) FROM indexer.escrows WHERE NOT ledgered AND kind <> 'closed')";
+    for _ in 0..200 {
+        indexer.step().await.unwrap();
+        if env.count("SELECT count(*) FROM indexer.escrows").await == 3
+            && env.count(pending).await == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.count(pending).await, 0, "every money event fed");
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM indexer.escrows ORDER BY slot, signature")
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["opened", "released", "refunded"]);
+
+    let mint = NATIVE_SOL.to_string();
+    let ledger = Ledger::new(env.db.pool.clone(), LedgerConfig::default());
+    let bal = |id| {
+        let ledger = ledger.clone();
+        async move { ledger.balance(id).await.unwrap().unwrap() }
+    };
+    let payable = bal(feed::payable_account_id(
+        SOLANA,
+        &mint,
+        &facility_pda.to_string(),
+    ))
+    .await;
+    let revenue = bal(feed::pool_account_id(SOLANA, &mint, Role::FeeRevenue)).await;
+    let clearing = bal(feed::pool_account_id(SOLANA, &mint, Role::Clearing)).await;
+    let held = bal(feed::pool_account_id(SOLANA, &mint, Role::EscrowHeld)).await;
+    let u = u128::from;
+    assert_eq!(
+        payable.credits_posted,
+        u(paid - fee(paid) + 2 * SOL - fee(2 * SOL))
+    );
+    assert_eq!(payable.debits_posted, u(SOL));
+    assert_eq!(revenue.credits_posted, u(fee(paid) + fee(2 * SOL)));
+    assert_eq!(
+        (clearing.debits_posted, clearing.credits_posted),
+        (u(9 * SOL), u(4 * SOL))
+    );
+    assert_eq!(
+        (held.credits_posted, held.debits_posted),
+        (u(5 * SOL), u(5 * SOL))
+    );
+    assert_eq!(env.count("SELECT count(*) FROM ledger.transfers").await, 7);
+    let tb = ledger
+        .trial_balance(feed::ledger_id(SOLANA, &mint), None)
+        .await
+        .unwrap();
+    assert!(tb.is_balanced());
+
+    let refunds = query::refunds(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(facility_pda.to_string()),
+            finalized_only: true,
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(refunds.items.len(), 1);
+    assert_eq!(refunds.items[0].amount, SOL.to_string());
+    assert_eq!(refunds.items[0].refunded_total, SOL.to_string());
 }
