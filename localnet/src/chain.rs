@@ -134,6 +134,9 @@ pub struct DropReport {
     pub lost: Vec<Signature>,
 }
 
+/// Rooted slots between accounts-cache flushes.
+const FLUSH_EVERY_SLOTS: Slot = 64;
+
 const COMPUTE_BUDGET_PROGRAM: Pubkey =
     Pubkey::from_str_const("ComputeBudget111111111111111111111111111111");
 const MEMO_V1_PROGRAM: Pubkey =
@@ -157,6 +160,7 @@ pub struct Chain {
     by_address: HashMap<Pubkey, BTreeMap<(Slot, u64), Signature>>,
     next_seq: u64,
     airdrop_nonce: u64,
+    last_flush: Slot,
     events: broadcast::Sender<Event>,
 }
 
@@ -325,6 +329,7 @@ impl Chain {
             by_address: HashMap::new(),
             next_seq: 0,
             airdrop_nonce: 0,
+            last_flush: 0,
             events,
         }
     }
@@ -499,7 +504,19 @@ impl Chain {
         if root <= self.finalized {
             return;
         }
-        self.forks_mut().set_root(root, None, None);
+        let root_bank = {
+            let mut forks = self.forks_mut();
+            forks.set_root(root, None, None);
+            forks.root_bank()
+        };
+        // No AccountsBackgroundService runs here, so flush rooted slots ourselves: flushing
+        // many rooted slots at once keeps only the newest version of each account (sysvars
+        // such as SlotHistory rewrite ~130 KB per slot), which bounds memory.
+        if root >= self.last_flush + FLUSH_EVERY_SLOTS {
+            root_bank.force_flush_accounts_cache();
+            root_bank.shrink_candidate_slots();
+            self.last_flush = root;
+        }
         let newly: Vec<Slot> = self
             .blocks
             .range(self.finalized + 1..=root)

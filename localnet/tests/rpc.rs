@@ -837,6 +837,30 @@ async fn commitment_levels_lag_and_finalize() {
     assert_eq!(block.signatures, None);
     assert_eq!(block.transactions.unwrap().len(), 1);
 
+    // Past an accounts-cache flush (every 64 rooted slots) state and history still read back.
+    for _ in 0..70 {
+        node.advance_slot();
+    }
+    assert_eq!(
+        client
+            .get_balance_with_commitment(&to, CommitmentConfig::finalized())
+            .await
+            .unwrap()
+            .value,
+        1_000_000
+    );
+    assert_eq!(
+        client.get_balance(&payer.pubkey()).await.unwrap(),
+        SOL - 1_000_000 - 5000
+    );
+    let snapshot = node.node().chain().snapshot();
+    assert!(
+        snapshot
+            .accounts
+            .iter()
+            .any(|(k, a)| *k == to && a.lamports == 1_000_000)
+    );
+
     // Finalized transactions cannot be dropped.
     assert_eq!(
         node.drop_transaction(&sig),
