@@ -92,6 +92,9 @@ struct MoneyRow {
     fee: String,
 }
 
+/// (signatures, ix indexes, inner indexes) of fed rows of one table.
+type FedKeys<'a> = (Vec<&'a str>, Vec<i32>, Vec<i32>);
+
 /// Feeds finalized, not yet fed money events to the ledger, oldest first.
 pub struct LedgerFeed {
     ledger: Ledger,
@@ -239,7 +242,10 @@ impl LedgerFeed {
         .bind(limit)
         .fetch_all(&pool)
         .await?;
-        let mut fed = 0;
+        // All events of this run go to the ledger in one call (one ledger transaction in
+        // batched mode); each event's legs form their own linked chain.
+        let mut transfers: Vec<NewTransfer> = Vec::new();
+        let mut spans: Vec<(MoneyRow, std::ops::Range<usize>)> = Vec::new();
         for row in rows {
             let (Some(facility), Some(mint)) = (row.facility.clone(), row.mint.clone()) else {
                 // A release/refund whose escrow was opened before indexing began, or whose
@@ -269,16 +275,17 @@ impl LedgerFeed {
                     vec![(held, payable, net), (held, revenue, fee)],
                 ),
                 "refunded" => (codes::ESCROW_REFUND, vec![(held, clearing, amount)]),
-                other => return Err(IndexerError::Malformed(format!("money event kind {other}"))),
+                other => {
+                    return Err(IndexerError::Malformed(format!("money event kind {other}")));
+                }
             };
             let ix = u32::try_from(row.ix_index).unwrap_or_default();
             let inner = u32::try_from(row.inner_index).unwrap_or_default();
             let legs: Vec<_> = legs.into_iter().filter(|l| l.2 > 0).collect();
             let count = legs.len();
-            let transfers: Vec<NewTransfer> = legs
-                .into_iter()
-                .enumerate()
-                .map(|(i, (debit, credit, amount))| NewTransfer {
+            let first = transfers.len();
+            for (i, (debit, credit, amount)) in legs.into_iter().enumerate() {
+                transfers.push(NewTransfer {
                     id: derived_id(&[
                         "transfer",
                         &self.chain,
@@ -303,23 +310,51 @@ impl LedgerFeed {
                         ix_index: external_ix_index(ix, inner),
                     }),
                     ..NewTransfer::default()
-                })
-                .collect();
-            for result in self.ledger.create_transfers(&transfers).await? {
-                result.map_err(|e| IndexerError::LedgerTransfer(row.signature.clone(), e))?;
+                });
             }
-            sqlx::query(&format!(
-                "UPDATE indexer.{} SET ledgered = true
-                 WHERE chain = $1 AND signature = $2 AND ix_index = $3 AND inner_index = $4",
-                row.table_name
+            spans.push((row, first..transfers.len()));
+        }
+        let results = self.ledger.create_transfers(&transfers).await?;
+        let mut first_error = None;
+        let mut done: std::collections::HashMap<&str, FedKeys<'_>> =
+            std::collections::HashMap::new();
+        for (row, span) in &spans {
+            let Some(outcome) = results.get(span.clone()) else {
+                return Err(IndexerError::Malformed(
+                    "ledger returned fewer results than transfers".into(),
+                ));
+            };
+            match outcome.iter().find_map(|r| r.as_ref().err()) {
+                Some(e) => {
+                    first_error
+                        .get_or_insert(IndexerError::LedgerTransfer(row.signature.clone(), *e));
+                }
+                None => {
+                    let entry = done.entry(row.table_name.as_str()).or_default();
+                    entry.0.push(&row.signature);
+                    entry.1.push(row.ix_index);
+                    entry.2.push(row.inner_index);
+                }
+            }
+        }
+        let mut fed = 0;
+        for (table, (sigs, ixs, inners)) in &done {
+            fed += sqlx::query(&format!(
+                "UPDATE indexer.{table} t SET ledgered = true
+                 FROM unnest($2::text[], $3::int[], $4::int[]) AS u(signature, ix, inner_ix)
+                 WHERE t.chain = $1 AND t.signature = u.signature
+                   AND t.ix_index = u.ix AND t.inner_index = u.inner_ix"
             ))
             .bind(&self.chain)
-            .bind(&row.signature)
-            .bind(row.ix_index)
-            .bind(row.inner_index)
+            .bind(sigs)
+            .bind(ixs)
+            .bind(inners)
             .execute(&pool)
-            .await?;
-            fed += 1;
+            .await?
+            .rows_affected();
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         Ok(fed)
     }

@@ -79,6 +79,8 @@ pub struct IndexerConfig {
     pub batch_size: usize,
     /// Cursor row name (one per source).
     pub source_name: String,
+    /// Ingest batches per [`Indexer::step`] before finality and feed get their turn.
+    pub batches_per_step: u64,
 }
 
 impl IndexerConfig {
@@ -89,6 +91,7 @@ impl IndexerConfig {
             commitment: Commitment::Confirmed,
             batch_size: 100,
             source_name: "solana:advancia-pay".into(),
+            batches_per_step: 20,
         }
     }
 }
@@ -179,6 +182,7 @@ impl Indexer {
             }
             let states = self.rpc.statuses(&pending).await?;
             let mut progressed = false;
+            let mut landed = Vec::new();
             for (sig, state) in pending.iter().zip(states) {
                 match state {
                     SignatureState::Dropped => {
@@ -191,14 +195,15 @@ impl Indexer {
                         }
                     }
                     SignatureState::Landed { slot, commitment } => {
-                        sink::set_commitment(&self.pool, SOLANA, sig, slot, commitment).await?;
                         if commitment == Commitment::Finalized {
                             report.finalized += 1;
                             progressed = true;
                         }
+                        landed.push((sig.clone(), slot, commitment));
                     }
                 }
             }
+            sink::set_commitments(&self.pool, SOLANA, &landed).await?;
             if !progressed || pending.len() < 256 {
                 break;
             }
@@ -221,15 +226,19 @@ impl Indexer {
         }
     }
 
-    /// One full pass: ingest until caught up, finality, ledger feed.
+    /// One pass: ingest (at most `batches_per_step` batches), finality, ledger feed.
     pub async fn step(&mut self) -> Result<StepReport, IndexerError> {
-        let mut report = self.ingest(None).await?;
+        let mut report = self
+            .ingest(Some(self.config.batches_per_step.max(1)))
+            .await?;
         let f = self.finalize().await?;
         report.finalized = f.finalized;
         report.undone = f.undone;
         if f.undone > 0 {
             // The cursor was rewound: re-read the fork's replacement now.
-            let again = self.ingest(None).await?;
+            let again = self
+                .ingest(Some(self.config.batches_per_step.max(1)))
+                .await?;
             report.transactions += again.transactions;
             report.events += again.events;
             report.batches += again.batches;

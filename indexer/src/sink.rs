@@ -312,26 +312,34 @@ pub async fn pending_signatures(
     .await?)
 }
 
-/// Marks a transaction's rows final (and moves them to the slot the chain reports: a
-/// transaction replayed on a new fork keeps its signature but not its slot).
-pub async fn set_commitment(
+/// Sets the commitment and slot of transactions' rows (a transaction replayed on a new
+/// fork keeps its signature but not its slot), one statement per table for the whole list.
+pub async fn set_commitments(
     pool: &PgPool,
     chain: &str,
-    signature: &str,
-    slot: u64,
-    commitment: Commitment,
+    updates: &[(String, u64, Commitment)],
 ) -> Result<(), IndexerError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let sigs: Vec<&str> = updates.iter().map(|u| u.0.as_str()).collect();
+    let slots = updates
+        .iter()
+        .map(|u| i64_of(u.1))
+        .collect::<Result<Vec<_>, _>>()?;
+    let levels: Vec<&str> = updates.iter().map(|u| u.2.as_str()).collect();
     let mut tx = pool.begin().await?;
-    let slot = i64_of(slot)?;
     for table in std::iter::once("transactions").chain(EVENT_TABLES) {
         sqlx::query(&format!(
-            "UPDATE indexer.{table} SET commitment = $3, slot = $4
-             WHERE chain = $1 AND signature = $2"
+            "UPDATE indexer.{table} t SET commitment = u.commitment, slot = u.slot
+             FROM unnest($2::text[], $3::bigint[], $4::text[]) AS u(signature, slot, commitment)
+             WHERE t.chain = $1 AND t.signature = u.signature
+               AND (t.commitment, t.slot) IS DISTINCT FROM (u.commitment, u.slot)"
         ))
         .bind(chain)
-        .bind(signature)
-        .bind(commitment.as_str())
-        .bind(slot)
+        .bind(&sigs)
+        .bind(&slots)
+        .bind(&levels)
         .execute(&mut *tx)
         .await?;
     }
