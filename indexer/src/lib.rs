@@ -13,6 +13,7 @@ pub mod source;
 
 use advancia_db::{Migration, ServiceMigrations};
 use anchor_lang::prelude::Pubkey;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 
 pub use feed::LedgerFeed;
@@ -81,6 +82,8 @@ pub struct IndexerConfig {
     pub source_name: String,
     /// Ingest batches per [`Indexer::step`] before finality and feed get their turn.
     pub batches_per_step: u64,
+    /// `getTransaction` requests in flight at once.
+    pub fetch_concurrency: usize,
 }
 
 impl IndexerConfig {
@@ -92,6 +95,7 @@ impl IndexerConfig {
             batch_size: 100,
             source_name: "solana:advancia-pay".into(),
             batches_per_step: 20,
+            fetch_concurrency: 8,
         }
     }
 }
@@ -150,15 +154,15 @@ impl Indexer {
             if max_batches.is_some_and(|m| report.batches >= m) {
                 break;
             }
-            let mut batch = Vec::with_capacity(chunk.len());
-            for sig in chunk {
-                match self.rpc.transaction(sig, self.config.commitment).await? {
-                    Some(t) => batch.push(t),
-                    // Listed but gone (dropped in between): stop here; the cursor stays
-                    // before it and the finality pass sorts out the fork.
-                    None => break,
-                }
-            }
+            // Fetch concurrently (the RPC round trip dominates), keep chain order.
+            let fetched: Vec<Option<ChainTransaction>> = futures_util::stream::iter(chunk)
+                .map(|sig| self.rpc.transaction(sig, self.config.commitment))
+                .buffered(self.config.fetch_concurrency.max(1))
+                .try_collect()
+                .await?;
+            // Listed but gone (dropped in between): stop before it; the cursor stays there
+            // and the finality pass sorts out the fork.
+            let batch: Vec<ChainTransaction> = fetched.into_iter().map_while(|t| t).collect();
             let complete = batch.len() == chunk.len();
             report.events +=
                 sink::write_batch(&self.pool, SOLANA, &self.config.source_name, &batch).await?;

@@ -611,47 +611,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     const PER_TX: usize = 4;
     let env = setup(slow_finality(3)).await;
     let amount = SOL / 100;
-    let reference = Pubkey::new_unique();
-    let mut blockhash = env.client.get_latest_blockhash().await.unwrap();
-    let mut last = None;
-    for t in 0..TXS {
-        if t % 100 == 0 {
-            blockhash = env.client.get_latest_blockhash().await.unwrap();
-        }
-        let ixs: Vec<Instruction> = (0..PER_TX)
-            .map(|k| {
-                let n = (t * PER_TX + k) as u32;
-                let mut invoice = [0u8; 32];
-                invoice[..4].copy_from_slice(&n.to_le_bytes());
-                pay::pay_sol(
-                    &PayParams {
-                        payer: env.payer.pubkey(),
-                        facility_id: FACILITY_ID,
-                        invoice_id: invoice,
-                        amount,
-                        reference,
-                        with_kyc: false,
-                    },
-                    env.payout,
-                    env.treasury,
-                )
-            })
-            .collect();
-        let tx = Transaction::new_signed_with_payer(
-            &ixs,
-            Some(&env.payer.pubkey()),
-            &[&env.payer],
-            blockhash,
-        );
-        last = Some(env.client.send_transaction(&tx).await.unwrap());
-    }
-    let last = last.unwrap();
-    for _ in 0..400 {
-        if env.client.confirm_transaction(&last).await.unwrap() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    send_payments(&env, TXS, PER_TX, amount).await;
     let expected = (TXS * PER_TX) as i64;
 
     let spawn = || {
@@ -747,4 +707,76 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert!(tb.is_balanced());
     assert_eq!(tb.total_debits, u128::from(amount) * expected as u128);
     assert!(ledger.verify_audit_chain().await.unwrap().is_intact());
+}
+
+/// Sends `txs` transactions of `per_tx` SOL payments each without waiting, then waits for
+/// the last one to confirm.
+async fn send_payments(env: &Env, txs: usize, per_tx: usize, amount: u64) {
+    let reference = Pubkey::new_unique();
+    let mut blockhash = env.client.get_latest_blockhash().await.unwrap();
+    let mut last = None;
+    for t in 0..txs {
+        if t % 100 == 0 {
+            blockhash = env.client.get_latest_blockhash().await.unwrap();
+        }
+        let ixs: Vec<Instruction> = (0..per_tx)
+            .map(|k| {
+                let n = (t * per_tx + k) as u32;
+                let mut invoice = [0u8; 32];
+                invoice[..4].copy_from_slice(&n.to_le_bytes());
+                pay::pay_sol(
+                    &PayParams {
+                        payer: env.payer.pubkey(),
+                        facility_id: FACILITY_ID,
+                        invoice_id: invoice,
+                        amount,
+                        reference,
+                        with_kyc: false,
+                    },
+                    env.payout,
+                    env.treasury,
+                )
+            })
+            .collect();
+        let tx = Transaction::new_signed_with_payer(
+            &ixs,
+            Some(&env.payer.pubkey()),
+            &[&env.payer],
+            blockhash,
+        );
+        last = Some(env.client.send_transaction(&tx).await.unwrap());
+    }
+    let last = last.unwrap();
+    for _ in 0..400 {
+        if env.client.confirm_transaction(&last).await.unwrap() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("bulk payments never confirmed");
+}
+
+/// Ingest throughput from the local node over JSON-RPC into Postgres (printed; the figure
+/// depends on the machine). Asserts every event landed once.
+#[tokio::test]
+async fn ingest_throughput_over_rpc() {
+    let env = setup(slow_finality(1_000_000)).await;
+    send_payments(&env, 250, 4, SOL / 100).await;
+    let mut config = IndexerConfig::new(env.node.rpc_url());
+    config.batch_size = 100;
+    let indexer = Indexer::new(env.db.pool.clone(), config, None);
+    let started = std::time::Instant::now();
+    let r = indexer.ingest(None).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(r.events, 1_000 + 3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.payments").await,
+        1_000
+    );
+    eprintln!(
+        "ingest: {} events in {} transactions, {elapsed:?}, {:.0} events/s",
+        r.events,
+        r.transactions,
+        r.events as f64 / elapsed.as_secs_f64()
+    );
 }
