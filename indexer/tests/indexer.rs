@@ -780,3 +780,78 @@ async fn ingest_throughput_over_rpc() {
         r.events as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn attestations_settlement_and_facility_events_land_in_their_tables() {
+    let env = setup(slow_finality(3)).await;
+    let wallet = Pubkey::new_unique();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let admin = env.admin.pubkey();
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::write_attestation(admin, wallet, 2, now + 600)],
+    )
+    .await;
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::revoke_attestation(admin, wallet)],
+    )
+    .await;
+    let totals = vec![advancia_pay::state::AssetTotal {
+        mint: NATIVE_SOL,
+        amount: u128::from(u64::MAX) + 5,
+    }];
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::commit_batch(admin, 1, [9; 32], 3, totals)],
+    )
+    .await;
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::deactivate_facility(admin, FACILITY_ID)],
+    )
+    .await;
+
+    let indexer = env.indexer(4, false);
+    let r = indexer.ingest(None).await.unwrap();
+    assert_eq!((r.transactions, r.events), (7, 7));
+    let att: Vec<(String, String, Option<i16>)> = sqlx::query_as(
+        "SELECT kind, wallet, level FROM indexer.attestations ORDER BY slot, signature",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        att,
+        vec![
+            ("written".into(), wallet.to_string(), Some(2)),
+            ("revoked".into(), wallet.to_string(), None)
+        ]
+    );
+    let (batch, root, count, totals): (String, String, String, serde_json::Value) = sqlx::query_as(
+        "SELECT batch_number::text, root, entry_count::text, totals
+               FROM indexer.settlement_commitments",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((batch.as_str(), count.as_str()), ("1", "3"));
+    assert_eq!(root, "09".repeat(32));
+    assert_eq!(
+        totals,
+        serde_json::json!([{"mint": NATIVE_SOL.to_string(), "amount": "18446744073709551620"}])
+    );
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM indexer.facilities ORDER BY slot, signature")
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(kinds, ["registered", "deactivated"]);
+}
