@@ -21,6 +21,7 @@ const DEMO_DATABASE: &str = "advancia_demo";
 const LOCALNET_ADDR: &str = "127.0.0.1:8899";
 
 pub fn run(once: bool, listen: &str) -> Result<()> {
+    crate::toolchain::ensure_system_libraries()?;
     let pg = postgres::ensure()?;
     let url = postgres::ensure_database(&pg.url, DEMO_DATABASE)?;
 

@@ -44,6 +44,13 @@ enum Cmd {
     },
     /// `cargo fmt --check` and `cargo clippy --workspace --all-targets -- -D warnings`.
     Lint,
+    /// Regenerate the Anchor IDL of each program (`programs/*/idl/*.json`) with anchor's
+    /// `idl-build` feature, as the Anchor CLI does (stable toolchain, no Anchor CLI needed).
+    Idl {
+        /// Fail if the committed IDL differs instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Benchmarks that report ratios against a reference measured in the same run.
     Bench {
         /// What to benchmark.
@@ -75,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Demo { once, listen } => demo::run(once, &listen),
         Cmd::Lint => lint(),
         Cmd::Bench { target } => bench(target),
+        Cmd::Idl { check } => idl(check),
     }
 }
 
@@ -92,6 +100,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     let total = std::time::Instant::now();
     toolchain::ensure_rust_components()?;
     toolchain::ensure_nextest()?;
+    toolchain::ensure_system_libraries()?;
+    toolchain::ensure_node()?;
     if !no_lint {
         lint()?;
     }
@@ -180,6 +190,58 @@ fn bench(target: BenchTarget) -> Result<()> {
                 &step,
             )?;
             step.done("finished");
+        }
+    }
+    Ok(())
+}
+
+fn idl(check: bool) -> Result<()> {
+    for program in toolchain::program_packages() {
+        let dir = std::env::current_dir()?.join("programs").join(&program);
+        let step = Step::start(&format!("IDL of {program}"));
+        let out = cargo()
+            .current_dir(&dir)
+            .args([
+                "test",
+                "-p",
+                &program,
+                "--lib",
+                "--features",
+                "idl-build",
+                "__anchor_private_print_idl",
+                "--",
+                "--show-output",
+                "--quiet",
+            ])
+            .env("ANCHOR_IDL_BUILD_PROGRAM_PATH", &dir)
+            .env("ANCHOR_IDL_BUILD_RESOLUTION", "TRUE")
+            .output()?;
+        if !out.status.success() {
+            step.fail("idl-build test failed");
+            bail!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let raw = std::env::temp_dir().join(format!("{program}-idl.out"));
+        std::fs::write(&raw, &out.stdout)?;
+        let json = Command::new("python3")
+            .arg(dir.join("idl/extract.py"))
+            .arg(&raw)
+            .output()?;
+        if !json.status.success() {
+            step.fail("extract.py failed");
+            bail!("{}", String::from_utf8_lossy(&json.stderr));
+        }
+        let target = dir
+            .join("idl")
+            .join(format!("{}.json", program.replace('-', "_")));
+        let current = std::fs::read(&target).unwrap_or_default();
+        if current == json.stdout {
+            step.done("up to date");
+        } else if check {
+            step.fail("committed IDL is stale");
+            bail!("run `cargo xtask idl` and commit {}", target.display());
+        } else {
+            std::fs::write(&target, &json.stdout)?;
+            step.done(&format!("rewrote {}", target.display()));
         }
     }
     Ok(())

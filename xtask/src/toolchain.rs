@@ -58,6 +58,13 @@ pub fn ensure_apt(binary: &str, package: &str) -> Result<()> {
         step.done("already installed");
         return Ok(());
     }
+    apt_install(package, &step)?;
+    step.done("installed");
+    Ok(())
+}
+
+/// `apt-get install` of one package (after one `apt-get update` per run).
+fn apt_install(package: &str, step: &Step) -> Result<()> {
     APT_UPDATE.call_once(|| {
         let _ = Command::new("apt-get").args(["update", "-q"]).status();
     });
@@ -65,8 +72,26 @@ pub fn ensure_apt(binary: &str, package: &str) -> Result<()> {
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends", package])
             .env("DEBIAN_FRONTEND", "noninteractive"),
-        &step,
-    )?;
+        step,
+    )
+}
+
+/// Node.js and npm: the local node's conformance test drives it with `@solana/web3.js`,
+/// which that test installs from the npm registry into the target directory.
+pub fn ensure_node() -> Result<()> {
+    ensure_apt("node", "nodejs")?;
+    ensure_apt("npm", "npm")
+}
+
+/// C libraries that -sys crates link against (see `.cargo/config.toml`).
+pub fn ensure_system_libraries() -> Result<()> {
+    ensure_apt("pkg-config", "pkgconf")?;
+    let step = Step::start("libssl-dev (system OpenSSL for openssl-sys)");
+    if succeeds("pkg-config", &["--exists", "openssl"]) {
+        step.done("already installed");
+        return Ok(());
+    }
+    apt_install("libssl-dev", &step)?;
     step.done("installed");
     Ok(())
 }
