@@ -91,9 +91,7 @@ async fn main() -> ExitCode {
     println!(" Try: solana config set --url {}", node.rpc_url());
     println!("==============================================================");
 
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("advancia-localnet: cannot wait for Ctrl-C: {e}");
-    }
+    shutdown_signal().await;
     println!("advancia-localnet: shutting down");
     match node.shutdown().await {
         Some(e) => {
@@ -102,4 +100,27 @@ async fn main() -> ExitCode {
         }
         None => ExitCode::SUCCESS,
     }
+}
+
+/// Ctrl-C or SIGTERM (what process managers and `cargo xtask demo` send): either way the
+/// node stops cleanly and writes its snapshot.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("advancia-localnet: cannot wait for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

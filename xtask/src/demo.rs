@@ -57,6 +57,7 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("starting advancia-localnet")?,
+        "the local Solana node",
     );
     let version = wait_for_rpc(LOCALNET_ADDR, Duration::from_secs(60), &mut localnet.0)?;
     step.done(&format!("RPC http://{LOCALNET_ADDR} (ws :8900), {version}"));
@@ -81,6 +82,7 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
             .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
             .spawn()
             .context("starting advancia serve")?,
+        "the API",
     );
     wait_for(listen, "/health", Duration::from_secs(30), &mut api.0)?;
     step.done("GET /health → 200");
@@ -177,7 +179,7 @@ fn dev_keys() -> Result<DevKeys> {
 }
 
 /// Kills the child if the demo ends early (error or panic).
-struct ChildGuard(Child);
+struct ChildGuard(Child, &'static str);
 
 impl ChildGuard {
     /// SIGTERM, then wait: the API drains in-flight requests and exits 0.
@@ -187,7 +189,7 @@ impl ChildGuard {
             .status();
         let status = self.0.wait()?;
         if !status.success() {
-            bail!("the API did not shut down cleanly ({status})");
+            bail!("{} did not shut down cleanly ({status})", self.1);
         }
         Ok(())
     }
