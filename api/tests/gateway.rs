@@ -266,7 +266,9 @@ async fn request_ids_cors_compression_and_openapi() {
             .unwrap(),
     )
     .await;
-    let client = reqwest::Client::new();
+    // Automatic decompression off: other crates in a workspace build may enable reqwest's
+    // gzip feature, which would hide the Content-Encoding this test checks.
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
 
     // A request id is generated, or the caller's is propagated.
     let r = client.get(format!("{base}/health")).send().await.unwrap();
