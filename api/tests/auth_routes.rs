@@ -2,36 +2,14 @@
 //! Auth and user routes through the full gateway against real Postgres: every flow,
 //! the specific error of each failure, and 403 for a wrong role on every guarded route.
 
-use advancia_api::ApiConfig;
 use advancia_auth::Role;
-use advancia_test_support::TestDb;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 mod common;
-
-struct Api {
-    base: String,
-    http: Client,
-    state: advancia_api::AppState,
-    _db: TestDb,
-}
+use common::TestApi as Api;
 
 impl Api {
-    async fn start() -> Api {
-        let db = TestDb::new(&advancia_api::all_migrations()).await;
-        let state = common::state(db.pool.clone());
-        let app = advancia_api::app(state.clone(), ApiConfig::default())
-            .await
-            .unwrap();
-        Api {
-            base: common::spawn(app).await,
-            http: Client::new(),
-            state,
-            _db: db,
-        }
-    }
-
     async fn call(
         &self,
         method: Method,

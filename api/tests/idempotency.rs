@@ -62,16 +62,8 @@ fn app(pool: advancia_db::sqlx::PgPool, runs: Arc<AtomicU32>) -> Router {
         ))
 }
 
-async fn spawn(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(advancia_api::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    base
-}
+mod common;
+use common::spawn;
 
 #[tokio::test]
 async fn same_key_same_body_replays_without_running_again() {

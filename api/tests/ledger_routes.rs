@@ -1,36 +1,14 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 //! Ledger routes through the full gateway against real Postgres.
 
-use advancia_api::ApiConfig;
 use advancia_auth::Role;
-use advancia_test_support::TestDb;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 mod common;
-
-struct Api {
-    base: String,
-    http: Client,
-    state: advancia_api::AppState,
-    db: TestDb,
-}
+use common::TestApi as Api;
 
 impl Api {
-    async fn start() -> Api {
-        let db = TestDb::new(&advancia_api::all_migrations()).await;
-        let state = common::state(db.pool.clone());
-        let app = advancia_api::app(state.clone(), ApiConfig::default())
-            .await
-            .unwrap();
-        Api {
-            base: common::spawn(app).await,
-            http: Client::new(),
-            state,
-            db,
-        }
-    }
-
     async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let r = req.send().await.unwrap();
         let s = r.status();

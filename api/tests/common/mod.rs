@@ -28,3 +28,27 @@ pub async fn spawn(router: axum::Router) -> String {
     ));
     base
 }
+
+/// The whole application (gateway, every route) on a fresh database and a free port.
+pub struct TestApi {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub db: advancia_test_support::TestDb,
+}
+
+impl TestApi {
+    pub async fn start() -> TestApi {
+        let db = advancia_test_support::TestDb::new(&advancia_api::all_migrations()).await;
+        let state = state(db.pool.clone());
+        let app = advancia_api::app(state.clone(), advancia_api::ApiConfig::default())
+            .await
+            .unwrap();
+        TestApi {
+            base: spawn(app).await,
+            http: reqwest::Client::new(),
+            state,
+            db,
+        }
+    }
+}
