@@ -209,6 +209,8 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String> {
     Ok(with_database(url, name))
 }
 
+/// Same as `advancia_db::with_database`; repeated here because xtask stays free of sqlx
+/// so the first command on a fresh machine starts quickly.
 fn with_database(url: &str, db: &str) -> String {
     let (base, query) = url
         .split_once('?')

@@ -140,6 +140,24 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `url` with its database name replaced by `db` (query parameters kept).
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{db}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 /// One SQL migration. The SQL runs with `search_path` set to the service's schema,
 /// so it can name its tables unqualified.
 #[derive(Debug, Clone, Copy)]
@@ -301,6 +319,19 @@ async fn migrate_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
 
     #[test]
     fn redacts_password_only() {

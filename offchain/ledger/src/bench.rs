@@ -278,7 +278,7 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, LedgerError> {
     admin
         .execute(format!("CREATE DATABASE \"{name}\"").as_str())
         .await?;
-    let url = with_database(&admin_url, &name);
+    let url = advancia_db::with_database(&admin_url, &name);
     let result = async {
         let pool = PgPoolOptions::new()
             .max_connections(u32::try_from(o.clients.max(2) + 2).unwrap_or(34))
@@ -356,22 +356,4 @@ async fn run_in(pool: &PgPool, o: &BenchOptions) -> Result<BenchReport, LedgerEr
         copy_unindexed_rows_per_sec: copy_raw,
         rows: created.len(),
     })
-}
-
-/// `url` with its database replaced by `db` (query string kept).
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{db}", &base[..path_start]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
