@@ -6,15 +6,24 @@
 //! cursor in one database transaction), then finality (statuses of non-final rows), then the
 //! ledger feed. See `docs/decisions/0008-indexer-exactly-once.md`.
 
+pub mod bench;
 pub mod feed;
+pub mod instructions;
+pub mod metrics;
 pub mod query;
+pub mod rows;
 pub mod sink;
 pub mod source;
+pub mod stream;
 
 use advancia_db::{Migration, ServiceMigrations};
 use anchor_lang::prelude::Pubkey;
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub use metrics::Metrics;
 
 pub use feed::LedgerFeed;
 pub use sink::Cursor;
@@ -22,11 +31,18 @@ pub use source::{ChainTransaction, DecodedEvent, SignatureState, SolanaRpc};
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "indexer",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "stream",
+            sql: include_str!("../migrations/0003_stream.sql"),
+        },
+    ],
 };
 
 /// Chain name used in rows and ledger external references.
@@ -116,6 +132,7 @@ pub struct Indexer {
     rpc: SolanaRpc,
     config: IndexerConfig,
     feed: Option<LedgerFeed>,
+    metrics: Arc<Metrics>,
 }
 
 impl Indexer {
@@ -130,7 +147,13 @@ impl Indexer {
             feed: ledger.map(|l| LedgerFeed::new(l, SOLANA)),
             pool,
             config,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counters and gauges of this indexer (serve them with [`metrics::serve`]).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub fn rpc(&self) -> &SolanaRpc {
@@ -145,6 +168,11 @@ impl Indexer {
     /// until caught up). Each batch commits its rows together with the cursor.
     pub async fn ingest(&self, max_batches: Option<u64>) -> Result<StepReport, IndexerError> {
         let cursor = self.cursor().await?;
+        // Head before listing: once every listed signature is written, the indexer has
+        // read the chain up to at least this slot.
+        let head = self.rpc.slot(self.config.commitment).await?;
+        let mut read_up_to = cursor.slot.unwrap_or(0);
+        let mut caught_up = true;
         let sigs = self
             .rpc
             .signatures_since(cursor.signature.as_deref(), self.config.commitment)
@@ -164,14 +192,40 @@ impl Indexer {
             // and the finality pass sorts out the fork.
             let batch: Vec<ChainTransaction> = fetched.into_iter().map_while(|t| t).collect();
             let complete = batch.len() == chunk.len();
-            report.events +=
-                sink::write_batch(&self.pool, SOLANA, &self.config.source_name, &batch).await?;
+            let by_kind =
+                sink::write_batch_by_kind(&self.pool, SOLANA, &self.config.source_name, &batch)
+                    .await?;
+            let m = &self.metrics;
+            for (counter, n) in m.events.iter().zip(by_kind) {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+            report.events += by_kind.iter().sum::<u64>();
             report.transactions += batch.len() as u64;
             report.batches += 1;
+            m.transactions
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            m.batches.fetch_add(1, Ordering::Relaxed);
+            if let Some(last) = batch.last() {
+                read_up_to = read_up_to.max(last.slot);
+                m.cursor_slot.store(last.slot, Ordering::Relaxed);
+            }
             if !complete {
+                caught_up = false;
                 break;
             }
         }
+        if report.transactions < sigs.len() as u64 {
+            caught_up = false;
+        }
+        if caught_up {
+            read_up_to = read_up_to.max(head);
+        }
+        let now = self.rpc.slot(self.config.commitment).await?;
+        self.metrics.chain_head_slot.store(now, Ordering::Relaxed);
+        self.metrics.head_lag_slots.store(
+            i64::try_from(now).unwrap_or(i64::MAX) - i64::try_from(read_up_to).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         Ok(report)
     }
 
@@ -212,6 +266,10 @@ impl Indexer {
                 break;
             }
         }
+        let m = &self.metrics;
+        m.finality_updates
+            .fetch_add(report.finalized, Ordering::Relaxed);
+        m.rollbacks.fetch_add(report.undone, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -223,6 +281,9 @@ impl Indexer {
         let mut total = 0;
         loop {
             let n = feed.run_once(&self.rpc, 500).await?;
+            self.metrics
+                .ledger_transfers_fed
+                .fetch_add(n, Ordering::Relaxed);
             total += n;
             if n < 500 {
                 return Ok(total);

@@ -27,6 +27,29 @@ struct Args {
     /// Run one pass and exit.
     #[arg(long)]
     once: bool,
+    /// Serve Prometheus metrics on `http://<addr>/metrics` (port 0: any free port).
+    #[arg(
+        long,
+        env = "ADVANCIA_INDEXER_METRICS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: std::net::SocketAddr,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Sink benchmark in a database of its own (DATABASE_URL is the admin connection):
+    /// events/s through the batched sink vs. the per-row sink vs. COPY of the same rows.
+    Bench {
+        #[arg(long, default_value_t = 40_000)]
+        transactions: usize,
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 4_000)]
+        per_row_transactions: usize,
+    },
 }
 
 #[tokio::main]
@@ -37,6 +60,21 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(Command::Bench {
+        transactions,
+        batch_size,
+        per_row_transactions,
+    }) = args.command
+    {
+        let report = advancia_indexer::bench::run(&advancia_indexer::bench::BenchOptions {
+            transactions,
+            batch_size,
+            per_row_transactions,
+        })
+        .await?;
+        println!("{}", report.summary());
+        return Ok(());
+    }
     let pool = advancia_db::DbConfig::from_env()
         .connect()
         .await
@@ -55,13 +93,21 @@ async fn main() -> anyhow::Result<()> {
         advancia_ledger::Ledger::new(pool.clone(), advancia_ledger::LedgerConfig::default())
     });
     let mut indexer = Indexer::new(pool, config, ledger);
+    let metrics = indexer.metrics();
+    let (addr, _server) = advancia_indexer::metrics::serve(args.metrics_addr, metrics.clone())
+        .await
+        .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
     loop {
         match indexer.step().await {
             Ok(r) if r.transactions + r.finalized + r.undone + r.fed > 0 => {
                 tracing::info!(?r, "step")
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
+            Err(e) => {
+                metrics.count_error(&e);
+                tracing::warn!(error = %e, "step failed; retrying")
+            }
         }
         if args.once {
             return Ok(());

@@ -1,5 +1,9 @@
-//! Partner query layer: indexed payments and refunds filtered by facility, payer and slot
+//! Partner query layer: indexed payments, refunds, escrow events, attestations, facility
+//! events and settlement commitments filtered by facility, payer (or wallet) and slot
 //! range, with keyset (cursor) pagination in (slot, signature, ix_index, inner_index) order.
+//!
+//! Each table's select exposes `f_facility` / `f_payer`, the columns the shared filter
+//! matches (NULL where a table has no such notion, so that filter then matches nothing).
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -88,8 +92,8 @@ fn slot_bound(v: Option<u64>) -> Result<Option<i64>, IndexerError> {
 }
 
 const FILTER: &str = "($1::text IS NULL OR chain = $1)
-    AND ($2::text IS NULL OR facility = $2)
-    AND ($3::text IS NULL OR payer = $3)
+    AND ($2::text IS NULL OR f_facility = $2)
+    AND ($3::text IS NULL OR f_payer = $3)
     AND ($4::bigint IS NULL OR slot >= $4)
     AND ($5::bigint IS NULL OR slot <= $5)
     AND (NOT $6 OR commitment = 'finalized')
@@ -102,7 +106,8 @@ where
     let after = f.after.as_deref().map(parse_cursor).transpose()?;
     let limit = i64::from(f.limit.clamp(1, 1000));
     let sql = format!(
-        "{select} WHERE {FILTER} ORDER BY slot, signature, ix_index, inner_index LIMIT $11"
+        "SELECT * FROM ({select}) q WHERE {FILTER}
+         ORDER BY slot, signature, ix_index, inner_index LIMIT $11"
     );
     Ok(sqlx::query_as::<_, T>(&sql)
         .bind(&f.chain)
@@ -131,7 +136,7 @@ pub async fn payments(pool: &PgPool, f: &EventFilter) -> Result<Page<PaymentRow>
         pool,
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
                 payer, facility, invoice_id, reference, mint, amount::text AS amount,
-                fee::text AS fee, paid_at
+                fee::text AS fee, paid_at, facility AS f_facility, payer AS f_payer
            FROM indexer.payments",
         f,
     )
@@ -147,7 +152,7 @@ pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, 
         pool,
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
                 facility, payer, mint, amount::text AS amount,
-                refunded_total::text AS refunded_total
+                refunded_total::text AS refunded_total, facility AS f_facility, payer AS f_payer
            FROM indexer.refunds",
         f,
     )
@@ -157,6 +162,146 @@ pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, 
     });
     Ok(Page { items, next_cursor })
 }
+
+/// An escrow lifecycle event; payer, facility, arbiter and mint are filled in from the
+/// escrow's `opened` event for later events (which carry only the escrow address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct EscrowRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    /// `opened`, `released`, `refunded` or `closed`.
+    pub kind: String,
+    pub escrow: String,
+    /// Who acted (payer on open, releaser, refund caller, rent receiver on close).
+    pub actor: String,
+    pub payer: Option<String>,
+    pub facility: Option<String>,
+    pub arbiter: Option<String>,
+    pub mint: Option<String>,
+    /// Base units, decimal strings.
+    pub amount: String,
+    pub fee: String,
+    pub released_total: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// A KYC attestation written or revoked (`payer` filter = wallet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AttestationRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    /// `written` or `revoked`.
+    pub kind: String,
+    pub wallet: String,
+    pub level: Option<i16>,
+    pub expires_at: Option<i64>,
+}
+
+/// A facility registered, its payout wallet changed, or deactivated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FacilityRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    /// `registered`, `payout_updated` or `deactivated`.
+    pub kind: String,
+    pub facility: String,
+    /// Hex of the 32-byte facility id (on registration).
+    pub facility_id: Option<String>,
+    pub authority: Option<String>,
+    pub payout_wallet: Option<String>,
+}
+
+/// A settlement batch commitment (Merkle root of the off-chain batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SettlementRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub block_time: Option<i64>,
+    pub batch_number: String,
+    /// Hex of the 32-byte root.
+    pub root: String,
+    pub entry_count: String,
+    /// `[{mint, amount}]`, amounts as decimal strings (u128).
+    pub totals: serde_json::Value,
+}
+
+macro_rules! paged {
+    ($(#[$doc:meta])* $name:ident, $row:ty, $select:expr) => {
+        $(#[$doc])*
+        pub async fn $name(pool: &PgPool, f: &EventFilter) -> Result<Page<$row>, IndexerError> {
+            let items: Vec<$row> = page(pool, $select, f).await?;
+            let next_cursor = next(&items, f.limit, |r| {
+                cursor_of(r.slot, &r.signature, r.ix_index, r.inner_index)
+            });
+            Ok(Page { items, next_cursor })
+        }
+    };
+}
+
+paged!(
+    /// Escrow events; the facility and payer filters also match events after `opened`.
+    escrows,
+    EscrowRow,
+    "SELECT e.chain, e.signature, e.ix_index, e.inner_index, e.slot, e.commitment,
+            e.block_time, e.kind, e.escrow, e.actor,
+            coalesce(e.payer, o.payer) AS payer, coalesce(e.facility, o.facility) AS facility,
+            coalesce(e.arbiter, o.arbiter) AS arbiter, coalesce(e.mint, o.mint) AS mint,
+            e.amount::text AS amount, e.fee::text AS fee,
+            e.released_total::text AS released_total, coalesce(e.expires_at, o.expires_at) AS expires_at,
+            coalesce(e.facility, o.facility) AS f_facility, coalesce(e.payer, o.payer) AS f_payer
+       FROM indexer.escrows e
+       LEFT JOIN LATERAL (SELECT payer, facility, arbiter, mint, expires_at FROM indexer.escrows o
+                           WHERE o.chain = e.chain AND o.escrow = e.escrow AND o.kind = 'opened'
+                           LIMIT 1) o ON e.kind <> 'opened'"
+);
+
+paged!(
+    /// Attestations; the payer filter matches the attested wallet, facility matches none.
+    attestations,
+    AttestationRow,
+    "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, kind,
+            wallet, level, expires_at, NULL::text AS f_facility, wallet AS f_payer
+       FROM indexer.attestations"
+);
+
+paged!(
+    /// Facility events; a payer filter matches none.
+    facilities,
+    FacilityRow,
+    "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, kind,
+            facility, facility_id, authority, payout_wallet,
+            facility AS f_facility, NULL::text AS f_payer
+       FROM indexer.facilities"
+);
+
+paged!(
+    /// Settlement commitments; facility and payer filters match none.
+    settlements,
+    SettlementRow,
+    "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time,
+            batch_number::text AS batch_number, root, entry_count::text AS entry_count, totals,
+            NULL::text AS f_facility, NULL::text AS f_payer
+       FROM indexer.settlement_commitments"
+);
 
 #[cfg(test)]
 mod tests {

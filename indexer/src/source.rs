@@ -40,6 +40,9 @@ pub struct ChainTransaction {
     pub failed: bool,
     pub commitment: Commitment,
     pub events: Vec<DecodedEvent>,
+    /// Names of our program's top-level instructions, in order (`unknown` for data that
+    /// matches no instruction of the program).
+    pub instructions: Vec<String>,
 }
 
 /// Finality status of one signature.
@@ -100,6 +103,8 @@ struct RpcTxBody {
 #[serde(rename_all = "camelCase")]
 struct RpcMessage {
     account_keys: Vec<String>,
+    #[serde(default)]
+    instructions: Vec<RpcCompiled>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +219,7 @@ impl SolanaRpc {
         }
         let tx: RpcTx = serde_json::from_value(value)?;
         let events = decode_transaction(&tx, &self.program, &sig.signature)?;
+        let instructions = decode_instructions(&tx, &self.program, &sig.signature)?;
         let failed = tx.meta.as_ref().is_none_or(|m| m.err.is_some());
         Ok(Some(ChainTransaction {
             signature: sig.signature.clone(),
@@ -222,6 +228,7 @@ impl SolanaRpc {
             failed,
             commitment: parse_commitment(sig.confirmation_status.as_deref()).max(commitment),
             events,
+            instructions,
         }))
     }
 
@@ -258,6 +265,15 @@ impl SolanaRpc {
             .collect())
     }
 
+    /// `getSlot`: the newest slot at `commitment`.
+    pub async fn slot(&self, commitment: Commitment) -> Result<u64, IndexerError> {
+        let v = self
+            .call("getSlot", json!([{"commitment": commitment.as_str()}]))
+            .await?;
+        v.as_u64()
+            .ok_or_else(|| IndexerError::Malformed(format!("getSlot returned {v}")))
+    }
+
     /// Base-unit decimals of a token mint (SPL mint layout: `decimals` at byte 44).
     pub async fn mint_decimals(&self, mint: &Pubkey) -> Result<u8, IndexerError> {
         if *mint == advancia_pay::state::NATIVE_SOL {
@@ -282,6 +298,29 @@ impl SolanaRpc {
             .copied()
             .ok_or_else(|| IndexerError::Malformed(format!("mint {mint} too short")))
     }
+}
+
+/// Names of the top-level instructions of `program` in `tx` (static account keys only: a
+/// top-level program id cannot come from a lookup table).
+fn decode_instructions(
+    tx: &RpcTx,
+    program: &Pubkey,
+    signature: &str,
+) -> Result<Vec<String>, IndexerError> {
+    let keys = &tx.transaction.message.account_keys;
+    let program_str = program.to_string();
+    let mut names = Vec::new();
+    for ix in &tx.transaction.message.instructions {
+        if keys.get(ix.program_id_index) != Some(&program_str) {
+            continue;
+        }
+        let data = bs58::decode(&ix.data)
+            .into_vec()
+            .map_err(|e| IndexerError::Malformed(format!("{signature}: {e}")))?;
+        // Never an error: the chain already ran (or rejected) it; record what it was.
+        names.push(crate::instructions::decode(&data).label());
+    }
+    Ok(names)
 }
 
 /// Our events in a transaction: inner instructions whose program is ours and whose data is

@@ -204,6 +204,72 @@ async fn decodes_a_real_payment_transaction() {
         &reg.events[..],
         [e] if matches!(&e.event, AdvanciaEvent::FacilityRegistered(f) if f.facility_id == FACILITY_ID)
     ));
+
+    // Outer instructions decode by discriminator and borsh args, and are stored.
+    assert_eq!(tx.instructions, ["pay_sol"]);
+    assert_eq!(reg.instructions, ["register_facility"]);
+    indexer.ingest(None).await.unwrap();
+    let stored: Vec<Vec<String>> =
+        sqlx::query_scalar("SELECT instructions FROM indexer.transactions ORDER BY slot")
+            .fetch_all(&env.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        [
+            vec!["initialize_config"],
+            vec!["add_asset"],
+            vec!["register_facility"],
+            vec!["pay_sol"]
+        ]
+    );
+    // Several of our instructions in one transaction, each named, in order.
+    let (payout, treasury) = (env.payout, env.treasury);
+    let mut ixs: Vec<Instruction> = (0..2u8)
+        .map(|i| {
+            pay::pay_sol(
+                &PayParams {
+                    payer: env.payer.pubkey(),
+                    facility_id: FACILITY_ID,
+                    invoice_id: [90 + i; 32],
+                    amount: SOL,
+                    reference: Pubkey::new_unique(),
+                    with_kyc: false,
+                },
+                payout,
+                treasury,
+            )
+        })
+        .collect();
+    ixs.push(pay::write_attestation(
+        env.admin.pubkey(),
+        Pubkey::new_unique(),
+        1,
+        i64::MAX,
+    ));
+    let blockhash = env.client.get_latest_blockhash().await.unwrap();
+    let multi = Transaction::new_signed_with_payer(
+        &ixs,
+        Some(&env.payer.pubkey()),
+        &[&env.payer, &env.admin],
+        blockhash,
+    );
+    let sig = env
+        .client
+        .send_and_confirm_transaction(&multi)
+        .await
+        .unwrap()
+        .to_string();
+    indexer.ingest(None).await.unwrap();
+    let (names, events): (Vec<String>, i32) = sqlx::query_as(
+        "SELECT instructions, event_count FROM indexer.transactions WHERE signature = $1",
+    )
+    .bind(&sig)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(names, ["pay_sol", "pay_sol", "write_attestation"]);
+    assert_eq!(events, 3);
 }
 
 #[tokio::test]
@@ -362,6 +428,18 @@ async fn dropped_transaction_is_undone() {
             .await
             .unwrap();
     assert_eq!((sig.as_str(), removed), (dropped.as_str(), 1));
+    // The stream tells subscribers about the rollback.
+    let events = advancia_indexer::stream::events_after(
+        &env.db.pool,
+        &advancia_indexer::stream::StreamFilter::default(),
+        0,
+        100,
+    )
+    .await
+    .unwrap();
+    let rollback = events.iter().find(|e| e.kind == "rollback").unwrap();
+    assert_eq!(rollback.signature, dropped);
+    assert_eq!(rollback.data["events_removed"], 1);
     // The cursor was rewound and the range re-read; the kept payment was not duplicated.
     assert_eq!(
         env.count("SELECT count(*) FROM indexer.transactions").await,
@@ -600,6 +678,60 @@ async fn refunds_and_escrow_lifecycle_post_balanced_ledger_transfers() {
     assert_eq!(refunds.items.len(), 1);
     assert_eq!(refunds.items[0].amount, SOL.to_string());
     assert_eq!(refunds.items[0].refunded_total, SOL.to_string());
+
+    // Escrow events by facility: later events carry the facility of their `opened` row.
+    let escrows = query::escrows(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(facility_pda.to_string()),
+            limit: 2,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(escrows.items.len(), 2);
+    let rest = query::escrows(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(facility_pda.to_string()),
+            after: escrows.next_cursor.clone(),
+            limit: 2,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(rest.next_cursor.is_none());
+    let all: Vec<_> = escrows.items.iter().chain(&rest.items).collect();
+    let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "released", "refunded"]);
+    for e in &all {
+        assert_eq!(e.escrow, escrow.to_string());
+        assert_eq!(
+            e.facility.as_deref(),
+            Some(facility_pda.to_string().as_str())
+        );
+        assert_eq!(
+            e.payer.as_deref(),
+            Some(env.payer.pubkey().to_string().as_str())
+        );
+        assert_eq!(e.mint.as_deref(), Some(mint.as_str()));
+    }
+    assert_eq!(all[1].amount, (2 * SOL).to_string());
+    assert_eq!(all[1].fee, fee(2 * SOL).to_string());
+    assert_eq!(all[2].amount, (3 * SOL).to_string());
+    let other = query::escrows(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(Pubkey::new_unique().to_string()),
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(other.items.is_empty());
 }
 
 /// The `advancia-indexer` binary is SIGKILLed at pseudo-random moments while it ingests and
@@ -623,6 +755,8 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
                 "20",
                 "--poll-ms",
                 "20",
+                "--metrics-addr",
+                "127.0.0.1:0",
             ])
             .env("DATABASE_URL", &env.db.url)
             .env("RUST_LOG", "warn")
@@ -854,4 +988,446 @@ async fn attestations_settlement_and_facility_events_land_in_their_tables() {
             .await
             .unwrap();
     assert_eq!(kinds, ["registered", "deactivated"]);
+
+    // Query layer over the same tables.
+    let by_wallet = query::attestations(
+        &env.db.pool,
+        &EventFilter {
+            payer: Some(wallet.to_string()),
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    let k: Vec<(&str, Option<i16>)> = by_wallet
+        .items
+        .iter()
+        .map(|a| (a.kind.as_str(), a.level))
+        .collect();
+    assert_eq!(k, [("written", Some(2)), ("revoked", None)]);
+    assert_eq!(by_wallet.items[0].expires_at, Some(now + 600));
+    let settlements = query::settlements(
+        &env.db.pool,
+        &EventFilter {
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(settlements.items.len(), 1);
+    let s = &settlements.items[0];
+    assert_eq!(
+        (s.batch_number.as_str(), s.entry_count.as_str()),
+        ("1", "3")
+    );
+    assert_eq!(s.root, "09".repeat(32));
+    assert_eq!(s.totals[0]["amount"], "18446744073709551620");
+    let facility = pay::facility_pda(&FACILITY_ID).to_string();
+    let facilities = query::facilities(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(facility.clone()),
+            limit: 1,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(facilities.items[0].kind, "registered");
+    assert_eq!(
+        facilities.items[0].facility_id.as_deref(),
+        Some("07".repeat(32).as_str())
+    );
+    assert_eq!(
+        facilities.items[0].payout_wallet.as_deref(),
+        Some(env.payout.to_string().as_str())
+    );
+    let next = query::facilities(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(facility),
+            after: facilities.next_cursor,
+            limit: 1,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.items[0].kind, "deactivated");
+    // Filters a table has no column for match nothing.
+    let none = query::settlements(
+        &env.db.pool,
+        &EventFilter {
+            facility: Some(pay::facility_pda(&FACILITY_ID).to_string()),
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(none.items.is_empty());
+}
+
+/// Every table as JSON, in key order, without the columns that differ by insertion time.
+async fn dump_tables(pool: &sqlx::PgPool) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for table in std::iter::once("transactions").chain(advancia_indexer::sink::EVENT_TABLES) {
+        let order = if table == "transactions" {
+            "signature"
+        } else {
+            "signature, ix_index, inner_index"
+        };
+        let v: serde_json::Value = sqlx::query_scalar(&format!(
+            "SELECT coalesce(jsonb_agg(to_jsonb(t) - 'indexed_at' - 'seq' ORDER BY {order}), '[]')
+               FROM indexer.{table} t"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.push((table.to_string(), v));
+    }
+    out
+}
+
+/// The batched sink (one `INSERT … unnest` per table) stores exactly the rows the first,
+/// per-row sink stored: real transactions from the node (payment, refund, escrow
+/// open/release/refund, attestation, settlement, facility, config, asset) plus one
+/// generated event of every kind the program emits, written in batches of 3 by each sink
+/// into its own database, compared table by table; re-writing inserts nothing.
+#[tokio::test]
+async fn batched_sink_writes_the_same_rows_as_the_per_row_sink() {
+    use advancia_indexer::{bench, sink, source::DecodedEvent};
+    let mut env = setup(slow_finality(3)).await;
+    env.pay(40, 3 * SOL).await;
+    let admin = env.admin.pubkey();
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::refund_sol(
+            admin,
+            FACILITY_ID,
+            env.payer.pubkey(),
+            [40; 32],
+            SOL,
+        )],
+    )
+    .await;
+    let escrow_id = [41; 32];
+    let escrow = pay::escrow_pda(&env.payer.pubkey(), &escrow_id);
+    let facility_pda = pay::facility_pda(&FACILITY_ID);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let open = pay::open_escrow_sol(&pay::EscrowParams {
+        payer: env.payer.pubkey(),
+        facility_id: FACILITY_ID,
+        escrow_id,
+        amount: 5 * SOL,
+        expires_at: now + 3600,
+        arbiter: env.payer.pubkey(),
+        with_kyc: false,
+    });
+    send(&env.client, &env.payer, &[open]).await;
+    let release = pay::release_escrow_sol(
+        env.payer.pubkey(),
+        escrow,
+        facility_pda,
+        env.payout,
+        env.treasury,
+        2 * SOL,
+    );
+    send(&env.client, &env.payer, &[release]).await;
+    let back = pay::refund_escrow_sol(env.payer.pubkey(), escrow, facility_pda, env.payer.pubkey());
+    send(&env.client, &env.payer, &[back]).await;
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::write_attestation(
+            admin,
+            Pubkey::new_unique(),
+            1,
+            now + 60,
+        )],
+    )
+    .await;
+    let totals = vec![advancia_pay::state::AssetTotal {
+        mint: NATIVE_SOL,
+        amount: u128::from(u64::MAX) + 1,
+    }];
+    send(
+        &env.client,
+        &env.admin,
+        &[pay::commit_batch(admin, 1, [3; 32], 2, totals)],
+    )
+    .await;
+
+    // Record the chain's transactions once, as the indexer decodes them.
+    let indexer = env.indexer(10, false);
+    let sigs = indexer
+        .rpc()
+        .signatures_since(None, Commitment::Confirmed)
+        .await
+        .unwrap();
+    let mut recorded = Vec::new();
+    for s in &sigs {
+        recorded.push(
+            indexer
+                .rpc()
+                .transaction(s, Commitment::Confirmed)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let real_events: usize = recorded.iter().map(|t| t.events.len()).sum();
+    assert_eq!(real_events, 10);
+    // Plus every event kind, several to a transaction, with a null block time.
+    let mut synthetic = bench::synthetic_transactions(3, 4);
+    for (i, t) in synthetic.iter_mut().enumerate() {
+        t.block_time = None;
+        t.events = bench::every_event_kind(i as u64)
+            .into_iter()
+            .enumerate()
+            .map(|(k, event)| DecodedEvent {
+                ix_index: k as u32 / 3,
+                inner_index: k as u32 % 3,
+                event,
+            })
+            .collect();
+    }
+    recorded.extend(synthetic);
+    let total_events: u64 = recorded.iter().map(|t| t.events.len() as u64).sum();
+
+    let reference = TestDb::new(&[&advancia_indexer::MIGRATIONS]).await;
+    let mut per_row = 0;
+    let mut batched = 0;
+    for chunk in recorded.chunks(3) {
+        per_row += sink::write_batch_per_row(&reference.pool, SOLANA, "s", chunk)
+            .await
+            .unwrap();
+        batched += sink::write_batch(&env.db.pool, SOLANA, "s", chunk)
+            .await
+            .unwrap();
+    }
+    assert_eq!((per_row, batched), (total_events, total_events));
+    let a = dump_tables(&reference.pool).await;
+    let b = dump_tables(&env.db.pool).await;
+    for ((table, rows_a), (_, rows_b)) in a.iter().zip(&b) {
+        assert!(
+            rows_a.as_array().is_some_and(|r| !r.is_empty()),
+            "{table} has rows"
+        );
+        assert_eq!(rows_a, rows_b, "{table}");
+    }
+    assert_eq!(
+        sink::load_cursor(&reference.pool, "s").await.unwrap(),
+        sink::load_cursor(&env.db.pool, "s").await.unwrap()
+    );
+    // Overlapping re-writes insert nothing.
+    for chunk in recorded.chunks(5) {
+        assert_eq!(
+            sink::write_batch(&env.db.pool, SOLANA, "s", chunk)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert_eq!(dump_tables(&env.db.pool).await, b);
+}
+
+/// The binary serves Prometheus metrics; after a real ingest (with finality and the ledger
+/// feed) the scrape shows the events per kind, batches, finality updates, fed transfers and
+/// a head lag near zero.
+#[tokio::test]
+async fn metrics_endpoint_reports_a_real_ingest() {
+    let mut env = setup(slow_finality(3)).await;
+    for i in 0..5u8 {
+        env.pay(50 + i, SOL).await;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_advancia-indexer"))
+        .args([
+            "--rpc-url",
+            &env.node.rpc_url(),
+            "--batch-size",
+            "3",
+            "--poll-ms",
+            "50",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DATABASE_URL", &env.db.url)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let value = |text: &str, series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let mut text = String::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(&url).send().await {
+            assert_eq!(r.status(), 200);
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain; version=0.0.4")
+            );
+            text = r.text().await.unwrap();
+            if value(&text, "advancia_indexer_ledger_transfers_fed_total") == Some(5.0) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing = http
+        .get(format!("http://127.0.0.1:{port}/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("{text}");
+    let v = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series} in {text}"));
+    assert_eq!(v("advancia_indexer_ledger_transfers_fed_total"), 5.0);
+    assert_eq!(
+        v("advancia_indexer_events_total{kind=\"payment_made\"}"),
+        5.0
+    );
+    assert_eq!(
+        v("advancia_indexer_events_total{kind=\"facility_registered\"}"),
+        1.0
+    );
+    assert_eq!(
+        v("advancia_indexer_events_total{kind=\"escrow_opened\"}"),
+        0.0
+    );
+    assert_eq!(v("advancia_indexer_transactions_total"), 8.0);
+    assert!(
+        v("advancia_indexer_batches_total") >= 3.0,
+        "8 transactions in batches of 3"
+    );
+    // Rows first seen at confirmed count when they finalize (others arrive finalized).
+    assert!(v("advancia_indexer_finality_updates_total") <= 8.0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexer.transactions WHERE commitment = 'finalized'")
+            .await,
+        8
+    );
+    assert_eq!(v("advancia_indexer_rollbacks_total"), 0.0);
+    assert_eq!(v("advancia_indexer_errors_total{kind=\"database\"}"), 0.0);
+    let head = v("advancia_indexer_chain_head_slot");
+    let cursor = v("advancia_indexer_cursor_slot");
+    assert!(
+        head >= cursor && cursor > 0.0,
+        "head {head}, cursor {cursor}"
+    );
+    let lag = v("advancia_indexer_head_lag_slots");
+    assert!((0.0..=20.0).contains(&lag), "caught up: lag {lag}");
+}
+
+/// The live stream: a subscriber from position 0 gets every stored row in order, then rows
+/// committed later as they commit (and again when they finalize); one resuming from a
+/// position gets exactly the rows after it.
+#[tokio::test]
+async fn stream_backfills_follows_live_rows_and_resumes_after_a_position() {
+    use advancia_indexer::stream::{self, StreamFilter};
+    use futures_util::StreamExt;
+    let mut env = setup(slow_finality(1_000_000)).await;
+    let first = env.pay(60, SOL).await;
+    let indexer = env.indexer(10, false);
+    indexer.ingest(None).await.unwrap();
+
+    let mut live = Box::pin(stream::subscribe(
+        env.db.pool.clone(),
+        StreamFilter::default(),
+        0,
+    ));
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(20), live.next())
+            .await
+            .expect("stream item in time")
+            .unwrap()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(next().await);
+    }
+    let kinds: Vec<&str> = seen.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "config_updated",
+            "asset_set",
+            "facility_registered",
+            "payment_made"
+        ]
+    );
+    assert_eq!(seen[3].signature, first);
+    assert_eq!(seen[3].data["amount"], SOL.to_string());
+    assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // Rows committed after the subscriber caught up arrive through NOTIFY.
+    let second = env.pay(61, 2 * SOL).await;
+    let third = env.pay(62, 3 * SOL).await;
+    indexer.ingest(None).await.unwrap();
+    let a = next().await;
+    let b = next().await;
+    assert_eq!(
+        (a.signature.as_str(), b.signature.as_str()),
+        (second.as_str(), third.as_str())
+    );
+    assert_eq!(b.data["amount"], (3 * SOL).to_string());
+    assert_eq!(b.commitment.as_deref(), Some("confirmed"));
+    seen.push(a);
+    seen.push(b);
+
+    // A client resuming after the first payment gets the two later ones, nothing else.
+    let resumed: Vec<_> = stream::subscribe(
+        env.db.pool.clone(),
+        StreamFilter {
+            payer: Some(env.payer.pubkey().to_string()),
+            ..StreamFilter::default()
+        },
+        seen[3].seq,
+    )
+    .take(2)
+    .map(|r| r.unwrap().signature)
+    .collect()
+    .await;
+    assert_eq!(resumed, [second.clone(), third.clone()]);
+    let after_all = stream::events_after(&env.db.pool, &StreamFilter::default(), seen[5].seq, 10)
+        .await
+        .unwrap();
+    assert!(after_all.is_empty(), "{after_all:?}");
+
+    // Finality changes re-emit the row at its new commitment.
+    let slot: i64 = sqlx::query_scalar("SELECT slot FROM indexer.payments WHERE signature = $1")
+        .bind(&second)
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    advancia_indexer::sink::set_commitments(
+        &env.db.pool,
+        SOLANA,
+        &[(second.clone(), slot as u64, Commitment::Finalized)],
+    )
+    .await
+    .unwrap();
+    let again = next().await;
+    assert_eq!(again.signature, second);
+    assert_eq!(again.commitment.as_deref(), Some("finalized"));
+    assert!(again.seq > seen[5].seq);
 }

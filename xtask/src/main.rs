@@ -63,6 +63,8 @@ enum Cmd {
 enum BenchTarget {
     /// Ledger postings/s vs. raw Postgres COPY of the same rows.
     Ledger,
+    /// Indexer sink events/s (batched and per-row) vs. COPY of the same rows.
+    Indexer,
 }
 
 fn main() {
@@ -183,6 +185,24 @@ fn bench(target: BenchTarget) -> Result<()> {
                         "--quiet",
                         "-p",
                         "advancia-ledger",
+                        "--",
+                        "bench",
+                    ])
+                    .env("DATABASE_URL", &pg.url),
+                &step,
+            )?;
+            step.done("finished");
+        }
+        BenchTarget::Indexer => {
+            let step = Step::start("indexer sink benchmark (release build)");
+            run_checked(
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "-p",
+                        "advancia-indexer",
                         "--",
                         "bench",
                     ])

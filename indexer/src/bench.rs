@@ -1,0 +1,399 @@
+//! Sink benchmark (`advancia-indexer bench`, `cargo xtask bench indexer`): ingest events/s
+//! through the real sink code path ([`sink::write_batch`]: rows and cursor in one database
+//! transaction per batch) from pre-decoded transactions, against a plain `COPY` of the same
+//! rows into identical tables in the same run, in a database of its own.
+//!
+//! The transactions are generated ([`synthetic_transactions`]) with the shapes the chain
+//! produces (base58 signatures and keys, 1–4 events per transaction, the event mix of a
+//! payment workload), so the figure isolates the sink from the RPC source.
+
+use std::time::Instant;
+
+use advancia_db::DbConfig;
+use advancia_pay::client::AdvanciaEvent;
+use advancia_pay::events::*;
+use advancia_pay::state::{AssetTotal, NATIVE_SOL};
+use anchor_lang::prelude::Pubkey;
+use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+use crate::rows::{self, EventRows, TABLES, TransactionRows};
+use crate::source::{ChainTransaction, DecodedEvent};
+use crate::{Commitment, IndexerError, MIGRATIONS, SOLANA, sink};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Transactions written through the batched sink (≈2.5 events each).
+    pub transactions: usize,
+    /// Transactions per database transaction (the indexer's `--batch-size`).
+    pub batch_size: usize,
+    /// Transactions written through the per-row reference sink (slower; fewer).
+    pub per_row_transactions: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            transactions: 40_000,
+            batch_size: 100,
+            per_row_transactions: 4_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub events: usize,
+    pub transactions: usize,
+    pub batch_size: usize,
+    /// Batched sink: events/s (transactions rows, event rows and cursor per batch).
+    pub sink_events_per_sec: f64,
+    /// The first sink (one INSERT per row), same batch size, on a prefix of the data.
+    pub per_row_events_per_sec: f64,
+    /// `COPY` of the same transaction and event rows into clones of the tables.
+    pub copy_events_per_sec: f64,
+}
+
+impl BenchReport {
+    pub fn summary(&self) -> String {
+        format!(
+            "indexer sink bench: {} events in {} transactions, batches of {}: \
+             batched sink {:.0} events/s, per-row sink {:.0} events/s, COPY {:.0} events/s; \
+             batched/COPY {:.1}%, batched/per-row {:.1}x",
+            self.events,
+            self.transactions,
+            self.batch_size,
+            self.sink_events_per_sec,
+            self.per_row_events_per_sec,
+            self.copy_events_per_sec,
+            100.0 * self.sink_events_per_sec / self.copy_events_per_sec,
+            self.sink_events_per_sec / self.per_row_events_per_sec,
+        )
+    }
+}
+
+/// Deterministic xorshift so runs are comparable without a rand dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes32(&mut self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        for c in b.chunks_mut(8) {
+            c.copy_from_slice(&self.next().to_le_bytes());
+        }
+        b
+    }
+
+    fn key(&mut self) -> Pubkey {
+        Pubkey::new_from_array(self.bytes32())
+    }
+}
+
+/// One event of every kind the program emits (for equivalence tests), keyed by `n`.
+pub fn every_event_kind(n: u64) -> Vec<AdvanciaEvent> {
+    let mut r = Rng(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    vec![
+        AdvanciaEvent::ConfigUpdated(ConfigUpdated {
+            admin: r.key(),
+            treasury: r.key(),
+            settlement_authority: r.key(),
+            compliance_authority: r.key(),
+            fee_bps: 250,
+            paused: n.is_multiple_of(2),
+        }),
+        AdvanciaEvent::AdminProposed(AdminProposed {
+            admin: r.key(),
+            proposed: r.key(),
+        }),
+        AdvanciaEvent::AdminAccepted(AdminAccepted {
+            previous: r.key(),
+            admin: r.key(),
+        }),
+        AdvanciaEvent::AssetSet(AssetSet {
+            mint: r.key(),
+            kyc_threshold: u64::MAX - n,
+            enabled: true,
+        }),
+        AdvanciaEvent::FacilityRegistered(FacilityRegistered {
+            facility: r.key(),
+            facility_id: r.bytes32(),
+            authority: r.key(),
+            payout_wallet: r.key(),
+        }),
+        AdvanciaEvent::FacilityPayoutUpdated(FacilityPayoutUpdated {
+            facility: r.key(),
+            payout_wallet: r.key(),
+        }),
+        AdvanciaEvent::FacilityDeactivated(FacilityDeactivated { facility: r.key() }),
+        payment(&mut r, u64::MAX - 1),
+        AdvanciaEvent::PaymentRefunded(PaymentRefunded {
+            payment: r.key(),
+            facility: r.key(),
+            payer: r.key(),
+            mint: r.key(),
+            amount: u64::MAX,
+            refunded_total: u64::MAX,
+        }),
+        AdvanciaEvent::EscrowOpened(EscrowOpened {
+            escrow: r.key(),
+            payer: r.key(),
+            facility: r.key(),
+            arbiter: r.key(),
+            mint: NATIVE_SOL,
+            amount: 5,
+            expires_at: -1,
+        }),
+        AdvanciaEvent::EscrowReleased(EscrowReleased {
+            escrow: r.key(),
+            by: r.key(),
+            amount: 3,
+            fee: 1,
+            released_total: 3,
+        }),
+        AdvanciaEvent::EscrowRefunded(EscrowRefunded {
+            escrow: r.key(),
+            by: r.key(),
+            amount: 2,
+        }),
+        AdvanciaEvent::EscrowClosed(EscrowClosed {
+            escrow: r.key(),
+            rent_to: r.key(),
+        }),
+        AdvanciaEvent::AttestationWritten(AttestationWritten {
+            wallet: r.key(),
+            level: u8::MAX,
+            expires_at: i64::MAX,
+        }),
+        AdvanciaEvent::AttestationRevoked(AttestationRevoked { wallet: r.key() }),
+        AdvanciaEvent::BatchCommitted(BatchCommitted {
+            batch_number: n,
+            root: r.bytes32(),
+            entry_count: u64::MAX,
+            totals: vec![
+                AssetTotal {
+                    mint: NATIVE_SOL,
+                    amount: u128::MAX,
+                },
+                AssetTotal {
+                    mint: r.key(),
+                    amount: 0,
+                },
+            ],
+        }),
+    ]
+}
+
+fn payment(r: &mut Rng, amount: u64) -> AdvanciaEvent {
+    AdvanciaEvent::PaymentMade(PaymentMade {
+        payment: r.key(),
+        payer: r.key(),
+        facility: r.key(),
+        invoice_id: r.bytes32(),
+        reference: r.key(),
+        mint: NATIVE_SOL,
+        amount,
+        fee: amount / 40,
+        paid_at: 1_760_000_000 + (r.next() % 1_000_000) as i64,
+    })
+}
+
+/// `count` transactions shaped like the chain's: base58 64-byte signatures, slots rising,
+/// 1–4 events each; ~70% payments, the rest refunds, escrow and attestation events.
+pub fn synthetic_transactions(seed: u64, count: usize) -> Vec<ChainTransaction> {
+    let mut r = Rng(seed | 1);
+    let facilities: Vec<Pubkey> = (0..20).map(|_| r.key()).collect();
+    let mut slot = 1_000u64;
+    (0..count)
+        .map(|_| {
+            slot += 1 + r.next() % 2;
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&r.bytes32());
+            sig[32..].copy_from_slice(&r.bytes32());
+            let n = 1 + (r.next() % 4) as usize;
+            let events = (0..n)
+                .map(|i| {
+                    let roll = r.next() % 100;
+                    let amount = 1_000 + r.next() % 1_000_000_000;
+                    let event = match roll {
+                        0..70 => {
+                            let mut p = payment(&mut r, amount);
+                            if let AdvanciaEvent::PaymentMade(p) = &mut p {
+                                p.facility = facilities[(roll % 20) as usize];
+                            }
+                            p
+                        }
+                        70..80 => AdvanciaEvent::PaymentRefunded(PaymentRefunded {
+                            payment: r.key(),
+                            facility: facilities[(roll % 20) as usize],
+                            payer: r.key(),
+                            mint: NATIVE_SOL,
+                            amount,
+                            refunded_total: amount,
+                        }),
+                        80..88 => AdvanciaEvent::EscrowOpened(EscrowOpened {
+                            escrow: r.key(),
+                            payer: r.key(),
+                            facility: facilities[(roll % 20) as usize],
+                            arbiter: r.key(),
+                            mint: NATIVE_SOL,
+                            amount,
+                            expires_at: 1_760_000_000,
+                        }),
+                        88..95 => AdvanciaEvent::EscrowReleased(EscrowReleased {
+                            escrow: r.key(),
+                            by: r.key(),
+                            amount,
+                            fee: amount / 40,
+                            released_total: amount,
+                        }),
+                        _ => AdvanciaEvent::AttestationWritten(AttestationWritten {
+                            wallet: r.key(),
+                            level: 2,
+                            expires_at: 1_770_000_000,
+                        }),
+                    };
+                    DecodedEvent {
+                        ix_index: i as u32,
+                        inner_index: 1,
+                        event,
+                    }
+                })
+                .collect();
+            ChainTransaction {
+                signature: bs58::encode(sig).into_string(),
+                slot,
+                block_time: Some(1_760_000_000 + slot as i64 / 2),
+                failed: false,
+                commitment: Commitment::Confirmed,
+                events,
+                instructions: vec!["pay_sol".to_string(); n],
+            }
+        })
+        .collect()
+}
+
+fn events_in(txs: &[ChainTransaction]) -> usize {
+    txs.iter().map(|t| t.events.len()).sum()
+}
+
+/// Creates `advancia_indexer_bench_<pid>`, runs everything, drops it.
+pub async fn run(o: &BenchOptions) -> Result<BenchReport, IndexerError> {
+    let admin_url = DbConfig::from_env().url;
+    let name = format!("advancia_indexer_bench_{}", std::process::id());
+    let mut admin = PgConnection::connect(&admin_url).await?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await?;
+    let url = advancia_db::with_database(&admin_url, &name);
+    let result = async {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await?;
+        advancia_db::migrate(&pool, &[&MIGRATIONS])
+            .await
+            .map_err(|e| IndexerError::Malformed(format!("migrate: {e}")))?;
+        let report = run_in(&pool, o).await;
+        pool.close().await;
+        report
+    }
+    .await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+        .await;
+    let _ = admin.close().await;
+    result
+}
+
+async fn run_in(pool: &PgPool, o: &BenchOptions) -> Result<BenchReport, IndexerError> {
+    let txs = synthetic_transactions(42, o.transactions);
+    let events = events_in(&txs);
+    let batch = o.batch_size.max(1);
+
+    let start = Instant::now();
+    let mut written = 0;
+    for chunk in txs.chunks(batch) {
+        written += sink::write_batch(pool, SOLANA, "bench", chunk).await?;
+    }
+    let sink_rate = written as f64 / start.elapsed().as_secs_f64();
+    if written as usize != events {
+        return Err(IndexerError::Malformed(format!(
+            "sink wrote {written} of {events} events"
+        )));
+    }
+    eprintln!("batched sink: {sink_rate:.0} events/s ({events} events)");
+
+    // Same rows again by COPY into clones (same columns, indexes and defaults).
+    let copy_rate = copy_rate(pool, &txs).await?;
+    eprintln!("COPY: {copy_rate:.0} events/s");
+
+    // The per-row reference sink on other transactions (fresh rows, same shapes).
+    let reference = synthetic_transactions(7, o.per_row_transactions);
+    let start = Instant::now();
+    let mut written = 0;
+    for chunk in reference.chunks(batch) {
+        written += sink::write_batch_per_row(pool, SOLANA, "bench-per-row", chunk).await?;
+    }
+    let per_row = written as f64 / start.elapsed().as_secs_f64();
+    eprintln!("per-row sink: {per_row:.0} events/s ({written} events)");
+
+    Ok(BenchReport {
+        events,
+        transactions: txs.len(),
+        batch_size: batch,
+        sink_events_per_sec: sink_rate,
+        per_row_events_per_sec: per_row,
+        copy_events_per_sec: copy_rate,
+    })
+}
+
+/// `COPY` of the transaction and event rows of `txs` into `bench.*` clones of the tables
+/// (`LIKE … INCLUDING ALL`: same indexes, defaults, checks; no foreign keys), timed from the
+/// first `COPY` to the last. Returns events/s.
+async fn copy_rate(pool: &PgPool, txs: &[ChainTransaction]) -> Result<f64, IndexerError> {
+    let mut conn = pool.acquire().await?;
+    conn.execute("CREATE SCHEMA bench").await?;
+    for t in std::iter::once("transactions").chain(sink::EVENT_TABLES) {
+        conn.execute(format!("CREATE TABLE bench.{t} (LIKE indexer.{t} INCLUDING ALL)").as_str())
+            .await?;
+    }
+    let tx_rows = TransactionRows::of(txs)?;
+    let ev_rows = EventRows::of(txs)?;
+    // Text is built before the clock starts, as the sink's rows are decoded beforehand.
+    let mut copies = vec![(
+        "COPY bench.transactions (chain, signature, slot, commitment, failed, block_time, \
+         event_count, instructions) FROM STDIN"
+            .to_string(),
+        rows::transactions_copy_text(SOLANA, &tx_rows),
+    )];
+    for (table, r) in TABLES.iter().zip(&ev_rows.tables) {
+        if r.is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = table.cols.iter().map(|c| c.0).collect();
+        copies.push((
+            format!(
+                "COPY bench.{} ({}, {}) FROM STDIN",
+                table.name,
+                rows::KEY_COLUMNS,
+                cols.join(", ")
+            ),
+            rows::copy_text(SOLANA, r),
+        ));
+    }
+    let start = Instant::now();
+    for (statement, data) in copies {
+        let mut copy = conn.copy_in_raw(&statement).await?;
+        copy.send(data.into_bytes()).await?;
+        copy.finish().await?;
+    }
+    Ok(ev_rows.len() as f64 / start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,283 @@
+//! Prometheus metrics of the indexer, rendered by hand in the text exposition format
+//! (version 0.0.4) and served on `GET /metrics` by a minimal HTTP/1.1 responder.
+//!
+//! Hand-written rather than `prometheus-client` + an HTTP server crate: a dozen counters
+//! and gauges with one label need no registry, and the indexer otherwise has no server
+//! dependency to compile (decision in `docs/decisions/0008-indexer-exactly-once.md`).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use advancia_pay::client::AdvanciaEvent;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::IndexerError;
+
+/// Event kinds, label values of `advancia_indexer_events_total`.
+pub const EVENT_KINDS: [&str; 16] = [
+    "config_updated",
+    "admin_proposed",
+    "admin_accepted",
+    "asset_set",
+    "facility_registered",
+    "facility_payout_updated",
+    "facility_deactivated",
+    "payment_made",
+    "payment_refunded",
+    "escrow_opened",
+    "escrow_released",
+    "escrow_refunded",
+    "escrow_closed",
+    "attestation_written",
+    "attestation_revoked",
+    "batch_committed",
+];
+
+/// Index of an event's kind in [`EVENT_KINDS`].
+pub fn event_kind_index(e: &AdvanciaEvent) -> usize {
+    use AdvanciaEvent as E;
+    match e {
+        E::ConfigUpdated(_) => 0,
+        E::AdminProposed(_) => 1,
+        E::AdminAccepted(_) => 2,
+        E::AssetSet(_) => 3,
+        E::FacilityRegistered(_) => 4,
+        E::FacilityPayoutUpdated(_) => 5,
+        E::FacilityDeactivated(_) => 6,
+        E::PaymentMade(_) => 7,
+        E::PaymentRefunded(_) => 8,
+        E::EscrowOpened(_) => 9,
+        E::EscrowReleased(_) => 10,
+        E::EscrowRefunded(_) => 11,
+        E::EscrowClosed(_) => 12,
+        E::AttestationWritten(_) => 13,
+        E::AttestationRevoked(_) => 14,
+        E::BatchCommitted(_) => 15,
+    }
+}
+
+/// snake_case name of an event's kind.
+pub fn event_kind(e: &AdvanciaEvent) -> &'static str {
+    EVENT_KINDS[event_kind_index(e)]
+}
+
+/// Error kinds, label values of `advancia_indexer_errors_total`.
+pub const ERROR_KINDS: [&str; 5] = ["database", "rpc", "malformed", "ledger", "other"];
+
+impl IndexerError {
+    /// Label of this error in `advancia_indexer_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IndexerError::Database(_) => "database",
+            IndexerError::Http(_) | IndexerError::Rpc { .. } => "rpc",
+            IndexerError::Malformed(_) | IndexerError::Json(_) => "malformed",
+            IndexerError::Ledger(_)
+            | IndexerError::LedgerAccount(..)
+            | IndexerError::LedgerTransfer(..) => "ledger",
+            IndexerError::BadCursor(_) => "other",
+        }
+    }
+}
+
+/// The indexer's counters and gauges (shared with the HTTP responder).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub chain_head_slot: AtomicU64,
+    pub cursor_slot: AtomicU64,
+    /// Chain head minus the slot the indexer has read up to (see `Indexer::ingest`).
+    pub head_lag_slots: AtomicI64,
+    pub transactions: AtomicU64,
+    pub events: [AtomicU64; 16],
+    pub batches: AtomicU64,
+    pub errors: [AtomicU64; 5],
+    pub finality_updates: AtomicU64,
+    pub rollbacks: AtomicU64,
+    pub ledger_transfers_fed: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn count_error(&self, e: &IndexerError) {
+        let i = ERROR_KINDS.iter().position(|k| *k == e.kind()).unwrap_or(4);
+        self.errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        one(
+            "advancia_indexer_chain_head_slot",
+            "gauge",
+            "Newest slot of the chain at the ingest commitment.",
+            get(&self.chain_head_slot).to_string(),
+        );
+        one(
+            "advancia_indexer_cursor_slot",
+            "gauge",
+            "Slot of the newest transaction written (the stored cursor).",
+            get(&self.cursor_slot).to_string(),
+        );
+        one(
+            "advancia_indexer_head_lag_slots",
+            "gauge",
+            "Chain head minus the slot the indexer has read up to.",
+            self.head_lag_slots.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "advancia_indexer_transactions_total",
+            "counter",
+            "Program transactions written.",
+            get(&self.transactions).to_string(),
+        );
+        one(
+            "advancia_indexer_batches_total",
+            "counter",
+            "Batches committed (rows and cursor in one database transaction).",
+            get(&self.batches).to_string(),
+        );
+        one(
+            "advancia_indexer_finality_updates_total",
+            "counter",
+            "Transactions seen reaching finalized.",
+            get(&self.finality_updates).to_string(),
+        );
+        one(
+            "advancia_indexer_rollbacks_total",
+            "counter",
+            "Transactions undone because the chain dropped them.",
+            get(&self.rollbacks).to_string(),
+        );
+        one(
+            "advancia_indexer_ledger_transfers_fed_total",
+            "counter",
+            "Finalized money events posted to the ledger.",
+            get(&self.ledger_transfers_fed).to_string(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP advancia_indexer_events_total Events written, by kind.\n\
+             # TYPE advancia_indexer_events_total counter"
+        );
+        for (kind, n) in EVENT_KINDS.iter().zip(&self.events) {
+            let _ = writeln!(
+                out,
+                "advancia_indexer_events_total{{kind=\"{kind}\"}} {}",
+                get(n)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP advancia_indexer_errors_total Failed steps, by error kind.\n\
+             # TYPE advancia_indexer_errors_total counter"
+        );
+        for (kind, n) in ERROR_KINDS.iter().zip(&self.errors) {
+            let _ = writeln!(
+                out,
+                "advancia_indexer_errors_total{{kind=\"{kind}\"}} {}",
+                get(n)
+            );
+        }
+        out
+    }
+}
+
+/// Binds `addr` and answers `GET /metrics` until the task is dropped; returns the bound
+/// address (useful with port 0) and the serving task.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), std::io::Error> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                // Read the request head (bounded); only the request line matters.
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                let head_done = loop {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        conn.read(&mut chunk),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break false,
+                        Ok(Ok(n)) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                                break true;
+                            }
+                            if buf.len() > 16 * 1024 {
+                                break false;
+                            }
+                        }
+                    }
+                };
+                if !head_done {
+                    return;
+                }
+                let line = buf.split(|b| *b == b'\r').next().unwrap_or_default();
+                let mut parts = line.split(|b| *b == b' ');
+                let method = parts.next().unwrap_or_default();
+                let path = parts.next().unwrap_or_default();
+                let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+                let (status, ctype, body) = match (method, path) {
+                    (b"GET", b"/metrics") => (
+                        "200 OK",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        metrics.render(),
+                    ),
+                    (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".into()),
+                    _ => (
+                        "405 Method Not Allowed",
+                        "text/plain",
+                        "method not allowed\n".into(),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_series() {
+        let m = Metrics::default();
+        m.events[7].fetch_add(3, Ordering::Relaxed);
+        m.count_error(&IndexerError::Malformed("x".into()));
+        m.head_lag_slots.store(-1, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("advancia_indexer_events_total{kind=\"payment_made\"} 3\n"));
+        assert!(text.contains("advancia_indexer_errors_total{kind=\"malformed\"} 1\n"));
+        assert!(text.contains("advancia_indexer_head_lag_slots -1\n"));
+        assert!(text.contains("# TYPE advancia_indexer_batches_total counter\n"));
+    }
+}
