@@ -6,6 +6,7 @@ mod demo;
 mod postgres;
 mod step;
 mod toolchain;
+mod wasm;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,6 +52,9 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Build the CosmWasm contract to a size-optimized wasm the CosmWasm VM accepts
+    /// (wasm32 build, binaryen lowering, cosmwasm-check); prints its path and size.
+    Wasm,
     /// Benchmarks that report ratios against a reference measured in the same run.
     Bench {
         /// What to benchmark.
@@ -85,6 +89,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lint => lint(),
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
+        Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
     }
 }
 
@@ -110,6 +115,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     toolchain::check_single_solana_major()?;
     let sbf_dir = toolchain::build_sbf_programs()?;
 
+    // Before nextest: the CosmWasm VM tests load this file.
+    let cosmwasm_wasm = wasm::build()?;
+
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
 
@@ -123,7 +131,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     {
         cmd.arg("--workspace");
     }
-    cmd.args(nextest_args).env("DATABASE_URL", &pg.url);
+    cmd.args(nextest_args)
+        .env("DATABASE_URL", &pg.url)
+        .env(wasm::WASM_ENV, &cosmwasm_wasm);
     let status = cmd.status()?;
     if !status.success() {
         step.fail("tests failed");

@@ -1,0 +1,201 @@
+//! `cargo xtask wasm`: the CosmWasm contract as a size-optimized wasm that the CosmWasm VM
+//! accepts. rustc's wasm32 output uses bulk-memory and sign-extension instructions, which the
+//! VM rejects; binaryen's `wasm-opt` (from npm, installed under target/) lowers them to MVP
+//! instructions. `cosmwasm-check` (the VM's own static checks) then has to pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::step::{Step, run_checked, succeeds};
+
+pub const PACKAGE: &str = "advancia-pay-cosmwasm";
+const WASM_NAME: &str = "advancia_pay_cosmwasm.wasm";
+const TARGET: &str = "wasm32-unknown-unknown";
+const PROFILE: &str = "release-wasm";
+/// binaryen from the npm registry (wasm-opt compiled to wasm/JS, runs on node).
+const BINARYEN_VERSION: &str = "132.0.0";
+/// Same version as the `cosmwasm-vm` the VM tests run (=3.0.10, wasmer 7).
+const COSMWASM_CHECK_VERSION: &str = "3.0.10";
+/// The VM tests read the optimized wasm from here.
+pub const WASM_ENV: &str = "ADVANCIA_COSMWASM_WASM";
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
+}
+
+/// Builds, lowers and checks the contract; returns the optimized wasm's path.
+pub fn build() -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let wasm_opt = ensure_binaryen()?;
+    let check = ensure_cosmwasm_check()?;
+
+    let step = Step::start(&format!("{PACKAGE} to {TARGET} (profile {PROFILE})"));
+    run_checked(
+        crate::cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            PACKAGE,
+            "--lib",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+        ]),
+        &step,
+    )?;
+    let raw = target_dir().join(TARGET).join(PROFILE).join(WASM_NAME);
+    let raw_size = size(&raw)?;
+    step.done(&format!("{raw_size} bytes"));
+
+    let step = Step::start("lower bulk-memory and sign-ext for the CosmWasm VM (wasm-opt -Os)");
+    let out_dir = target_dir().join("wasm");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join(WASM_NAME);
+    run_checked(
+        Command::new(&wasm_opt)
+            .args([
+                "-Os",
+                "--enable-bulk-memory",
+                "--enable-sign-ext",
+                "--llvm-memory-copy-fill-lowering",
+                "--signext-lowering",
+            ])
+            .arg(&raw)
+            .arg("-o")
+            .arg(&out),
+        &step,
+    )?;
+    step.done(&format!(
+        "{} bytes (from {raw_size}) in {}",
+        size(&out)?,
+        out.display()
+    ));
+
+    let step = Step::start("cosmwasm-check on the optimized wasm");
+    let output = Command::new(&check).arg(&out).output()?;
+    if !output.status.success() {
+        step.fail("rejected");
+        bail!(
+            "cosmwasm-check failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    step.done("passes");
+    Ok(out)
+}
+
+fn size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("{} was not produced", path.display()))?
+        .len())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let step = Step::start(&format!("rust target {TARGET}"));
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup not found")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
+        step.done("already installed");
+        return Ok(());
+    }
+    run_checked(
+        Command::new("rustup").args(["target", "add", TARGET]),
+        &step,
+    )?;
+    step.done("installed");
+    Ok(())
+}
+
+/// `wasm-opt` from the npm `binaryen` package, installed under `target/npm`.
+fn ensure_binaryen() -> Result<PathBuf> {
+    let step = Step::start(&format!("binaryen {BINARYEN_VERSION} (npm, wasm-opt)"));
+    let prefix = target_dir().join("npm");
+    let bin = prefix.join("node_modules/.bin/wasm-opt");
+    let manifest = prefix.join("node_modules/binaryen/package.json");
+    let installed = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.trim_start().starts_with("\"version\""))
+                .map(|l| l.contains(&format!("\"{BINARYEN_VERSION}\"")))
+        })
+        .unwrap_or(false);
+    if installed && bin.is_file() {
+        step.done("already installed");
+        return Ok(bin);
+    }
+    crate::toolchain::ensure_node()?;
+    std::fs::create_dir_all(&prefix)?;
+    run_checked(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&prefix)
+            .args(["--no-audit", "--no-fund", "--no-save", "--loglevel=error"])
+            .arg(format!("binaryen@{BINARYEN_VERSION}")),
+        &step,
+    )?;
+    if !bin.is_file() {
+        step.fail("no wasm-opt after install");
+        bail!("npm installed binaryen but {} is missing", bin.display());
+    }
+    step.done(&format!("installed under {}", prefix.display()));
+    Ok(bin)
+}
+
+/// `cosmwasm-check` at the VM's version in ~/.cargo/bin (cargo install --locked otherwise).
+fn ensure_cosmwasm_check() -> Result<PathBuf> {
+    let step = Step::start(&format!("cosmwasm-check {COSMWASM_CHECK_VERSION}"));
+    let bin = cargo_bin_dir().join("cosmwasm-check");
+    let current = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if current
+        .split_whitespace()
+        .any(|w| w == COSMWASM_CHECK_VERSION)
+    {
+        step.done("already installed");
+        return Ok(bin);
+    }
+    // cargo install builds in its own temporary target directory, not ours.
+    run_checked(
+        Command::new("cargo")
+            .args([
+                "install",
+                "--locked",
+                "cosmwasm-check",
+                "--version",
+                COSMWASM_CHECK_VERSION,
+            ])
+            .env_remove("CARGO_TARGET_DIR"),
+        &step,
+    )?;
+    if !succeeds(bin.to_string_lossy().as_ref(), &["--version"]) {
+        step.fail("not runnable after install");
+        bail!("{} does not run", bin.display());
+    }
+    step.done("installed from crates.io");
+    Ok(bin)
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"))
+        .join("bin")
+}
