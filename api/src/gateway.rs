@@ -103,6 +103,12 @@ pub enum Identity {
 pub fn route_group(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/api/v1/")?;
     let group = rest.split('/').next().unwrap_or(rest);
+    // Partner reads of indexed chain data share the blockchain quota.
+    let group = if group == "indexer" {
+        "blockchain"
+    } else {
+        group
+    };
     (!group.is_empty()).then_some(group)
 }
 
@@ -345,6 +351,7 @@ mod tests {
     fn groups_from_paths() {
         assert_eq!(route_group("/api/v1/payments/initiate"), Some("payments"));
         assert_eq!(route_group("/api/v1/payments"), Some("payments"));
+        assert_eq!(route_group("/api/v1/indexer/stream"), Some("blockchain"));
         assert_eq!(route_group("/api/v1/"), None);
         assert_eq!(route_group("/health"), None);
     }

@@ -35,6 +35,94 @@ pub struct AppState {
     pub ledger: advancia_ledger::Ledger,
     /// Reverse proxies in front of us (see [`GatewayConfig::trusted_proxy_hops`]).
     pub trusted_proxy_hops: usize,
+    /// The Solana node the blockchain and payment routes read and relay through.
+    pub chain: advancia_chains::SolanaChain,
+    pub wallets: advancia_chains::wallets::WalletStore,
+    pub payments: advancia_payments::PaymentService,
+    /// Public base URL for links handed to wallets; the request's host when unset.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    /// State over `pool` whose chain services use the Solana node at `solana_rpc_url`.
+    pub fn new(
+        pool: PgPool,
+        auth: AuthService,
+        ledger: advancia_ledger::Ledger,
+        services: ServicesConfig,
+    ) -> AppState {
+        let chain = advancia_chains::SolanaChain::new(services.solana_rpc_url);
+        AppState {
+            wallets: advancia_chains::wallets::WalletStore::new(pool.clone()),
+            payments: advancia_payments::PaymentService::new(
+                pool.clone(),
+                chain.clone(),
+                ledger.clone(),
+                services.payments,
+            ),
+            chain,
+            pool,
+            auth,
+            ledger,
+            trusted_proxy_hops: services.trusted_proxy_hops,
+            public_url: services.public_url,
+        }
+    }
+}
+
+/// Settings of the services behind the routes (the gateway's are in [`ApiConfig`]).
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    pub solana_rpc_url: String,
+    pub public_url: Option<String>,
+    pub payments: advancia_payments::PaymentsConfig,
+    pub trusted_proxy_hops: usize,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            solana_rpc_url: "http://127.0.0.1:8899".into(),
+            public_url: None,
+            payments: Default::default(),
+            trusted_proxy_hops: 0,
+        }
+    }
+}
+
+impl ServicesConfig {
+    /// From `ADVANCIA_SOLANA_RPC_URL`, `ADVANCIA_PUBLIC_URL`, `ADVANCIA_PAYMENT_ICON_URL`,
+    /// `ADVANCIA_PAYMENT_LABEL`, `ADVANCIA_PAYMENT_TTL_SECS`.
+    pub fn from_env(trusted_proxy_hops: usize) -> Result<ServicesConfig, String> {
+        let mut c = ServicesConfig {
+            trusted_proxy_hops,
+            ..ServicesConfig::default()
+        };
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("ADVANCIA_SOLANA_RPC_URL") {
+            c.solana_rpc_url = v;
+        }
+        if let Some(v) = var("ADVANCIA_PUBLIC_URL") {
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err(format!("ADVANCIA_PUBLIC_URL: `{v}` is not an http(s) URL"));
+            }
+            c.public_url = Some(v);
+        }
+        if let Some(v) = var("ADVANCIA_PAYMENT_ICON_URL") {
+            c.payments.icon_url = v;
+        }
+        if let Some(v) = var("ADVANCIA_PAYMENT_LABEL") {
+            c.payments.label = v;
+        }
+        if let Some(v) = var("ADVANCIA_PAYMENT_TTL_SECS") {
+            let secs: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("ADVANCIA_PAYMENT_TTL_SECS: `{v}` is not a whole number"))?;
+            c.payments.intent_ttl = Duration::from_secs(secs.max(60));
+        }
+        Ok(c)
+    }
 }
 
 /// Everything the API needs besides the database.
@@ -133,6 +221,9 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &MIGRATIONS,
         &advancia_auth::MIGRATIONS,
         &advancia_ledger::MIGRATIONS,
+        &advancia_indexer::MIGRATIONS,
+        &advancia_chains::MIGRATIONS,
+        &advancia_payments::MIGRATIONS,
     ]
 }
 
@@ -194,7 +285,10 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/api/v1/docs", get(move || async move { page.clone() }))
         .merge(routes::auth::router())
+        .merge(routes::indexer::router())
         .merge(money_moving(routes::ledger::router(), &state))
+        .merge(money_moving(routes::payments::router(), &state))
+        .merge(money_moving(routes::blockchain::router(), &state))
         .fallback(not_found)
         .with_state(state)
 }

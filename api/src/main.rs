@@ -87,12 +87,11 @@ async fn main() -> anyhow::Result<()> {
             let ledger = advancia_ledger::Ledger::new(pool.clone(), Default::default());
             // Pending transfers with a timeout lapse on their own.
             ledger.spawn_expiry_task(std::time::Duration::from_secs(1));
-            let state = AppState {
-                pool,
-                auth,
-                ledger,
-                trusted_proxy_hops: config.gateway.trusted_proxy_hops,
-            };
+            let services =
+                advancia_api::ServicesConfig::from_env(config.gateway.trusted_proxy_hops)
+                    .map_err(anyhow::Error::msg)?;
+            tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
+            let state = AppState::new(pool, auth, ledger, services);
             let app = advancia_api::app(state, config).await?;
             advancia_api::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

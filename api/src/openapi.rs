@@ -8,7 +8,7 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::{auth, ledger};
+use crate::routes::{auth, blockchain, indexer, ledger, payments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,11 @@ use crate::routes::{auth, ledger};
         ledger::define_asset, ledger::list_assets, ledger::create_accounts, ledger::create_entries,
         ledger::account_balance, ledger::account_transactions, ledger::transaction,
         ledger::reconciliation, ledger::financial_report, ledger::audit_trail,
+        payments::initiate, payments::transaction_request_meta, payments::transaction_request,
+        payments::status, payments::confirm, payments::refund, payments::release, payments::history,
+        blockchain::create_wallet, blockchain::list_wallets, blockchain::balance, blockchain::send,
+        blockchain::transaction_status, blockchain::gas_prices, blockchain::interact,
+        indexer::payments, indexer::refunds, indexer::escrows, indexer::attestations, indexer::facilities, indexer::settlements, indexer::live,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

@@ -129,8 +129,9 @@ async fn redis_limiter_shares_one_budget_between_two_api_instances() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    // 3 per minute across both instances: the 4th and 5th are refused wherever they land.
-    assert_eq!(statuses, vec![404, 404, 404, 429, 429]);
+    // 3 per minute across both instances (unauthenticated calls count against the client
+    // address): the 4th and 5th are refused wherever they land.
+    assert_eq!(statuses, vec![401, 401, 401, 429, 429]);
 }
 
 fn rand_suffix() -> u64 {

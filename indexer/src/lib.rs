@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod feed;
 pub mod instructions;
+pub mod lookup;
 pub mod metrics;
 pub mod query;
 pub mod rows;
@@ -36,6 +37,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             version: 1,
             name: "init",
             sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "lookup_indexes",
+            sql: include_str!("../migrations/0002_lookup_indexes.sql"),
         },
         Migration {
             version: 3,

@@ -1,4 +1,7 @@
 //! Route groups, one module per service.
 
 pub mod auth;
+pub mod blockchain;
+pub mod indexer;
 pub mod ledger;
+pub mod payments;

@@ -6,16 +6,25 @@ use advancia_auth::{AuthConfig, AuthService, PasswordHashing, SigningKeys};
 
 /// App state over `pool` with fresh signing keys and cheap password hashing.
 pub fn state(pool: advancia_db::sqlx::PgPool) -> AppState {
+    // Port 1 refuses connections: routes that reach the chain fail with 502 here.
+    state_on_chain(pool, "http://127.0.0.1:1".into())
+}
+
+/// App state whose chain services use the Solana node at `rpc_url`.
+pub fn state_on_chain(pool: advancia_db::sqlx::PgPool, rpc_url: String) -> AppState {
     let config = AuthConfig {
         password_hashing: PasswordHashing::INSECURE_FAST,
         ..AuthConfig::default()
     };
-    AppState {
-        auth: AuthService::new(pool.clone(), config, SigningKeys::generate()).unwrap(),
-        ledger: advancia_ledger::Ledger::new(pool.clone(), Default::default()),
-        pool,
-        trusted_proxy_hops: 0,
-    }
+    AppState::new(
+        pool.clone(),
+        AuthService::new(pool.clone(), config, SigningKeys::generate()).unwrap(),
+        advancia_ledger::Ledger::new(pool, Default::default()),
+        advancia_api::ServicesConfig {
+            solana_rpc_url: rpc_url,
+            ..Default::default()
+        },
+    )
 }
 
 pub async fn spawn(router: axum::Router) -> String {

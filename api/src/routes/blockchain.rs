@@ -1,0 +1,368 @@
+//! `/api/v1/blockchain/*` (seed section 2). No server-held keys: wallets are watch-only
+//! public addresses, and `transactions/send` relays transactions that wallets signed.
+//!
+//! - `POST /blockchain/wallets/create`: register a public address to follow (idempotent).
+//! - `GET /blockchain/wallets`: the caller's registered addresses.
+//! - `GET /blockchain/wallets/{address}/balance`: SOL and SPL token balances.
+//! - `POST /blockchain/transactions/send`: relay a signed transaction that invokes our program.
+//! - `GET /blockchain/transactions/{txHash}/status`: chain status and what the indexer saw.
+//! - `GET /blockchain/gas-prices`: Solana priority fees over recent slots, and the base fee.
+//! - `POST /blockchain/contracts/interact`: simulate an instruction, or build it unsigned.
+
+use advancia_auth::Role;
+use advancia_chains::{Chain, ChainError};
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::pagination::{Page, PageParams};
+use crate::principal::{AuthProblem, Principal};
+use crate::problem::Problem;
+use crate::routes::payments::chain_problem;
+
+/// API keys need this scope for the read routes; users need any role.
+pub const READ_SCOPE: &str = "blockchain:read";
+/// ... and this one to relay or simulate transactions.
+pub const WRITE_SCOPE: &str = "blockchain:write";
+
+pub enum ApiError {
+    Auth(AuthProblem),
+    Chain(ChainError),
+    Problem(Problem),
+}
+
+impl From<AuthProblem> for ApiError {
+    fn from(e: AuthProblem) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> Self {
+        ApiError::Chain(e)
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError::Problem(p)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Auth(a) => a.into_response(),
+            ApiError::Chain(e) => chain_problem(&e).into_response(),
+            ApiError::Problem(p) => p.into_response(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::Problem(
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input").with_detail(detail),
+    )
+}
+
+fn require(p: &Principal, scope: &str) -> Result<()> {
+    Ok(p.require_scope_or_role(scope, &Role::ALL)?)
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/blockchain/wallets/create", post(create_wallet))
+        .route("/api/v1/blockchain/wallets", get(list_wallets))
+        .route("/api/v1/blockchain/wallets/{address}/balance", get(balance))
+        .route("/api/v1/blockchain/transactions/send", post(send))
+        .route(
+            "/api/v1/blockchain/transactions/{txHash}/status",
+            get(transaction_status),
+        )
+        .route("/api/v1/blockchain/gas-prices", get(gas_prices))
+        .route("/api/v1/blockchain/contracts/interact", post(interact))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WalletBody {
+    /// solana, ethereum, polygon, bsc, arbitrum or base.
+    chain: String,
+    /// Public address (base58 for Solana, 0x-hex for EVM chains).
+    address: String,
+    label: Option<String>,
+}
+
+/// Register a watch-only wallet (a public address; no keys are created or stored).
+#[utoipa::path(post, path = "/api/v1/blockchain/wallets/create", tag = "blockchain", request_body = WalletBody,
+    responses((status = 201, description = "Registered"), (status = 200, description = "Already registered"),
+        (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_wallet(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<WalletBody>,
+) -> Result<impl IntoResponse> {
+    p.require_role(&Role::ALL)?;
+    let chain: Chain = b.chain.parse()?;
+    let (wallet, inserted) = st
+        .wallets
+        .register(p.user_id(), chain, &b.address, b.label.as_deref())
+        .await?;
+    let status = if inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(wallet)))
+}
+
+/// The caller's watch-only wallets, in registration order.
+#[utoipa::path(get, path = "/api/v1/blockchain/wallets", tag = "blockchain", params(PageParams),
+    responses((status = 200, description = "A page of wallets")),
+    security(("bearer" = [])))]
+pub async fn list_wallets(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(page): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    p.require_role(&Role::ALL)?;
+    let after: Option<uuid::Uuid> = page.after()?;
+    let limit = page.limit();
+    let rows = st.wallets.list(p.user_id(), after, limit + 1).await?;
+    Ok(Json(Page::from_rows(rows, limit, |w| w.id)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct BalanceParams {
+    /// Chain of the address (default solana).
+    chain: Option<String>,
+}
+
+/// SOL and SPL token balances (Token and Token-2022) of a public address.
+#[utoipa::path(get, path = "/api/v1/blockchain/wallets/{address}/balance", tag = "blockchain",
+    params(("address" = String, Path, description = "Public address"), BalanceParams),
+    responses((status = 200, description = "Balances in base units"), (status = 400, body = Problem),
+        (status = 502, description = "Chain node unreachable", body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn balance(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(address): Path<String>,
+    Query(q): Query<BalanceParams>,
+) -> Result<impl IntoResponse> {
+    require(&p, READ_SCOPE)?;
+    let chain: Chain = q.chain.as_deref().unwrap_or("solana").parse()?;
+    let address = advancia_chains::address::normalize(chain, &address)?;
+    if chain.is_evm() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "chain-not-connected",
+            "Chain not connected",
+        )
+        .with_detail(format!(
+            "no {} node is configured for this deployment",
+            chain.as_str()
+        ))
+        .into());
+    }
+    let owner: Pubkey = address
+        .parse()
+        .map_err(|_| invalid(format!("`{address}` is not a Solana address")))?;
+    Ok(Json(st.chain.balances(&owner).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SendBody {
+    /// Base64 of a fully signed transaction (legacy or v0).
+    transaction: String,
+}
+
+/// Relay a transaction a wallet signed. Only transactions that invoke our program are
+/// relayed (this is not an open relay); signatures are verified before the node sees it.
+#[utoipa::path(post, path = "/api/v1/blockchain/transactions/send", tag = "blockchain", request_body = SendBody,
+    responses((status = 202, description = "Accepted by the node; poll its status"),
+        (status = 400, body = Problem), (status = 422, description = "Rejected (signature, preflight)", body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn send(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<SendBody>,
+) -> Result<impl IntoResponse> {
+    require(&p, WRITE_SCOPE)?;
+    let signature = st
+        .chain
+        .send_for_program(&b.transaction, &advancia_pay::ID)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "signature": signature,
+            "status_url": format!("/api/v1/blockchain/transactions/{signature}/status"),
+        })),
+    ))
+}
+
+/// Status of a transaction on the chain, and its indexed commitment if ours.
+#[utoipa::path(get, path = "/api/v1/blockchain/transactions/{txHash}/status", tag = "blockchain",
+    params(("txHash" = String, Path, description = "Transaction signature (base58)")),
+    responses((status = 200, description = "Known to the chain"), (status = 404, description = "Unknown (never landed, or dropped)", body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn transaction_status(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(tx_hash): Path<String>,
+) -> Result<impl IntoResponse> {
+    require(&p, READ_SCOPE)?;
+    let chain = st.chain.status(&tx_hash).await?;
+    let indexed =
+        advancia_indexer::lookup::transaction(&st.pool, advancia_indexer::SOLANA, &tx_hash)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "indexer lookup");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal Server Error",
+                )
+            })?;
+    match (chain, indexed) {
+        (None, None) => Err(
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found")
+                .with_detail(format!("the chain does not know transaction {tx_hash}"))
+                .into(),
+        ),
+        (chain, indexed) => Ok(Json(serde_json::json!({
+            "signature": tx_hash,
+            "chain": chain,
+            "indexed": indexed,
+        }))),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct FeeParams {
+    /// Comma-separated accounts the transaction will write (fees are per account lock).
+    accounts: Option<String>,
+}
+
+/// Priority fees (micro-lamports per compute unit) over recent slots, and the base fee.
+#[utoipa::path(get, path = "/api/v1/blockchain/gas-prices", tag = "blockchain", params(FeeParams),
+    responses((status = 200, description = "Fee estimates per chain")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn gas_prices(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<FeeParams>,
+) -> Result<impl IntoResponse> {
+    require(&p, READ_SCOPE)?;
+    let accounts = q
+        .accounts
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<Pubkey>()
+                .map_err(|_| invalid(format!("`{a}` is not a Solana address")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if accounts.len() > 128 {
+        return Err(invalid("at most 128 accounts"));
+    }
+    let fees = st.chain.priority_fees(&accounts).await?;
+    Ok(Json(serde_json::json!({ "solana": fees })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AccountMetaBody {
+    pubkey: String,
+    #[serde(default)]
+    is_signer: bool,
+    #[serde(default)]
+    is_writable: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InstructionBody {
+    program_id: String,
+    accounts: Vec<AccountMetaBody>,
+    /// Base64 instruction data.
+    data: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InteractBody {
+    /// Fee payer (base58).
+    fee_payer: String,
+    instructions: Vec<InstructionBody>,
+    /// `simulate` (default): run without signatures and report; `build`: return unsigned.
+    mode: Option<String>,
+}
+
+fn key(s: &str, what: &str) -> Result<Pubkey> {
+    s.trim()
+        .parse()
+        .map_err(|_| invalid(format!("{what} `{s}` is not a Solana address")))
+}
+
+/// Simulate instructions against current chain state (logs, compute units, error) or build
+/// them into an unsigned transaction for a wallet.
+#[utoipa::path(post, path = "/api/v1/blockchain/contracts/interact", tag = "blockchain", request_body = InteractBody,
+    responses((status = 200, description = "Simulation result or unsigned transaction"), (status = 400, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn interact(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<InteractBody>,
+) -> Result<impl IntoResponse> {
+    require(&p, WRITE_SCOPE)?;
+    if b.instructions.is_empty() || b.instructions.len() > 16 {
+        return Err(invalid("between 1 and 16 instructions"));
+    }
+    let fee_payer = key(&b.fee_payer, "fee_payer")?;
+    let mut ixs = Vec::with_capacity(b.instructions.len());
+    for (i, ix) in b.instructions.iter().enumerate() {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(ix.data.trim())
+            .map_err(|_| invalid(format!("instructions[{i}].data is not base64")))?;
+        let accounts = ix
+            .accounts
+            .iter()
+            .map(|a| {
+                Ok(AccountMeta {
+                    pubkey: key(&a.pubkey, "account")?,
+                    is_signer: a.is_signer,
+                    is_writable: a.is_writable,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ixs.push(Instruction {
+            program_id: key(&ix.program_id, "program_id")?,
+            accounts,
+            data,
+        });
+    }
+    match b.mode.as_deref().unwrap_or("simulate") {
+        "simulate" => Ok(Json(
+            serde_json::to_value(st.chain.simulate(&ixs, &fee_payer).await?).unwrap_or_default(),
+        )),
+        "build" => Ok(Json(
+            serde_json::to_value(st.chain.unsigned_transaction(&ixs, &fee_payer).await?)
+                .unwrap_or_default(),
+        )),
+        other => Err(invalid(format!(
+            "mode `{other}` is neither simulate nor build"
+        ))),
+    }
+}

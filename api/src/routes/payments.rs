@@ -1,0 +1,547 @@
+//! `/api/v1/payments/*` (seed section 1): payment intents for wallets that sign their own
+//! transactions, in the style of Solana Pay transaction requests.
+//!
+//! - `POST /payments/initiate` → the intent with its Solana Pay link
+//!   (`solana:<url-encoded https link to /payments/{id}/transaction-request>`).
+//! - `GET /payments/{id}/transaction-request` → `{label, icon}`; `POST` with
+//!   `{"account": <wallet>}` → `{transaction, message}` (base64, unsigned, wallet pays the
+//!   fee). Wallets call these without our credentials: the intent id is a random UUID.
+//! - `GET /payments/{id}/status`, `POST /payments/{id}/confirm`, `POST /payments/{id}/refund`,
+//!   `POST /payments/{id}/release` (escrow), `GET /payments/history`.
+
+use advancia_auth::Role;
+use advancia_chains::ChainError;
+use advancia_payments::{Amount, HistoryFilter, InitiateRequest, Payment, PaymentError};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::pagination::{Page, PageParams};
+use crate::principal::{AuthProblem, Principal};
+use crate::problem::Problem;
+
+/// Who may create payment intents (patients pay; staff bill on a patient's behalf).
+const PAYERS: &[Role] = &[
+    Role::Patient,
+    Role::Provider,
+    Role::FacilityAdmin,
+    Role::Admin,
+];
+/// Who may read and confirm any intent, and ask for refund transactions.
+const OPERATORS: &[Role] = &[Role::FacilityAdmin, Role::Admin];
+/// Who may list every intent.
+const AUDITORS: &[Role] = &[Role::FacilityAdmin, Role::Admin, Role::ComplianceOfficer];
+
+pub enum ApiError {
+    Auth(AuthProblem),
+    Payment(PaymentError),
+    Problem(Problem),
+}
+
+impl From<AuthProblem> for ApiError {
+    fn from(e: AuthProblem) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(e: PaymentError) -> Self {
+        ApiError::Payment(e)
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError::Problem(p)
+    }
+}
+
+/// Problem for a chain-service error (shared with the blockchain routes).
+pub fn chain_problem(e: &ChainError) -> Problem {
+    let (status, kind) = match e {
+        ChainError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+        ChainError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "transaction-rejected"),
+        ChainError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
+        ChainError::Decode(..) => (StatusCode::UNPROCESSABLE_ENTITY, "unexpected-account"),
+        ChainError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    problem(status, kind, e)
+}
+
+fn problem(status: StatusCode, kind: &str, e: &dyn std::fmt::Display) -> Problem {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let p = Problem::new(status, kind, title);
+    if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
+        tracing::error!(error = %e, kind, "payments error");
+        p
+    } else {
+        p.with_detail(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use PaymentError as E;
+        let e = match self {
+            ApiError::Auth(a) => return a.into_response(),
+            ApiError::Problem(p) => return p.into_response(),
+            ApiError::Payment(e) => e,
+        };
+        let (status, kind) = match &e {
+            E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+            E::FacilityNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, "facility-not-found"),
+            E::FacilityInactive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "facility-inactive"),
+            E::AssetNotAccepted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "asset-not-accepted"),
+            E::Paused => (StatusCode::SERVICE_UNAVAILABLE, "program-paused"),
+            E::NotDeployed => (StatusCode::SERVICE_UNAVAILABLE, "program-not-deployed"),
+            E::KycRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "kyc-required"),
+            E::Expired(_) => (StatusCode::GONE, "payment-expired"),
+            E::AlreadyPaid => (StatusCode::CONFLICT, "already-paid"),
+            E::NotFinalized(_) => (StatusCode::CONFLICT, "not-finalized"),
+            E::Mismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "payment-mismatch"),
+            E::NotAllowed(_) => (StatusCode::FORBIDDEN, "wrong-signer"),
+            E::NothingToRefund(_) => (StatusCode::CONFLICT, "nothing-to-refund"),
+            E::Chain(c) => return chain_problem(c).into_response(),
+            E::Indexer(_) | E::Ledger(_) | E::Database(_) | E::Corrupt(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        problem(status, kind, &e).into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/payments/initiate", post(initiate))
+        .route("/api/v1/payments/history", get(history))
+        .route("/api/v1/payments/icon.svg", get(icon))
+        .route(
+            "/api/v1/payments/{id}/transaction-request",
+            get(transaction_request_meta).post(transaction_request),
+        )
+        .route("/api/v1/payments/{id}/status", get(status))
+        .route("/api/v1/payments/{id}/confirm", post(confirm))
+        .route("/api/v1/payments/{id}/refund", post(refund))
+        .route("/api/v1/payments/{id}/release", post(release))
+}
+
+fn parse_id(s: &str) -> Result<Uuid> {
+    Uuid::try_parse(s).map_err(|_| ApiError::Payment(PaymentError::NotFound))
+}
+
+/// The intent, if the caller may see it: its creator, or an operator. Others get 404, so
+/// ids of other people's payments are not confirmed to exist.
+async fn visible(st: &AppState, p: &Principal, id: &str, roles: &[Role]) -> Result<Payment> {
+    let payment = st.payments.get(parse_id(id)?).await?;
+    let allowed = match p {
+        Principal::User(c) => c.sub == payment.created_by || c.has_any(roles),
+        Principal::ApiKey(_) => false,
+    };
+    if !allowed {
+        return Err(PaymentError::NotFound.into());
+    }
+    Ok(payment)
+}
+
+/// Base of absolute links handed to wallets: `ADVANCIA_PUBLIC_URL`, else this request's host.
+fn public_base(st: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &st.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Percent-encodes every byte outside the URI unreserved set (Solana Pay link form).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PaymentView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    payment: Payment,
+    /// `SOL` or the mint.
+    asset: String,
+    /// HTTPS endpoint of the Solana Pay transaction request.
+    transaction_request_url: String,
+    /// `solana:` link for QR codes and deep links.
+    solana_pay_url: String,
+}
+
+fn view(st: &AppState, headers: &HeaderMap, payment: Payment) -> PaymentView {
+    let link = format!(
+        "{}/api/v1/payments/{}/transaction-request",
+        public_base(st, headers),
+        payment.id
+    );
+    PaymentView {
+        asset: if payment.is_native() {
+            "SOL".into()
+        } else {
+            payment.mint.clone()
+        },
+        solana_pay_url: format!("solana:{}", url_encode(&link)),
+        transaction_request_url: link,
+        payment,
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InitiateBody {
+    /// On-chain facility id: 64 hex characters, or the facility's UUID.
+    facility_id: String,
+    /// Base units (lamports, token base units) as a string or integer.
+    #[schema(value_type = String)]
+    amount: Amount,
+    /// `SOL` or an SPL mint address.
+    asset: String,
+    label: Option<String>,
+    memo: Option<String>,
+    /// Hold the funds in escrow instead of paying directly.
+    #[schema(value_type = Option<Object>)]
+    escrow: Option<EscrowBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EscrowBody {
+    arbiter: String,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+/// Create a payment intent; returns its Solana Pay transaction-request link.
+#[utoipa::path(post, path = "/api/v1/payments/initiate", tag = "payments", request_body = InitiateBody,
+    responses((status = 201, description = "Created", body = PaymentView),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn initiate(
+    State(st): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Json(b): Json<InitiateBody>,
+) -> Result<impl IntoResponse> {
+    p.require_role(PAYERS)?;
+    let req = InitiateRequest {
+        facility_id: b.facility_id,
+        amount: b.amount,
+        asset: b.asset,
+        label: b.label,
+        memo: b.memo,
+        escrow: b.escrow.map(|e| advancia_payments::EscrowTerms {
+            arbiter: e.arbiter,
+            expires_at: e.expires_at,
+        }),
+    };
+    let payment = st.payments.initiate(p.user_id(), &req).await?;
+    let location = format!("/api/v1/payments/{}/status", payment.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&st, &headers, payment)),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransactionRequestMeta {
+    label: String,
+    icon: String,
+}
+
+/// Solana Pay transaction request, GET: what the wallet shows before asking.
+#[utoipa::path(get, path = "/api/v1/payments/{id}/transaction-request", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, body = TransactionRequestMeta), (status = 404, body = Problem)))]
+pub async fn transaction_request_meta(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let payment = st.payments.get(parse_id(&id)?).await?;
+    let icon = if st
+        .payments
+        .config()
+        .icon_url
+        .starts_with("https://advancia.invalid")
+    {
+        format!("{}/api/v1/payments/icon.svg", public_base(&st, &headers))
+    } else {
+        st.payments.config().icon_url.clone()
+    };
+    Ok(Json(TransactionRequestMeta {
+        label: payment.label,
+        icon,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AccountBody {
+    /// The wallet's public key (base58): fee payer and signer.
+    account: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransactionBody {
+    /// Base64 of the unsigned transaction.
+    transaction: String,
+    message: String,
+}
+
+/// Solana Pay transaction request, POST: the unsigned transaction for `account`.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/transaction-request", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")), request_body = AccountBody,
+    responses((status = 200, body = TransactionBody), (status = 404, body = Problem),
+        (status = 409, description = "Already paid", body = Problem), (status = 410, description = "Expired", body = Problem),
+        (status = 422, description = "KYC attestation required, facility inactive, ...", body = Problem)))]
+pub async fn transaction_request(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Json(b): Json<AccountBody>,
+) -> Result<impl IntoResponse> {
+    let tx = st
+        .payments
+        .transaction_request(parse_id(&id)?, &b.account)
+        .await?;
+    Ok(Json(TransactionBody {
+        transaction: tx.transaction,
+        message: tx.message,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    payment: PaymentView,
+    /// Status changes, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    history: Vec<serde_json::Value>,
+}
+
+/// Status from indexed chain data: pending → confirmed → finalized, or failed / expired.
+#[utoipa::path(get, path = "/api/v1/payments/{id}/status", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, body = StatusView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn status(
+    State(st): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let payment = visible(&st, &p, &id, AUDITORS).await?;
+    let payment = st.payments.refresh(payment.id).await?;
+    let history = st
+        .payments
+        .status_history(payment.id)
+        .await?
+        .into_iter()
+        .map(|(status, detail, at)| {
+            serde_json::json!({ "status": status, "detail": detail, "at": rfc3339(at) })
+        })
+        .collect();
+    Ok(Json(StatusView {
+        payment: view(&st, &headers, payment),
+        history,
+    }))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Verify the finalized on-chain payment against the intent; returns the ledger entry.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/confirm", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, description = "Verified"), (status = 409, description = "Not finalized yet", body = Problem),
+        (status = 422, description = "On-chain payment differs", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    p.require_role(&Role::ALL)?;
+    let payment = visible(&st, &p, &id, OPERATORS).await?;
+    Ok(Json(st.payments.confirm(payment.id, p.user_id()).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefundBody {
+    /// The wallet that will sign: the facility authority (or the escrow's arbiter).
+    account: String,
+    /// Base units; default: everything not yet refunded (escrows: always the remainder).
+    #[schema(value_type = Option<String>)]
+    amount: Option<Amount>,
+}
+
+/// The unsigned refund (or escrow refund) transaction for the facility's wallet.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/refund", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")), request_body = RefundBody,
+    responses((status = 200, body = TransactionBody), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn refund(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<RefundBody>,
+) -> Result<impl IntoResponse> {
+    p.require_role(OPERATORS)?;
+    let payment = visible(&st, &p, &id, OPERATORS).await?;
+    let tx = st
+        .payments
+        .refund(payment.id, p.user_id(), &b.account, b.amount.map(|a| a.0))
+        .await?;
+    Ok(Json(TransactionBody {
+        transaction: tx.transaction,
+        message: tx.message,
+    }))
+}
+
+/// The unsigned escrow release (to the facility) for the payer's or arbiter's wallet.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/release", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")), request_body = RefundBody,
+    responses((status = 200, body = TransactionBody), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn release(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<RefundBody>,
+) -> Result<impl IntoResponse> {
+    p.require_role(&Role::ALL)?;
+    let payment = visible(&st, &p, &id, OPERATORS).await?;
+    let tx = st
+        .payments
+        .release(payment.id, p.user_id(), &b.account, b.amount.map(|a| a.0))
+        .await?;
+    Ok(Json(TransactionBody {
+        transaction: tx.transaction,
+        message: tx.message,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HistoryParams {
+    /// pending, confirmed, finalized, failed or expired.
+    status: Option<String>,
+    /// Facility account (base58).
+    facility: Option<String>,
+    /// Paying wallet (base58).
+    payer: Option<String>,
+    /// Created at or after (RFC 3339).
+    from: Option<String>,
+    /// Created before (RFC 3339).
+    to: Option<String>,
+    /// Operators only: everyone's intents instead of their own.
+    #[serde(default)]
+    all: bool,
+}
+
+fn parse_time(v: Option<&str>, what: &str) -> Result<Option<OffsetDateTime>> {
+    v.map(|s| {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+            ApiError::Payment(PaymentError::Invalid(format!(
+                "{what} `{s}` is not an RFC 3339 time"
+            )))
+        })
+    })
+    .transpose()
+}
+
+/// Payment intents, newest first: the caller's own, or (operators, `all=true`) everyone's.
+#[utoipa::path(get, path = "/api/v1/payments/history", tag = "payments",
+    params(HistoryParams, PageParams),
+    responses((status = 200, description = "A page of payments"), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn history(
+    State(st): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Query(q): Query<HistoryParams>,
+    Query(page): Query<PageParams>,
+) -> Result<impl IntoResponse> {
+    let claims = p.require_role(&Role::ALL)?;
+    if q.all && !claims.has_any(AUDITORS) {
+        return Err(ApiError::Auth(AuthProblem(
+            advancia_auth::AuthError::Forbidden,
+        )));
+    }
+    if let Some(s) = &q.status
+        && !["pending", "confirmed", "finalized", "failed", "expired"].contains(&s.as_str())
+    {
+        return Err(PaymentError::Invalid(format!("unknown status `{s}`")).into());
+    }
+    let after: Option<(i64, Uuid)> = page.after()?;
+    let after = after
+        .map(|(nanos, id)| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+                .map(|t| (t, id))
+                .map_err(|_| {
+                    Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
+                })
+        })
+        .transpose()?;
+    let limit = page.limit();
+    let filter = HistoryFilter {
+        created_by: (!q.all).then(|| p.user_id()),
+        facility: q.facility,
+        payer: q.payer,
+        status: q.status,
+        from: parse_time(q.from.as_deref(), "from")?,
+        to: parse_time(q.to.as_deref(), "to")?,
+        after,
+        limit: limit + 1,
+    };
+    let rows = st.payments.history(&filter).await?;
+    let page = Page::from_rows(rows, limit, |r: &Payment| {
+        (
+            i64::try_from(r.created_at.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+            r.id,
+        )
+    });
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|pm| view(&st, &headers, pm))
+            .collect::<Vec<_>>(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#0b6e4f"/><path d="M18 44 32 16l14 28h-8l-6-13-6 13z" fill="#fff"/></svg>"##;
+
+/// The icon wallets show for our transaction requests.
+pub async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON,
+    )
+}

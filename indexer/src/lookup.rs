@@ -1,0 +1,124 @@
+//! Point lookups of indexed rows for services that track one payment at a time (the payments
+//! service resolving a Solana Pay reference to its on-chain event, an escrow to its lifecycle).
+//! Rows at `confirmed` are included: callers decide what their commitment means to them.
+
+use sqlx::PgPool;
+
+use crate::IndexerError;
+use crate::query::PaymentRow;
+
+/// The payment event carrying Solana Pay `reference` for `invoice_id` (hex), if indexed.
+pub async fn payment_by_reference(
+    pool: &PgPool,
+    chain: &str,
+    reference: &str,
+    invoice_id_hex: &str,
+) -> Result<Option<PaymentRow>, IndexerError> {
+    Ok(sqlx::query_as(
+        "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
+                payer, facility, invoice_id, reference, mint, amount::text AS amount,
+                fee::text AS fee, paid_at
+           FROM indexer.payments
+          WHERE chain = $1 AND reference = $2 AND invoice_id = $3
+          ORDER BY slot LIMIT 1",
+    )
+    .bind(chain)
+    .bind(reference)
+    .bind(invoice_id_hex)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Refunded so far for the payment account `payment`, counting only finalized refunds when
+/// `finalized_only`.
+pub async fn refunded_total(
+    pool: &PgPool,
+    chain: &str,
+    payment: &str,
+    finalized_only: bool,
+) -> Result<u64, IndexerError> {
+    let total: Option<String> = sqlx::query_scalar(
+        "SELECT max(refunded_total)::text FROM indexer.refunds
+          WHERE chain = $1 AND payment = $2 AND (NOT $3 OR commitment = 'finalized')",
+    )
+    .bind(chain)
+    .bind(payment)
+    .bind(finalized_only)
+    .fetch_one(pool)
+    .await?;
+    total
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| IndexerError::Malformed(format!("refunded_total {t}")))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// One escrow lifecycle event (`opened`, `released`, `refunded`, `closed`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct EscrowEventRow {
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    pub kind: String,
+    pub escrow: String,
+    pub actor: String,
+    pub payer: Option<String>,
+    pub facility: Option<String>,
+    pub arbiter: Option<String>,
+    pub mint: Option<String>,
+    pub amount: String,
+    pub fee: String,
+    pub expires_at: Option<i64>,
+}
+
+/// Every indexed event of the escrow account `escrow`, oldest first.
+pub async fn escrow_events(
+    pool: &PgPool,
+    chain: &str,
+    escrow: &str,
+) -> Result<Vec<EscrowEventRow>, IndexerError> {
+    Ok(sqlx::query_as(
+        "SELECT chain, signature, ix_index, inner_index, slot, commitment, kind, escrow, actor,
+                payer, facility, arbiter, mint, amount::text AS amount, fee::text AS fee,
+                expires_at
+           FROM indexer.escrows
+          WHERE chain = $1 AND escrow = $2
+          ORDER BY slot, signature, ix_index, inner_index",
+    )
+    .bind(chain)
+    .bind(escrow)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An indexed transaction's slot, commitment and whether it failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct TransactionRow {
+    pub chain: String,
+    pub signature: String,
+    pub slot: i64,
+    pub commitment: String,
+    pub failed: bool,
+    pub block_time: Option<i64>,
+    pub event_count: i32,
+}
+
+pub async fn transaction(
+    pool: &PgPool,
+    chain: &str,
+    signature: &str,
+) -> Result<Option<TransactionRow>, IndexerError> {
+    Ok(sqlx::query_as(
+        "SELECT chain, signature, slot, commitment, failed, block_time, event_count
+           FROM indexer.transactions WHERE chain = $1 AND signature = $2",
+    )
+    .bind(chain)
+    .bind(signature)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -1,0 +1,567 @@
+//! Wallet → API → chain → indexer → ledger, through the HTTP API with client-side signing.
+#![allow(clippy::unwrap_used)]
+
+use advancia_auth::Role;
+use advancia_e2e::{FACILITY_ID, FEE_BPS, KYC_THRESHOLD, SOL, Stack, funded, kind};
+use advancia_pay::state::NATIVE_SOL;
+use base64::Engine;
+use serde_json::{Value, json};
+use solana_signer::Signer;
+
+fn sol_ledger() -> u32 {
+    advancia_indexer::feed::ledger_id(advancia_indexer::SOLANA, &NATIVE_SOL.to_string())
+}
+
+/// Trial balance of the SOL ledger through the API: debits equal credits, and the total.
+async fn assert_books_balance(stack: &Stack, admin: &str) -> u128 {
+    let (s, tb) = stack
+        .get(
+            &format!(
+                "/api/v1/ledger/reports/financial?report=trial_balance&ledger={}",
+                sol_ledger()
+            ),
+            Some(admin),
+        )
+        .await;
+    assert_eq!(s, 200, "{tb}");
+    let debits: u128 = tb["total_debits"].as_str().unwrap().parse().unwrap();
+    let credits: u128 = tb["total_credits"].as_str().unwrap().parse().unwrap();
+    assert_eq!(debits, credits, "{tb}");
+    let (s, audit) = stack.get("/api/v1/ledger/audit-trail", Some(admin)).await;
+    assert_eq!(s, 200);
+    assert_eq!(audit["intact"], true, "{audit}");
+    debits
+}
+
+#[tokio::test]
+async fn register_login_2fa_pay_index_finalize_confirm_refund() {
+    let stack = Stack::start().await;
+    let (_, admin) = stack.user("ops@example.org", Role::Admin).await;
+    let (_, staff) = stack.user("billing@example.org", Role::FacilityAdmin).await;
+    let (_, plain) = stack.user("patient@example.org", Role::Patient).await;
+    let patient = stack.with_two_factor("patient@example.org", &plain).await;
+    let wallet = funded(&stack.rpc, 20 * SOL).await;
+
+    // Initiate: the intent and its Solana Pay link.
+    let amount = 2 * SOL;
+    let (s, created) = stack
+        .post(
+            "/api/v1/payments/initiate",
+            Some(&patient),
+            json!({"facility_id": hex::encode(FACILITY_ID), "amount": amount.to_string(), "asset": "SOL",
+                   "memo": "consultation 2026-11-25"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["asset"], "SOL");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let link = created["transaction_request_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        created["solana_pay_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("solana:http%3A%2F%2F127.0.0.1"),
+        "{created}"
+    );
+
+    // The wallet's side of the Solana Pay transaction request, without our credentials.
+    let (s, meta) = stack.get(&link, None).await;
+    assert_eq!(s, 200, "{meta}");
+    assert_eq!(meta["label"], "Advancia Pay");
+    assert!(
+        meta["icon"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/v1/payments/icon.svg")
+    );
+    let (s, icon) = stack.get("/api/v1/payments/icon.svg", None).await;
+    assert_eq!(s, 200, "{icon}");
+    let (s, txr) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!(s, 200, "{txr}");
+    assert!(txr["message"].as_str().unwrap().contains("SOL"), "{txr}");
+    let unsigned = txr["transaction"].as_str().unwrap();
+    // The reference key is in the transaction, so the payment can be found on chain.
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(unsigned)
+        .unwrap();
+    let tx: solana_transaction::Transaction = bincode::deserialize(&raw).unwrap();
+    let reference: anchor_lang::prelude::Pubkey =
+        created["reference"].as_str().unwrap().parse().unwrap();
+    assert!(tx.message.account_keys.contains(&reference));
+    assert!(tx.message.account_keys.contains(&advancia_pay::ID));
+    assert!(
+        tx.signatures.iter().all(|s| *s == Default::default()),
+        "handed out unsigned"
+    );
+
+    let before_payout = stack.lamports(&stack.payout).await;
+    let before_treasury = stack.lamports(&stack.treasury).await;
+    let signed = stack.wallet_sign(unsigned, &wallet);
+    let signature = stack.relay(&patient, &signed).await;
+
+    // Indexed, then finalized.
+    let status = stack
+        .wait_status(&id, &patient, |v| v["status"] == "finalized")
+        .await;
+    assert_eq!(status["signature"], signature.as_str());
+    assert_eq!(status["payer"], wallet.pubkey().to_string());
+    let fee = amount * u64::from(FEE_BPS) / 10_000;
+    assert_eq!(status["fee"], fee.to_string());
+    let history: Vec<&str> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.first(), Some(&"pending"));
+    assert_eq!(history.last(), Some(&"finalized"));
+    assert_eq!(
+        stack.lamports(&stack.payout).await - before_payout,
+        amount - fee
+    );
+    assert_eq!(stack.lamports(&stack.treasury).await - before_treasury, fee);
+
+    // Confirm: checked against the finalized event and account; the ledger entry appears
+    // once the indexer's feed has posted it.
+    let mut confirmation = Value::Null;
+    for _ in 0..200 {
+        let (s, c) = stack
+            .post(
+                &format!("/api/v1/payments/{id}/confirm"),
+                Some(&patient),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 200, "{c}");
+        if !c["ledger"].is_null() {
+            confirmation = c;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        !confirmation.is_null(),
+        "the ledger never posted the payment"
+    );
+    assert_eq!(confirmation["ledger"]["amount"], amount.to_string());
+    assert!(confirmation["payment"]["verified_at"].is_string());
+    let verified: Vec<&str> = confirmation["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for check in [
+        "amount",
+        "asset",
+        "facility",
+        "reference",
+        "payment account",
+    ] {
+        assert!(verified.contains(&check), "{verified:?}");
+    }
+    let booked = assert_books_balance(&stack, &admin).await;
+    assert!(booked >= u128::from(amount), "{booked}");
+
+    // Paying the same invoice again is refused before a wallet spends a fee.
+    let (s, p) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (409, "already-paid"), "{p}");
+
+    // Refund: only operators ask, only the facility authority can sign.
+    let refund_path = format!("/api/v1/payments/{id}/refund");
+    let half = amount / 2;
+    let (s, p) = stack
+        .post(
+            &refund_path,
+            Some(&patient),
+            json!({"account": wallet.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (403, "forbidden"), "{p}");
+    let (s, p) = stack
+        .post(
+            &refund_path,
+            Some(&staff),
+            json!({"account": wallet.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (403, "wrong-signer"), "{p}");
+    let (s, p) = stack
+        .post(
+            &refund_path,
+            Some(&staff),
+            json!({"account": stack.facility_authority.pubkey().to_string(), "amount": (amount + 1).to_string()}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    let (s, r) = stack
+        .post(
+            &refund_path,
+            Some(&staff),
+            json!({"account": stack.facility_authority.pubkey().to_string(), "amount": half.to_string()}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let before_wallet = stack.lamports(&wallet.pubkey()).await;
+    let signed = stack.wallet_sign(
+        r["transaction"].as_str().unwrap(),
+        &stack.facility_authority,
+    );
+    stack.relay(&staff, &signed).await;
+    let status = stack
+        .wait_status(&id, &patient, |v| {
+            v["refunded"].as_str() == Some(half.to_string().as_str())
+        })
+        .await;
+    assert_eq!(status["status"], "finalized");
+    assert_eq!(stack.lamports(&wallet.pubkey()).await - before_wallet, half);
+
+    // History: the patient's own; everyone's only for operators.
+    let (s, h) = stack.get("/api/v1/payments/history", Some(&patient)).await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h["items"].as_array().unwrap().len(), 1);
+    assert_eq!(h["items"][0]["id"], id.as_str());
+    let (s, h) = stack
+        .get("/api/v1/payments/history?all=true", Some(&patient))
+        .await;
+    assert_eq!((s.as_u16(), kind(&h)), (403, "forbidden"));
+    let (s, h) = stack
+        .get(
+            "/api/v1/payments/history?all=true&status=finalized",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h["items"].as_array().unwrap().len(), 1);
+    let (s, h) = stack.get("/api/v1/payments/history", Some(&staff)).await;
+    assert_eq!(s, 200);
+    assert!(h["items"].as_array().unwrap().is_empty(), "{h}");
+    // Someone else's payment is not found, not forbidden (ids are not confirmed to exist).
+    let (_, other) = stack.user("other@example.org", Role::Patient).await;
+    let (s, p) = stack
+        .get(&format!("/api/v1/payments/{id}/status"), Some(&other))
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (404, "not-found"));
+
+    // The books still balance after the refund, and the chain status route agrees.
+    assert_books_balance(&stack, &admin).await;
+    let (s, st) = stack
+        .get(
+            &format!("/api/v1/blockchain/transactions/{signature}/status"),
+            Some(&patient),
+        )
+        .await;
+    assert_eq!(s, 200, "{st}");
+    assert_eq!(st["indexed"]["commitment"], "finalized");
+    assert_eq!(st["chain"]["confirmation_status"], "finalized");
+}
+
+#[tokio::test]
+async fn escrow_hold_release_and_arbiter_refund() {
+    let stack = Stack::start().await;
+    let (_, staff) = stack.user("staff@example.org", Role::FacilityAdmin).await;
+    let (_, patient) = stack.user("escrow@example.org", Role::Patient).await;
+    let wallet = funded(&stack.rpc, 20 * SOL).await;
+    let arbiter = funded(&stack.rpc, SOL).await;
+    let amount = 4 * SOL;
+    let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let (s, created) = stack
+        .post(
+            "/api/v1/payments/initiate",
+            Some(&patient),
+            json!({"facility_id": hex::encode(FACILITY_ID), "amount": amount, "asset": "sol",
+                   "escrow": {"arbiter": arbiter.pubkey().to_string(), "expires_at": expires_at}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["kind"], "escrow");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let link = created["transaction_request_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, txr) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!(s, 200, "{txr}");
+    assert!(
+        txr["message"].as_str().unwrap().starts_with("Hold"),
+        "{txr}"
+    );
+    let signed = stack.wallet_sign(txr["transaction"].as_str().unwrap(), &wallet);
+    stack.relay(&patient, &signed).await;
+    stack
+        .wait_status(&id, &patient, |v| v["status"] == "finalized")
+        .await;
+    let (s, c) = stack
+        .post(
+            &format!("/api/v1/payments/{id}/confirm"),
+            Some(&patient),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert!(
+        c["verified"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("arbiter"))
+    );
+
+    // The payer releases a quarter to the facility (minus the fee).
+    let quarter = amount / 4;
+    let before_payout = stack.lamports(&stack.payout).await;
+    let (s, r) = stack
+        .post(
+            &format!("/api/v1/payments/{id}/release"),
+            Some(&patient),
+            json!({"account": wallet.pubkey().to_string(), "amount": quarter.to_string()}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let signed = stack.wallet_sign(r["transaction"].as_str().unwrap(), &wallet);
+    stack.relay(&patient, &signed).await;
+    stack
+        .wait_status(&id, &patient, |v| {
+            v["released"].as_str() == Some(quarter.to_string().as_str())
+        })
+        .await;
+    let fee = quarter * u64::from(FEE_BPS) / 10_000;
+    assert_eq!(
+        stack.lamports(&stack.payout).await - before_payout,
+        quarter - fee
+    );
+
+    // A stranger cannot release; the arbiter refunds the rest to the payer.
+    let stranger = solana_keypair::Keypair::new();
+    let (s, p) = stack
+        .post(
+            &format!("/api/v1/payments/{id}/release"),
+            Some(&patient),
+            json!({"account": stranger.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (403, "wrong-signer"), "{p}");
+    let (s, p) = stack
+        .post(
+            &format!("/api/v1/payments/{id}/refund"),
+            Some(&staff),
+            json!({"account": arbiter.pubkey().to_string(), "amount": "1"}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), kind(&p)),
+        (400, "invalid-input"),
+        "partial escrow refund: {p}"
+    );
+    let (s, r) = stack
+        .post(
+            &format!("/api/v1/payments/{id}/refund"),
+            Some(&staff),
+            json!({"account": arbiter.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let before_wallet = stack.lamports(&wallet.pubkey()).await;
+    let signed = stack.wallet_sign(r["transaction"].as_str().unwrap(), &arbiter);
+    stack.relay(&staff, &signed).await;
+    let rest = amount - quarter;
+    stack
+        .wait_status(&id, &patient, |v| {
+            v["refunded"].as_str() == Some(rest.to_string().as_str())
+        })
+        .await;
+    assert_eq!(stack.lamports(&wallet.pubkey()).await - before_wallet, rest);
+}
+
+#[tokio::test]
+async fn rejections_are_specific_and_lose_nothing() {
+    let stack = Stack::start().await;
+    let (_, patient) = stack.user("careful@example.org", Role::Patient).await;
+    let (_, partner) = stack.user("partner@example.org", Role::Partner).await;
+    let wallet = funded(&stack.rpc, 100 * SOL).await;
+    let initiate = |body: Value| stack.post("/api/v1/payments/initiate", Some(&patient), body);
+
+    let (s, p) = stack
+        .post(
+            "/api/v1/payments/initiate",
+            Some(&partner),
+            json!({"facility_id": hex::encode(FACILITY_ID), "amount": 1, "asset": "SOL"}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (403, "forbidden"));
+    let (s, p) =
+        initiate(json!({"facility_id": hex::encode([9u8; 32]), "amount": 1, "asset": "SOL"})).await;
+    assert_eq!((s.as_u16(), kind(&p)), (422, "facility-not-found"), "{p}");
+    let unknown_mint = solana_keypair::Keypair::new().pubkey().to_string();
+    let (s, p) = initiate(
+        json!({"facility_id": hex::encode(FACILITY_ID), "amount": 1, "asset": unknown_mint}),
+    )
+    .await;
+    assert_eq!((s.as_u16(), kind(&p)), (422, "asset-not-accepted"), "{p}");
+    let (s, p) =
+        initiate(json!({"facility_id": hex::encode(FACILITY_ID), "amount": 0, "asset": "SOL"}))
+            .await;
+    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    let (s, p) =
+        initiate(json!({"facility_id": hex::encode(FACILITY_ID), "amount": "1.5", "asset": "SOL"}))
+            .await;
+    assert_eq!(s.as_u16(), 422, "non-integer amount: {p}");
+    let (s, p) = initiate(
+        json!({"facility_id": hex::encode(FACILITY_ID), "amount": 1, "asset": "SOL",
+        "escrow": {"arbiter": wallet.pubkey().to_string(), "expires_at": 1}}),
+    )
+    .await;
+    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+
+    // Above the KYC threshold without an attestation: refused with the reason.
+    let (s, big) = initiate(json!({"facility_id": hex::encode(FACILITY_ID),
+        "amount": (KYC_THRESHOLD + 1).to_string(), "asset": "SOL"}))
+    .await;
+    assert_eq!(s, 201, "{big}");
+    let link = big["transaction_request_url"].as_str().unwrap().to_owned();
+    let (s, p) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (422, "kyc-required"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("none on chain"),
+        "{p}"
+    );
+    // With an attestation written by the compliance authority, the same request builds.
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    advancia_e2e::send(
+        &stack.rpc,
+        &stack.admin,
+        &[advancia_pay::client::write_attestation(
+            stack.admin.pubkey(),
+            wallet.pubkey(),
+            2,
+            expires,
+        )],
+    )
+    .await;
+    let (s, txr) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!(s, 200, "{txr}");
+
+    // Relay: unsigned, tampered, foreign-program and garbage transactions.
+    let (s, p) = stack
+        .post(
+            "/api/v1/blockchain/transactions/send",
+            Some(&patient),
+            json!({"transaction": txr["transaction"]}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (422, "transaction-rejected"), "{p}");
+    let signed = stack.wallet_sign(txr["transaction"].as_str().unwrap(), &wallet);
+    let mut bytes = base64::engine::general_purpose::STANDARD
+        .decode(&signed)
+        .unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1; // flips a byte of the instruction data: the signature no longer covers it
+    let tampered = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let (s, p) = stack
+        .post(
+            "/api/v1/blockchain/transactions/send",
+            Some(&patient),
+            json!({"transaction": tampered}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (422, "transaction-rejected"), "{p}");
+    let transfer =
+        solana_system_interface::instruction::transfer(&wallet.pubkey(), &stack.payout, 1);
+    let blockhash = stack.rpc.get_latest_blockhash().await.unwrap();
+    let foreign = solana_transaction::Transaction::new_signed_with_payer(
+        &[transfer],
+        Some(&wallet.pubkey()),
+        &[&wallet],
+        blockhash,
+    );
+    let foreign =
+        base64::engine::general_purpose::STANDARD.encode(bincode::serialize(&foreign).unwrap());
+    let (s, p) = stack
+        .post(
+            "/api/v1/blockchain/transactions/send",
+            Some(&patient),
+            json!({"transaction": foreign}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    let (s, p) = stack
+        .post(
+            "/api/v1/blockchain/transactions/send",
+            Some(&patient),
+            json!({"transaction": "%%%"}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    // Nothing was lost: the intent is still pending and payable.
+    let (s, st) = stack
+        .get(
+            &format!("/api/v1/payments/{}/status", big["id"].as_str().unwrap()),
+            Some(&patient),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(st["status"], "pending");
+    stack.relay(&patient, &signed).await;
+    stack
+        .wait_status(big["id"].as_str().unwrap(), &patient, |v| {
+            v["status"] == "finalized"
+        })
+        .await;
+
+    // An intent nobody paid expires, and its transaction request says so.
+    let (s, late) =
+        initiate(json!({"facility_id": hex::encode(FACILITY_ID), "amount": 5, "asset": "SOL"}))
+            .await;
+    assert_eq!(s, 201);
+    let late_id = late["id"].as_str().unwrap().to_owned();
+    sqlx_expire(&stack, &late_id).await;
+    let (s, st) = stack
+        .get(
+            &format!("/api/v1/payments/{}/status", late_id),
+            Some(&patient),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(st["status"], "expired");
+    let (s, p) = stack
+        .post(
+            late["transaction_request_url"].as_str().unwrap(),
+            None,
+            json!({"account": wallet.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (410, "payment-expired"), "{p}");
+    let (s, p) = stack
+        .post(
+            &format!("/api/v1/payments/{}/confirm", late_id),
+            Some(&patient),
+            json!({}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (409, "not-finalized"), "{p}");
+}
+
+/// Moves an intent's deadline into the past, as time passing would.
+async fn sqlx_expire(stack: &Stack, id: &str) {
+    let pool = &stack.db.pool;
+    advancia_db::sqlx::query(
+        "UPDATE payments.payments SET expires_at = now() - interval '1 second' WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+}
