@@ -221,3 +221,32 @@ fn cw20_escrow_releases_tokens() {
     assert_eq!(s.token_balance(&token, &s.treasury), fee(40_000));
     assert_eq!(s.token_balance(&token, &s.contract), 0);
 }
+
+#[test]
+fn deactivated_facility_receives_no_releases_but_the_payer_gets_refunded() {
+    let mut s = Suite::new();
+    let (admin, payer, arbiter) = (s.admin.clone(), s.payer.clone(), s.arbiter.clone());
+    open(&mut s, "e-1");
+    s.exec_ok(
+        &admin,
+        &ExecuteMsg::DeactivateFacility {
+            facility_id: FACILITY.into(),
+        },
+    );
+    assert_err(
+        s.exec(&payer, &release(&s, "e-1", 1), &[]),
+        ContractError::FacilityInactive {
+            facility_id: FACILITY.into(),
+        },
+    );
+    let before = s.balance(&payer);
+    s.exec(&arbiter, &refund(&s, "e-1"), &[]).unwrap();
+    assert_eq!(s.balance(&payer), before + AMOUNT);
+    assert_err(
+        s.exec(&payer, &refund(&s, "nope"), &[]),
+        ContractError::EscrowNotFound {
+            payer: payer.to_string(),
+            escrow_id: "nope".into(),
+        },
+    );
+}
