@@ -93,27 +93,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
             let state = AppState::new(pool, auth, ledger, services);
             let app = advancia_api::app(state, config).await?;
-            advancia_api::serve(listener, app, shutdown_signal()).await?;
+            advancia_api::serve(listener, app, advancia_db::shutdown_signal()).await?;
             tracing::info!("shut down cleanly");
         }
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

@@ -98,6 +98,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    // Stops between steps (each step's batches commit with their cursor either way).
+    let shutdown = advancia_db::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         match indexer.step().await {
             Ok(r) if r.transactions + r.finalized + r.undone + r.fed > 0 => {
@@ -114,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut shutdown => return Ok(()),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! `cargo xtask demo`: the local stack and one scripted scenario, each step timed.
-//! Grows with each capability; today: Postgres, migrations, the local Solana node with
-//! our program, the API (health, readiness), and a user signing up and in through it.
+//! `cargo xtask demo`: the local stack and one scripted scenario, each step timed:
+//! Postgres, migrations, the local Solana node with our program, the indexer feeding the
+//! ledger, the API (health, readiness), and a payment end to end — a patient signs up with
+//! 2FA, initiates a payment, their wallet signs the Solana Pay transaction request, the API
+//! relays it, the indexer sees it finalize, the payment is confirmed and the books balance.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -19,13 +21,17 @@ const DEMO_DATABASE: &str = "advancia_demo";
 /// Where the local Solana node serves JSON-RPC (websockets on the next port), as
 /// `solana-test-validator` does, so wallets and the Solana CLI find it.
 const LOCALNET_ADDR: &str = "127.0.0.1:8899";
+/// The indexer's Prometheus endpoint.
+const INDEXER_METRICS: &str = "127.0.0.1:9464";
 
 pub fn run(once: bool, listen: &str) -> Result<()> {
     crate::toolchain::ensure_system_libraries()?;
     let pg = postgres::ensure()?;
     let url = postgres::ensure_database(&pg.url, DEMO_DATABASE)?;
 
-    let step = Step::start("build the binaries (advancia, advancia-localnet)");
+    let step = Step::start(
+        "build the binaries (advancia, advancia-localnet, advancia-indexer, advancia-demo-payment)",
+    );
     run_checked(
         crate::cargo().args([
             "build",
@@ -38,12 +44,22 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
             "advancia-localnet",
             "--bin",
             "advancia-localnet",
+            "-p",
+            "advancia-indexer",
+            "--bin",
+            "advancia-indexer",
+            "-p",
+            "advancia-e2e",
+            "--bin",
+            "advancia-demo-payment",
         ]),
         &step,
     )?;
-    step.done("target/debug/advancia, target/debug/advancia-localnet");
+    step.done("target/debug/{advancia,advancia-localnet,advancia-indexer,advancia-demo-payment}");
     let bin = crate::workspace_root().join("target/debug/advancia");
     let localnet_bin = crate::workspace_root().join("target/debug/advancia-localnet");
+    let indexer_bin = crate::workspace_root().join("target/debug/advancia-indexer");
+    let script_bin = crate::workspace_root().join("target/debug/advancia-demo-payment");
 
     let step = Step::start(&format!("start the local Solana node on {LOCALNET_ADDR}"));
     let snapshot = crate::workspace_root().join("target/demo/localnet.snapshot");
@@ -54,6 +70,8 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         Command::new(&localnet_bin)
             .args(["--rpc-port", "8899", "--snapshot"])
             .arg(&snapshot)
+            // Program logs per instruction are the runtime's debug output: not for the demo.
+            .env("RUST_LOG", "warn,advancia_localnet=info")
             .stdout(std::process::Stdio::null())
             .spawn()
             .context("starting advancia-localnet")?,
@@ -72,6 +90,27 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         &step,
     )?;
     step.done(&format!("database {DEMO_DATABASE}"));
+
+    let step = Step::start(&format!(
+        "start the indexer (JSON-RPC {LOCALNET_ADDR} → Postgres, ledger feed; metrics {INDEXER_METRICS})"
+    ));
+    let mut indexer = ChildGuard(
+        Command::new(&indexer_bin)
+            .args(["--rpc-url", &format!("http://{LOCALNET_ADDR}")])
+            .args(["--metrics-addr", INDEXER_METRICS])
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .context("starting advancia-indexer")?,
+        "the indexer",
+    );
+    wait_for(
+        INDEXER_METRICS,
+        "/metrics",
+        Duration::from_secs(60),
+        &mut indexer.0,
+    )?;
+    step.done(&format!("GET http://{INDEXER_METRICS}/metrics → 200"));
 
     let step = Step::start(&format!("start the API on {listen}"));
     let mut api = ChildGuard(
@@ -121,15 +160,34 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     }
     step.done("access and refresh tokens issued (EdDSA JWT; JWKS at /.well-known/jwks.json)");
 
+    let step = Step::start(
+        "a payment end to end: 2FA, initiate, wallet signs the Solana Pay request, relay, \
+         indexed, finalized, confirmed, books balanced",
+    );
+    println!();
+    run_checked(
+        Command::new(&script_bin)
+            .args(["--api", &format!("http://{listen}")])
+            .args(["--rpc", &format!("http://{LOCALNET_ADDR}")])
+            .arg("--keys")
+            .arg(crate::workspace_root().join("target/demo"))
+            .args(["--database-url", &url])
+            .stdout(std::process::Stdio::inherit()),
+        &step,
+    )?;
+    step.done("payment finalized on chain, confirmed, and in the ledger");
+
     if once {
         api.terminate()?;
+        indexer.terminate()?;
         localnet.terminate()?;
         println!("demo: scenario complete");
         return Ok(());
     }
     println!(
         "demo: API at http://{listen} (reference: /api/v1/docs); Solana RPC at http://{LOCALNET_ADDR} \
-         (solana config set --url http://{LOCALNET_ADDR}). Ctrl-C stops."
+         (solana config set --url http://{LOCALNET_ADDR}); indexer metrics at \
+         http://{INDEXER_METRICS}/metrics. Ctrl-C stops."
     );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -141,9 +199,13 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         if let Some(status) = localnet.0.try_wait()? {
             bail!("the local Solana node exited unexpectedly ({status})");
         }
+        if let Some(status) = indexer.0.try_wait()? {
+            bail!("the indexer exited unexpectedly ({status})");
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     api.terminate()?;
+    indexer.terminate()?;
     localnet.terminate()?;
     println!("demo: stopped");
     Ok(())
@@ -211,7 +273,7 @@ fn wait_for(addr: &str, path: &str, limit: Duration, child: &mut Child) -> Resul
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
-            bail!("the API exited during start-up ({status})");
+            bail!("the process exited during start-up ({status})");
         }
         if Instant::now() > deadline {
             bail!("no answer on http://{addr}{path} within {limit:?}");

@@ -306,12 +306,11 @@ impl PaymentService {
         .await?;
         db.commit().await?;
         let verb = if payment.is_escrow() { "Hold" } else { "Pay" };
+        let shown = self.display_amount(amount, &mint).await?;
         Ok(TransactionResponse {
             transaction: unsigned.transaction,
             message: format!(
-                "{verb} {} {} for {} (invoice {}…)",
-                payment.amount,
-                asset_name(&mint),
+                "{verb} {shown} for {} (invoice {}…)",
                 payment.label,
                 &payment.invoice_id[..8]
             ),
@@ -826,6 +825,7 @@ impl PaymentService {
         .bind(requested_by)
         .execute(&self.pool)
         .await?;
+        let shown = self.display_amount(amount, &p.mint_key()?).await?;
         let what = match action {
             "refund" => "Refund",
             "escrow_refund" => "Refund escrowed",
@@ -833,14 +833,25 @@ impl PaymentService {
         };
         Ok(TransactionResponse {
             transaction: unsigned.transaction,
-            message: format!(
-                "{what} {amount} {} (invoice {}…)",
-                asset_name(&p.mint_key()?),
-                &p.invoice_id[..8]
-            ),
+            message: format!("{what} {shown} (invoice {}…)", &p.invoice_id[..8]),
             blockhash: unsigned.blockhash,
             last_valid_block_height: unsigned.last_valid_block_height,
         })
+    }
+
+    /// `amount` base units as wallets show it: `1.5 SOL`, or `12.25 <mint>` with the mint's
+    /// decimals.
+    async fn display_amount(&self, amount: u64, mint: &Pubkey) -> Result<String, PaymentError> {
+        let decimals = if *mint == NATIVE_SOL {
+            9
+        } else {
+            self.chain.mint(mint).await?.1
+        };
+        Ok(format!(
+            "{} {}",
+            format_units(amount, decimals),
+            asset_name(mint)
+        ))
     }
 
     /// Intents newest first, filtered; keyset-paginated on (created_at, id).
@@ -943,4 +954,29 @@ async fn history(
     .execute(&mut **db)
     .await?;
     Ok(())
+}
+
+/// Base units as a decimal with `decimals` places, trailing zeros trimmed (integers only).
+pub fn format_units(amount: u64, decimals: u8) -> String {
+    let scale = 10u128.pow(u32::from(decimals));
+    let (whole, frac) = (u128::from(amount) / scale, u128::from(amount) % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:0width$}", width = usize::from(decimals));
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_units;
+
+    #[test]
+    fn units() {
+        assert_eq!(format_units(1_500_000_000, 9), "1.5");
+        assert_eq!(format_units(2_000_000_000, 9), "2");
+        assert_eq!(format_units(1, 9), "0.000000001");
+        assert_eq!(format_units(u64::MAX, 0), "18446744073709551615");
+        assert_eq!(format_units(123_456, 6), "0.123456");
+    }
 }
