@@ -122,3 +122,23 @@ pub async fn transaction(
     .fetch_optional(pool)
     .await?)
 }
+
+/// The escrow opened by transaction `signature`, if it opened one.
+pub async fn escrow_opened_in(
+    pool: &PgPool,
+    chain: &str,
+    signature: &str,
+) -> Result<Option<EscrowEventRow>, IndexerError> {
+    Ok(sqlx::query_as(
+        "SELECT chain, signature, ix_index, inner_index, slot, commitment, kind, escrow, actor,
+                payer, facility, arbiter, mint, amount::text AS amount, fee::text AS fee,
+                expires_at
+           FROM indexer.escrows
+          WHERE chain = $1 AND signature = $2 AND kind = 'opened'
+          ORDER BY ix_index, inner_index LIMIT 1",
+    )
+    .bind(chain)
+    .bind(signature)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -69,6 +69,9 @@ enum BenchTarget {
     Ledger,
     /// Indexer sink events/s (batched and per-row) vs. COPY of the same rows.
     Indexer,
+    /// API latency percentiles and requests/s per route vs. a hello-world route on the
+    /// same server (local chain and Postgres behind it).
+    Api,
 }
 
 fn main() {
@@ -197,6 +200,24 @@ fn bench(target: BenchTarget) -> Result<()> {
                         "advancia-ledger",
                         "--",
                         "bench",
+                    ])
+                    .env("DATABASE_URL", &pg.url),
+                &step,
+            )?;
+            step.done("finished");
+        }
+        BenchTarget::Api => {
+            let step = Step::start("API load benchmark (release build)");
+            run_checked(
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "-p",
+                        "advancia-e2e",
+                        "--bin",
+                        "advancia-api-bench",
                     ])
                     .env("DATABASE_URL", &pg.url),
                 &step,

@@ -380,9 +380,33 @@ impl PaymentService {
             payer: None,
             failure: None,
         };
+        let mut by_reference = None;
         if p.is_escrow() {
-            if let Some(payer) = p.payer_key()? {
-                let escrow = pay::escrow_pda(&payer, &p.invoice_bytes()?).to_string();
+            // The escrow PDA is keyed by payer: the wallet the last request was built for, or
+            // (if another wallet paid) the one whose transaction carries the reference.
+            let mut escrow = match p.payer_key()? {
+                Some(payer) => Some(pay::escrow_pda(&payer, &p.invoice_bytes()?).to_string()),
+                None => None,
+            };
+            let known = match &escrow {
+                Some(e) => !lookup::escrow_events(&self.pool, SOLANA, e)
+                    .await?
+                    .is_empty(),
+                None => false,
+            };
+            if !known {
+                let sigs = self.chain.signatures_for(&p.reference_key()?, 20).await?;
+                for s in sigs.iter().filter(|s| s.error.is_none()) {
+                    if let Some(row) =
+                        lookup::escrow_opened_in(&self.pool, SOLANA, &s.signature).await?
+                    {
+                        escrow = Some(row.escrow);
+                        break;
+                    }
+                }
+                by_reference = Some(sigs);
+            }
+            if let Some(escrow) = escrow {
                 let events = lookup::escrow_events(&self.pool, SOLANA, &escrow).await?;
                 if let Some(opened) = events.iter().find(|e| e.kind == "opened") {
                     o.status = commitment_status(&opened.commitment);
@@ -413,7 +437,10 @@ impl PaymentService {
         }
         // Not indexed: ask the chain for transactions carrying the reference (Solana Pay's
         // lookup). A failed one is reported; a successful one is about to be indexed.
-        let sigs = self.chain.signatures_for(&p.reference_key()?, 20).await?;
+        let sigs = match by_reference {
+            Some(sigs) => sigs,
+            None => self.chain.signatures_for(&p.reference_key()?, 20).await?,
+        };
         if let Some(ok) = sigs.iter().find(|s| s.error.is_none()) {
             o.signature = Some(ok.signature.clone());
             o.slot = i64::try_from(ok.slot).ok();

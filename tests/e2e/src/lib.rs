@@ -129,8 +129,14 @@ impl Stack {
     /// Node (50 ms slots, finality 3 slots behind), program configured (fee 2.5 %, SOL with a
     /// KYC threshold, one facility), database, indexer loop and API server.
     pub async fn start() -> Stack {
+        Stack::start_with(LocalnetConfig::for_tests(), "").await
+    }
+
+    /// [`Stack::start`] with a node configuration and rate-limit overrides
+    /// (`ADVANCIA_RATE_LIMITS` syntax).
+    pub async fn start_with(node_config: LocalnetConfig, rate_limits: &str) -> Stack {
         advancia_test_support::init_tracing();
-        let node = Localnet::start(LocalnetConfig::for_tests()).await.unwrap();
+        let node = Localnet::start(node_config).await.unwrap();
         let rpc = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
         let admin = funded(&rpc, 10 * SOL).await;
         let facility_authority = funded(&rpc, 10 * SOL).await;
@@ -189,9 +195,12 @@ impl Stack {
                 ..ServicesConfig::default()
             },
         );
-        let app = advancia_api::app(state.clone(), advancia_api::ApiConfig::default())
-            .await
+        let mut config = advancia_api::ApiConfig::default();
+        config
+            .gateway
+            .apply_rate_limit_overrides(rate_limits)
             .unwrap();
+        let app = advancia_api::app(state.clone(), config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(advancia_api::serve(listener, app, std::future::pending()));

@@ -296,11 +296,26 @@ async fn escrow_hold_release_and_arbiter_refund() {
         txr["message"].as_str().unwrap().starts_with("Hold"),
         "{txr}"
     );
+    // Another wallet asks too (the intent now names it), but the first one pays: the escrow
+    // is still found, through the reference key in the paying transaction.
+    let (s, _) = stack
+        .post(
+            &link,
+            None,
+            json!({"account": arbiter.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!(s, 200);
     let signed = stack.wallet_sign(txr["transaction"].as_str().unwrap(), &wallet);
     stack.relay(&patient, &signed).await;
-    stack
+    let st = stack
         .wait_status(&id, &patient, |v| v["status"] == "finalized")
         .await;
+    assert_eq!(
+        st["payer"],
+        wallet.pubkey().to_string(),
+        "the chain's payer wins"
+    );
     let (s, c) = stack
         .post(
             &format!("/api/v1/payments/{id}/confirm"),
