@@ -48,6 +48,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "stream",
             sql: include_str!("../migrations/0003_stream.sql"),
         },
+        Migration {
+            version: 4,
+            name: "invoice_index",
+            sql: include_str!("../migrations/0004_invoice_index.sql"),
+        },
     ],
 };
 

@@ -163,6 +163,42 @@ pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, 
     Ok(Page { items, next_cursor })
 }
 
+const PAYMENT_COLUMNS: &str = "chain, signature, ix_index, inner_index, slot, commitment,
+    block_time, payment, payer, facility, invoice_id, reference, mint, amount::text AS amount,
+    fee::text AS fee, paid_at";
+
+/// The payment carrying Solana Pay `reference` (base58), on any chain, if indexed (the
+/// oldest, should a reference have been reused). Rows at `confirmed` are included.
+pub async fn payment_by_reference(
+    pool: &PgPool,
+    reference: &str,
+) -> Result<Option<PaymentRow>, IndexerError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM indexer.payments WHERE reference = $1
+         ORDER BY slot, signature, ix_index, inner_index LIMIT 1"
+    ))
+    .bind(reference)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Payments of invoice `invoice_id_hex` (hex of the 32-byte id) at `facility`, oldest first
+/// (one per payer: the program keys payments by payer and invoice).
+pub async fn payments_by_invoice(
+    pool: &PgPool,
+    facility: &str,
+    invoice_id_hex: &str,
+) -> Result<Vec<PaymentRow>, IndexerError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM indexer.payments WHERE facility = $1 AND invoice_id = $2
+         ORDER BY slot, signature, ix_index, inner_index LIMIT 1000"
+    ))
+    .bind(facility)
+    .bind(invoice_id_hex.to_ascii_lowercase())
+    .fetch_all(pool)
+    .await?)
+}
+
 /// An escrow lifecycle event; payer, facility, arbiter and mint are filled in from the
 /// escrow's `opened` event for later events (which carry only the escrow address).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -209,6 +209,29 @@ async fn decodes_a_real_payment_transaction() {
     assert_eq!(tx.instructions, ["pay_sol"]);
     assert_eq!(reg.instructions, ["register_facility"]);
     indexer.ingest(None).await.unwrap();
+    // Point lookups: by Solana Pay reference, by facility + invoice.
+    let found = query::payment_by_reference(&env.db.pool, &p.reference.to_string())
+        .await
+        .unwrap()
+        .expect("payment by reference");
+    assert_eq!(
+        (found.signature.as_str(), found.amount.clone()),
+        (sig.as_str(), (2 * SOL).to_string())
+    );
+    assert!(
+        query::payment_by_reference(&env.db.pool, &Pubkey::new_unique().to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let by_invoice = query::payments_by_invoice(
+        &env.db.pool,
+        &pay::facility_pda(&FACILITY_ID).to_string(),
+        &"01".repeat(32).to_uppercase(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_invoice, vec![found]);
     let stored: Vec<Vec<String>> =
         sqlx::query_scalar("SELECT instructions FROM indexer.transactions ORDER BY slot")
             .fetch_all(&env.db.pool)
