@@ -16,7 +16,8 @@ pub struct Cw20ReceiveMsg {
     pub msg: Binary,
 }
 
-/// The subset of a cw20 token's execute messages this contract sends.
+/// The subset of a cw20 token's execute messages used here: the contract sends `Transfer`;
+/// a payer's `Send` is what triggers [`Cw20ReceiveMsg`].
 #[cw_serde]
 pub enum Cw20ExecuteMsg {
     Transfer {
