@@ -536,6 +536,35 @@ async fn rejections_are_specific_and_lose_nothing() {
         })
         .await;
 
+    // A retried initiate with the same Idempotency-Key returns the first intent, not a second.
+    let body = json!({"facility_id": hex::encode(FACILITY_ID), "amount": 7, "asset": "SOL"});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = stack
+            .http
+            .post(format!("{}/api/v1/payments/initiate", stack.base))
+            .bearer_auth(&patient)
+            .header("Idempotency-Key", "e2e-retry-0001")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the retry replayed the first response");
+    let (_, h) = stack
+        .get("/api/v1/payments/history?limit=200", Some(&patient))
+        .await;
+    let created = h["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["amount"] == "7")
+        .count();
+    assert_eq!(created, 1, "one intent for two identical retries");
+
     // An intent nobody paid expires, and its transaction request says so.
     let (s, late) =
         initiate(json!({"facility_id": hex::encode(FACILITY_ID), "amount": 5, "asset": "SOL"}))
