@@ -1,33 +1,11 @@
 //! Point lookups of indexed rows for services that track one payment at a time (the payments
-//! service resolving a Solana Pay reference to its on-chain event, an escrow to its lifecycle).
+//! service following an escrow's lifecycle and a payment's refunds; a Solana Pay reference
+//! resolves with `query::payment_by_reference`).
 //! Rows at `confirmed` are included: callers decide what their commitment means to them.
 
 use sqlx::PgPool;
 
 use crate::IndexerError;
-use crate::query::PaymentRow;
-
-/// The payment event carrying Solana Pay `reference` for `invoice_id` (hex), if indexed.
-pub async fn payment_by_reference(
-    pool: &PgPool,
-    chain: &str,
-    reference: &str,
-    invoice_id_hex: &str,
-) -> Result<Option<PaymentRow>, IndexerError> {
-    Ok(sqlx::query_as(
-        "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
-                payer, facility, invoice_id, reference, mint, amount::text AS amount,
-                fee::text AS fee, paid_at
-           FROM indexer.payments
-          WHERE chain = $1 AND reference = $2 AND invoice_id = $3
-          ORDER BY slot LIMIT 1",
-    )
-    .bind(chain)
-    .bind(reference)
-    .bind(invoice_id_hex)
-    .fetch_optional(pool)
-    .await?)
-}
 
 /// Refunded so far for the payment account `payment`, counting only finalized refunds when
 /// `finalized_only`.

@@ -424,9 +424,7 @@ impl PaymentService {
                     return Ok(o);
                 }
             }
-        } else if let Some(row) =
-            lookup::payment_by_reference(&self.pool, SOLANA, &p.reference, &p.invoice_id).await?
-        {
+        } else if let Some(row) = self.indexed_payment(p).await? {
             o.status = commitment_status(&row.commitment);
             o.signature = Some(row.signature.clone());
             o.slot = Some(row.slot);
@@ -516,7 +514,8 @@ impl PaymentService {
                 opened.inner_index,
             );
         } else {
-            let row = lookup::payment_by_reference(&self.pool, SOLANA, &p.reference, &p.invoice_id)
+            let row = self
+                .indexed_payment(&p)
                 .await?
                 .filter(|r| r.commitment == "finalized")
                 .ok_or_else(|| PaymentError::NotFinalized(p.status.clone()))?;
@@ -585,6 +584,18 @@ impl PaymentService {
             verified,
             ledger,
         })
+    }
+
+    /// The indexed payment event carrying this intent's reference key and invoice.
+    async fn indexed_payment(
+        &self,
+        p: &Payment,
+    ) -> Result<Option<advancia_indexer::query::PaymentRow>, PaymentError> {
+        Ok(
+            advancia_indexer::query::payment_by_reference(&self.pool, &p.reference)
+                .await?
+                .filter(|r| r.chain == SOLANA && r.invoice_id == p.invoice_id),
+        )
     }
 
     /// The linked transfers the indexer's feed posted for the event at (`signature`, `ix`,
