@@ -3,37 +3,13 @@
 //! the specific error of each failure, and 403 for a wrong role on every guarded route.
 
 use advancia_auth::Role;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 mod common;
-use common::TestApi as Api;
+use common::{TestApi as Api, kind};
 
 impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, token, Some(body)).await
-    }
-
     /// Registers and logs in; returns (user id, access token, refresh token).
     async fn user(&self, email: &str) -> (String, String, String) {
         let (s, u) = self
@@ -76,13 +52,6 @@ impl Api {
             .await;
         (id, t["access_token"].as_str().unwrap().to_owned())
     }
-}
-
-fn kind(v: &Value) -> &str {
-    v["type"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches("https://advancia.dev/problems/")
 }
 
 #[tokio::test]

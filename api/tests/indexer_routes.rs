@@ -13,33 +13,6 @@ use serde_json::Value;
 mod common;
 use common::TestApi as Api;
 
-async fn token_for(api: &Api, email: &str, role: Role) -> (String, String) {
-    let user = api
-        .state
-        .auth
-        .register(advancia_auth::RegisterRequest {
-            email: email.into(),
-            password: "correct horse battery".into(),
-            display_name: "T".into(),
-        })
-        .await
-        .unwrap();
-    api.state
-        .auth
-        .set_roles_as_operator(user.id, vec![role])
-        .await
-        .unwrap();
-    let t = api
-        .state
-        .auth
-        .login(email, "correct horse battery", Default::default())
-        .await
-        .unwrap()
-        .into_tokens()
-        .unwrap();
-    (user.id.to_string(), t.access_token.expose().to_owned())
-}
-
 async fn get(api: &Api, path: &str, token: &str) -> (StatusCode, Value) {
     let r = api
         .http
@@ -71,7 +44,7 @@ async fn index_every_kind(api: &Api, seed: u64) -> Vec<ChainTransaction> {
 #[tokio::test]
 async fn partner_lists_every_indexed_table_with_filters_and_cursors() {
     let api = Api::start().await;
-    let (partner_id, partner) = token_for(&api, "partner@example.org", Role::Partner).await;
+    let (partner_id, partner) = api.token_for("partner@example.org", Role::Partner).await;
     let txs = index_every_kind(&api, 1).await;
     // Three more payments at one facility, for paging.
     let mut more = bench::synthetic_transactions(2, 40);
@@ -154,14 +127,18 @@ async fn partner_lists_every_indexed_table_with_filters_and_cursors() {
     // Roles: patients and providers are refused; admins, compliance and keys with
     // indexer:read read.
     for role in [Role::Patient, Role::Provider, Role::FacilityAdmin] {
-        let (_, token) = token_for(&api, &format!("{}@example.org", role.as_str()), role).await;
+        let (_, token) = api
+            .token_for(&format!("{}@example.org", role.as_str()), role)
+            .await;
         for path in ["payments", "escrows", "stream"] {
             let (s, _) = get(&api, &format!("/api/v1/indexer/{path}"), &token).await;
             assert_eq!(s, 403, "{role:?} {path}");
         }
     }
     for role in [Role::Admin, Role::ComplianceOfficer] {
-        let (_, token) = token_for(&api, &format!("{}@example.org", role.as_str()), role).await;
+        let (_, token) = api
+            .token_for(&format!("{}@example.org", role.as_str()), role)
+            .await;
         let (s, _) = get(&api, "/api/v1/indexer/refunds", &token).await;
         assert_eq!(s, 200, "{role:?}");
     }
@@ -244,7 +221,7 @@ async fn read_events(resp: &mut reqwest::Response, n: usize) -> Vec<(i64, String
 #[tokio::test]
 async fn stream_sends_live_rows_and_resumes_from_last_event_id() {
     let api = Api::start().await;
-    let (_, partner) = token_for(&api, "partner@example.org", Role::Partner).await;
+    let (_, partner) = api.token_for("partner@example.org", Role::Partner).await;
     let first = index_every_kind(&api, 3).await;
 
     // From the beginning: every stored row, in order, ids rising.

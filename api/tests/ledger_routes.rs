@@ -21,33 +21,6 @@ impl Api {
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
     }
-
-    async fn token_for(&self, email: &str, role: Role) -> (String, String) {
-        let user = self
-            .state
-            .auth
-            .register(advancia_auth::RegisterRequest {
-                email: email.into(),
-                password: "correct horse battery".into(),
-                display_name: "T".into(),
-            })
-            .await
-            .unwrap();
-        self.state
-            .auth
-            .set_roles_as_operator(user.id, vec![role])
-            .await
-            .unwrap();
-        let t = self
-            .state
-            .auth
-            .login(email, "correct horse battery", Default::default())
-            .await
-            .unwrap()
-            .into_tokens()
-            .unwrap();
-        (user.id.to_string(), t.access_token.expose().to_owned())
-    }
 }
 
 fn account(id: u64, kind: &str, owner: &str, flags: u32) -> Value {

@@ -4,73 +4,19 @@
 //! The flows against a real local chain are in tests/e2e.
 
 use advancia_auth::Role;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 mod common;
-use common::TestApi as Api;
-
-impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn user_with(&self, email: &str, role: Role) -> (String, String) {
-        let body =
-            json!({"email": email, "password": "correct horse battery", "display_name": "T"});
-        let (s, u) = self
-            .call(Method::POST, "/api/v1/auth/register", None, Some(body))
-            .await;
-        assert_eq!(s, 201, "{u}");
-        let id = u["id"].as_str().unwrap().to_owned();
-        self.state
-            .auth
-            .set_roles_as_operator(id.parse().unwrap(), vec![role])
-            .await
-            .unwrap();
-        let (s, t) = self
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"email": email, "password": "correct horse battery"})),
-            )
-            .await;
-        assert_eq!(s, 200);
-        (id, t["access_token"].as_str().unwrap().to_owned())
-    }
-}
-
-fn kind(v: &Value) -> &str {
-    v["type"]
-        .as_str()
-        .unwrap_or("")
-        .trim_start_matches("https://advancia.dev/problems/")
-}
+use common::{TestApi as Api, kind};
 
 const FACILITY: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 #[tokio::test]
 async fn roles_and_authentication_on_every_payment_and_blockchain_route() {
     let api = Api::start().await;
-    let (_, partner) = api.user_with("partner@example.org", Role::Partner).await;
-    let (_, patient) = api.user_with("patient@example.org", Role::Patient).await;
+    let (_, partner) = api.token_for("partner@example.org", Role::Partner).await;
+    let (_, patient) = api.token_for("patient@example.org", Role::Patient).await;
     let id = "0193a4f0-0000-7000-8000-000000000001";
     let initiate = json!({"facility_id": FACILITY, "amount": "1", "asset": "SOL"});
     let account = json!({"account": "11111111111111111111111111111111"});
@@ -180,7 +126,7 @@ async fn roles_and_authentication_on_every_payment_and_blockchain_route() {
 #[tokio::test]
 async fn validation_and_unreachable_chain() {
     let api = Api::start().await;
-    let (_, patient) = api.user_with("p@example.org", Role::Patient).await;
+    let (_, patient) = api.token_for("p@example.org", Role::Patient).await;
     let post = |path: &'static str, body: Value| {
         let token = patient.clone();
         let api = &api;
@@ -313,8 +259,8 @@ async fn validation_and_unreachable_chain() {
 #[tokio::test]
 async fn watch_only_wallets() {
     let api = Api::start().await;
-    let (_, alice) = api.user_with("alice@example.org", Role::Patient).await;
-    let (_, bob) = api.user_with("bob@example.org", Role::Provider).await;
+    let (_, alice) = api.token_for("alice@example.org", Role::Patient).await;
+    let (_, bob) = api.token_for("bob@example.org", Role::Provider).await;
     let create = |token: String, body: Value| {
         let api = &api;
         async move {
