@@ -7,6 +7,7 @@
 //! ledger feed. See `docs/decisions/0008-indexer-exactly-once.md`.
 
 pub mod bench;
+pub mod cosmos;
 pub mod feed;
 pub mod instructions;
 pub mod lookup;

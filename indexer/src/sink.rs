@@ -47,7 +47,7 @@ pub async fn load_cursor(pool: &PgPool, source: &str) -> Result<Cursor, IndexerE
     })
 }
 
-async fn save_cursor(
+pub(crate) async fn save_cursor(
     tx: &mut Transaction<'_, Postgres>,
     source: &str,
     signature: Option<&str>,
@@ -161,7 +161,7 @@ pub const NOTIFY_CHANNEL: &str = "indexer_events";
 
 /// Serializes writers that draw `indexer.event_seq` numbers until commit, so a stream
 /// reader that saw number N never later finds a smaller one committed.
-async fn lock_event_seq(tx: &mut Transaction<'_, Postgres>) -> Result<(), IndexerError> {
+pub(crate) async fn lock_event_seq(tx: &mut Transaction<'_, Postgres>) -> Result<(), IndexerError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('indexer.event_seq'))")
         .execute(&mut **tx)
         .await?;
@@ -171,7 +171,10 @@ async fn lock_event_seq(tx: &mut Transaction<'_, Postgres>) -> Result<(), Indexe
 /// `pg_notify` inside the writing transaction: delivered only if it commits, so listeners
 /// never hear of rows they cannot read. The payload is a hint (chain, newest position); a
 /// listener re-reads the tables from its own position anyway.
-async fn notify(tx: &mut Transaction<'_, Postgres>, chain: &str) -> Result<(), IndexerError> {
+pub(crate) async fn notify(
+    tx: &mut Transaction<'_, Postgres>,
+    chain: &str,
+) -> Result<(), IndexerError> {
     sqlx::query(
         "SELECT pg_notify($1, json_build_object('chain', $2::text,
                 'seq', (SELECT last_value FROM indexer.event_seq))::text)",
