@@ -1,7 +1,9 @@
-//! `advancia-indexer`: runs the indexer against a Solana JSON-RPC URL until stopped.
+//! `advancia-indexer`: runs the indexer against a Solana JSON-RPC URL (or, with `cosmos`, a
+//! CometBFT node) until stopped.
 
 use std::time::Duration;
 
+use advancia_indexer::cosmos::{CosmosConfig, CosmosIndexer};
 use advancia_indexer::{Commitment, Indexer, IndexerConfig};
 use anyhow::Context;
 use clap::Parser;
@@ -50,6 +52,26 @@ enum Command {
         #[arg(long, default_value_t = 4_000)]
         per_row_transactions: usize,
     },
+    /// Index the advancia-pay CosmWasm contract from a CometBFT node instead (no ledger
+    /// feed yet); `--once` and `--poll-ms` apply.
+    Cosmos {
+        /// CometBFT JSON-RPC URL.
+        #[arg(
+            long,
+            env = "COMETBFT_RPC_URL",
+            default_value = "http://127.0.0.1:26657"
+        )]
+        comet_url: String,
+        /// Bech32 address of the contract.
+        #[arg(long, env = "ADVANCIA_COSMWASM_CONTRACT")]
+        contract: String,
+        /// First height to read when there is no cursor yet.
+        #[arg(long, default_value_t = 1)]
+        start_height: u64,
+        /// Confirmation depth in blocks (CometBFT is final at once).
+        #[arg(long, default_value_t = 0)]
+        depth: u64,
+    },
 }
 
 #[tokio::main]
@@ -84,6 +106,37 @@ async fn main() -> anyhow::Result<()> {
         &[&advancia_ledger::MIGRATIONS, &advancia_indexer::MIGRATIONS],
     )
     .await?;
+    if let Some(Command::Cosmos {
+        comet_url,
+        contract,
+        start_height,
+        depth,
+    }) = args.command
+    {
+        let config = CosmosConfig {
+            start_height,
+            depth,
+            ..CosmosConfig::new(comet_url, contract)
+        };
+        let indexer = CosmosIndexer::connect(pool, config).await?;
+        tracing::info!(source = indexer.source(), "cosmos source");
+        let shutdown = advancia_db::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            match indexer.step().await {
+                Ok(r) if r.heights > 0 => tracing::info!(?r, "step"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
+            }
+            if args.once {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+        }
+    }
     let mut config = IndexerConfig::new(args.rpc_url);
     config.batch_size = args.batch_size;
     if args.commitment == "finalized" {

@@ -409,3 +409,33 @@ fn malformed_attributes_are_typed_errors() {
     let block = decode_block_results(&pay_block_with("action", Some("frobnicate")), CONTRACT);
     assert_eq!(block.unwrap().txs, vec![]);
 }
+
+/// The binary's `cosmos` subcommand runs the same step against the replayed node.
+#[tokio::test]
+async fn binary_cosmos_subcommand_indexes_the_node_once() {
+    let url = serve_node().await;
+    let db = TestDb::new(&[&advancia_indexer::MIGRATIONS]).await;
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_advancia-indexer"))
+        .args([
+            "--once",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "cosmos",
+            "--comet-url",
+            &url,
+        ])
+        .args(["--contract", CONTRACT, "--start-height", "12345"])
+        .env("DATABASE_URL", &db.url)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(count(&db, "transactions").await, 8);
+    assert_eq!(count(&db, "payments").await, 1);
+    let cursor: i64 = sqlx::query_scalar("SELECT slot FROM indexer.cursors WHERE source = $1")
+        .bind(format!("cosmos:{CHAIN_ID}:{CONTRACT}"))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(cursor, 12352);
+}
