@@ -316,6 +316,26 @@ async fn migrate_locked(
     Ok(report)
 }
 
+/// Resolves on Ctrl-C or SIGTERM: our service binaries (API, indexer) stop gracefully on
+/// either, as process managers and `cargo xtask demo` send SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,24 +364,4 @@ mod tests {
         let cfg = DbConfig::new("postgres://u:hunter2@h/db");
         assert!(!format!("{cfg:?}").contains("hunter2"));
     }
-}
-
-/// Resolves on Ctrl-C or SIGTERM: our service binaries (API, indexer) stop gracefully on
-/// either, as process managers and `cargo xtask demo` send SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
