@@ -487,7 +487,9 @@ async fn token_balances_and_program_account_filters() {
     let mint_info = raw(
         &client,
         "getAccountInfo",
-        json!([mint.pubkey().to_string(), {"encoding": "jsonParsed"}]),
+        // At `confirmed`, where the mint was just created: the node's default is `finalized`,
+        // which lags a few slots behind and flaked under load.
+        json!([mint.pubkey().to_string(), {"encoding": "jsonParsed", "commitment": "confirmed"}]),
     )
     .await
     .unwrap();
