@@ -463,9 +463,7 @@ impl PaymentService {
         if p.status != "finalized" {
             return Err(PaymentError::NotFinalized(p.status));
         }
-        let payer = p
-            .payer_key()?
-            .ok_or_else(|| PaymentError::Corrupt("finalized without a payer".into()))?;
+        let payer = finalized_payer(&p)?;
         let invoice = p.invoice_bytes()?;
         let amount = p.amount_u64()?;
         let mut mismatches = Vec::new();
@@ -663,9 +661,7 @@ impl PaymentService {
             return Err(PaymentError::NotFinalized(p.status));
         }
         let signer = parse_wallet(account, "account")?;
-        let payer = p
-            .payer_key()?
-            .ok_or_else(|| PaymentError::Corrupt("finalized without a payer".into()))?;
+        let payer = finalized_payer(&p)?;
         let invoice = p.invoice_bytes()?;
         let facility_id = p.facility_id_bytes()?;
         let mint = p.mint_key()?;
@@ -681,10 +677,7 @@ impl PaymentService {
                 .escrow(&payer, &invoice)
                 .await?
                 .ok_or_else(|| PaymentError::NothingToRefund("the escrow is closed".into()))?;
-            let remaining = escrow
-                .amount
-                .saturating_sub(escrow.released)
-                .saturating_sub(escrow.refunded);
+            let remaining = escrow_remaining(&escrow);
             if remaining == 0 {
                 return Err(PaymentError::NothingToRefund(
                     "the escrow is settled".into(),
@@ -779,9 +772,7 @@ impl PaymentService {
             return Err(PaymentError::NotFinalized(p.status));
         }
         let signer = parse_wallet(account, "account")?;
-        let payer = p
-            .payer_key()?
-            .ok_or_else(|| PaymentError::Corrupt("finalized without a payer".into()))?;
+        let payer = finalized_payer(&p)?;
         let invoice = p.invoice_bytes()?;
         let escrow = self
             .chain
@@ -793,10 +784,7 @@ impl PaymentService {
                 "escrow releases are signed by the payer or the arbiter".into(),
             ));
         }
-        let remaining = escrow
-            .amount
-            .saturating_sub(escrow.released)
-            .saturating_sub(escrow.refunded);
+        let remaining = escrow_remaining(&escrow);
         let amount = amount.unwrap_or(remaining);
         if amount == 0 || amount > remaining {
             return Err(PaymentError::Invalid(format!(
@@ -943,6 +931,19 @@ struct Observed {
     released: u64,
     payer: Option<String>,
     failure: Option<String>,
+}
+
+/// The payer of a finalized payment (set by `refresh` from the chain's event).
+fn finalized_payer(p: &Payment) -> Result<Pubkey, PaymentError> {
+    p.payer_key()?
+        .ok_or_else(|| PaymentError::Corrupt("finalized without a payer".into()))
+}
+
+/// What an escrow still holds: neither released nor refunded.
+fn escrow_remaining(e: &advancia_pay::state::Escrow) -> u64 {
+    e.amount
+        .saturating_sub(e.released)
+        .saturating_sub(e.refunded)
 }
 
 fn commitment_status(c: &str) -> &'static str {
