@@ -3,6 +3,7 @@
 //! missing (idempotently, one line per step) before doing its job.
 
 mod demo;
+mod evm;
 mod postgres;
 mod step;
 mod toolchain;
@@ -55,6 +56,13 @@ enum Cmd {
     /// Build the CosmWasm contract to a size-optimized wasm the CosmWasm VM accepts
     /// (wasm32 build, binaryen lowering, cosmwasm-check); prints its path and size.
     Wasm,
+    /// Compile contracts/evm with solc (npm) into the committed contracts/evm/out/*.json and
+    /// install anvil (npm) for the bridge tests.
+    Evm {
+        /// Fail if the committed artifacts differ instead of rewriting them.
+        #[arg(long)]
+        check: bool,
+    },
     /// Benchmarks that report ratios against a reference measured in the same run.
     Bench {
         /// What to benchmark.
@@ -93,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
         Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
+        Cmd::Evm { check } => evm::build(check).map(|anvil| println!("{}", anvil.display())),
     }
 }
 
@@ -120,6 +129,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     // Before nextest: the CosmWasm VM tests load this file.
     let cosmwasm_wasm = wasm::build()?;
+    // The bridge tests deploy the committed EVM artifacts on this anvil.
+    let anvil = evm::build(true)?;
 
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
@@ -137,7 +148,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     }
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
-        .env(wasm::WASM_ENV, &cosmwasm_wasm);
+        .env(wasm::WASM_ENV, &cosmwasm_wasm)
+        .env(evm::ANVIL_ENV, &anvil);
     let status = cmd.status()?;
     if !status.success() {
         step.fail("tests failed");
