@@ -1,0 +1,243 @@
+//! `advancia-relayer`: the bridge's validator and relayer nodes, and operator commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use advancia_db::DbConfig;
+use advancia_relayer::keys::SigningKey;
+use advancia_relayer::relayer::{Relayer, RelayerConfig};
+use advancia_relayer::source::EvmSource;
+use advancia_relayer::store::Store;
+use advancia_relayer::validator::{EvmDestination, Validator};
+use advancia_relayer::{MIGRATIONS, metrics};
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "advancia-relayer",
+    about = "Advancia bridge validator and relayer nodes"
+)]
+struct Cli {
+    #[arg(long, env = "DATABASE_URL", default_value = advancia_db::DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Follow an EVM bridge's Dispatch events and sign each final message.
+    Validator {
+        /// Origin chain JSON-RPC URL.
+        #[arg(long)]
+        rpc: String,
+        /// Origin AdvanciaBridge address.
+        #[arg(long)]
+        bridge: Address,
+        /// Blocks on top of a Dispatch before it is signed.
+        #[arg(long, default_value_t = 12)]
+        confirmations: u64,
+        /// First block to scan when this validator has no cursor yet.
+        #[arg(long, default_value_t = 0)]
+        start_block: u64,
+        /// Destination bridges as DOMAIN=RPC_URL,BRIDGE_ADDRESS (repeatable).
+        #[arg(long = "destination", required = true)]
+        destinations: Vec<String>,
+        /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+    },
+    /// Deliver attested messages to an EVM bridge.
+    Relayer {
+        /// Destination chain JSON-RPC URL.
+        #[arg(long)]
+        rpc: String,
+        /// Destination AdvanciaBridge address.
+        #[arg(long)]
+        bridge: Address,
+        /// Key file (32 bytes hex) of the account paying gas; else ADVANCIA_RELAYER_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        confirmations: u64,
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        backoff_base_ms: u64,
+        #[arg(long, default_value_t = 300_000)]
+        backoff_max_ms: u64,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+    },
+    /// List undelivered messages and why they are held up.
+    Stuck {
+        /// Only this destination domain.
+        #[arg(long)]
+        destination: Option<u32>,
+        /// Only messages first seen at least this long ago.
+        #[arg(long, default_value_t = 0.0)]
+        older_than_secs: f64,
+    },
+    /// Apply the `bridge` schema migrations and exit.
+    Migrate,
+}
+
+fn provider(url: &str) -> Result<DynProvider> {
+    let url = url.parse().with_context(|| format!("RPC URL {url}"))?;
+    Ok(ProviderBuilder::new().connect_http(url).erased())
+}
+
+fn parse_destination(spec: &str) -> Result<EvmDestination> {
+    let (domain, rest) = spec
+        .split_once('=')
+        .context("destination is DOMAIN=RPC_URL,BRIDGE")?;
+    let (url, bridge) = rest
+        .rsplit_once(',')
+        .context("destination is DOMAIN=RPC_URL,BRIDGE")?;
+    Ok(EvmDestination {
+        domain: domain.parse().context("destination domain")?,
+        bridge: bridge.parse().context("destination bridge address")?,
+        provider: provider(url)?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let pool = DbConfig::new(cli.database_url.clone()).connect().await?;
+    advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
+    let store = Store::new(pool);
+
+    match cli.command {
+        Cmd::Migrate => Ok(()),
+        Cmd::Validator {
+            rpc,
+            bridge,
+            confirmations,
+            start_block,
+            destinations,
+            key_file,
+            poll_ms,
+        } => {
+            let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_VALIDATOR_KEY")?;
+            let origin = provider(&rpc)?;
+            let domain = u32::try_from(origin.get_chain_id().await?)
+                .context("chain id is not a u32 domain")?;
+            let destinations = destinations
+                .iter()
+                .map(|d| parse_destination(d))
+                .collect::<Result<Vec<_>>>()?;
+            let source = EvmSource::new(origin, bridge, domain, confirmations);
+            let validator = Validator::new(source, destinations, key, store, start_block);
+            tracing::info!(validator = %validator.address(), origin = domain, %bridge, confirmations, "validator started");
+            validator
+                .run(
+                    Duration::from_millis(poll_ms),
+                    advancia_db::shutdown_signal(),
+                )
+                .await;
+            Ok(())
+        }
+        Cmd::Relayer {
+            rpc,
+            bridge,
+            key_file,
+            confirmations,
+            poll_ms,
+            backoff_base_ms,
+            backoff_max_ms,
+            metrics_listen,
+        } => {
+            let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_RELAYER_KEY")?;
+            let config = RelayerConfig {
+                confirmations,
+                backoff_base: Duration::from_millis(backoff_base_ms),
+                backoff_max: Duration::from_millis(backoff_max_ms),
+                poll: Duration::from_millis(poll_ms),
+                ..RelayerConfig::default()
+            };
+            let relayer =
+                Relayer::connect(store.clone(), provider(&rpc)?, bridge, key, config).await?;
+            let domain = relayer.domain();
+            if let Some(addr) = metrics_listen {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                tracing::info!(%addr, "metrics at /metrics");
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let store = store.clone();
+                        async move {
+                            metrics::render(&store, domain).await.map_err(|e| {
+                                (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                            })
+                        }
+                    }),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "metrics server stopped");
+                    }
+                });
+            }
+            tracing::info!(destination = domain, %bridge, "relayer started");
+            relayer.run(advancia_db::shutdown_signal()).await;
+            Ok(())
+        }
+        Cmd::Stuck {
+            destination,
+            older_than_secs,
+        } => {
+            let stuck = store.stuck(destination, older_than_secs).await?;
+            if stuck.is_empty() {
+                println!("no undelivered messages");
+                return Ok(());
+            }
+            println!(
+                "{:<66}  {:>10}  {:>8}  {:>10}  {:<10}  {:>4}  {:>4}  {:>8}  reason",
+                "id", "origin", "seq", "dest", "status", "try", "sigs", "age_s"
+            );
+            for s in &stuck {
+                let reason = match (&s.last_reason, &s.last_detail) {
+                    (Some(r), Some(d)) => format!("{r}: {d}"),
+                    (Some(r), None) => r.clone(),
+                    _ if s.status == "not queued" => {
+                        "no relayer has queued it (is one running for this destination?)".into()
+                    }
+                    _ => "not attempted yet".into(),
+                };
+                let next = s
+                    .next_attempt_in_secs
+                    .filter(|n| *n > 0.0)
+                    .map(|n| format!(" (next attempt in {n:.0}s)"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<66}  {:>10}  {:>8}  {:>10}  {:<10}  {:>4}  {:>4}  {:>8.0}  {reason}{next}",
+                    s.id,
+                    s.origin_domain,
+                    s.sequence,
+                    s.destination_domain,
+                    s.status,
+                    s.attempts,
+                    s.signatures,
+                    s.age_secs
+                );
+            }
+            if stuck.iter().any(|s| s.status == "failed") {
+                bail!("{} undelivered, some failed permanently", stuck.len());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Where validators read dispatched messages from. EVM: the bridge's `Dispatch` logs at a
+//! confirmation depth. A Solana source (the program's `BridgeDispatched` events read at
+//! finalized commitment, e.g. from the indexer) implements the same trait.
+
+use std::future::Future;
+
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider};
+
+use crate::contract::AdvanciaBridge;
+use crate::message::{Message, message_id};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source RPC: {0}")]
+    Rpc(String),
+    #[error("event {tx}#{log_index}: {reason}")]
+    InvalidEvent {
+        tx: B256,
+        log_index: u64,
+        reason: String,
+    },
+}
+
+/// A message as one validator saw it on the origin chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedMessage {
+    pub message: Message,
+    pub id: B256,
+    pub origin_block: u64,
+    pub origin_tx: B256,
+}
+
+/// A batch of messages that reached the source's finality rule, and the next cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub messages: Vec<ObservedMessage>,
+    pub next_cursor: u64,
+}
+
+/// A chain whose bridge endpoint emits dispatched messages.
+pub trait MessageSource: Send + Sync {
+    /// The origin domain every message of this source carries.
+    fn domain(&self) -> u32;
+    /// Names the source (e.g. the contract), so cursors of different sources do not mix.
+    fn name(&self) -> String;
+    /// Messages from `cursor` (a block or slot) up to the newest final one, and the cursor
+    /// to continue from. Only messages that can no longer be reorganised away are returned.
+    fn poll(&self, cursor: u64) -> impl Future<Output = Result<Batch, SourceError>> + Send;
+}
+
+/// `Dispatch` logs of one AdvanciaBridge, final once `confirmations` blocks are on top.
+#[derive(Debug, Clone)]
+pub struct EvmSource {
+    provider: DynProvider,
+    bridge: Address,
+    domain: u32,
+    confirmations: u64,
+    max_blocks_per_poll: u64,
+}
+
+impl EvmSource {
+    /// `confirmations`: a log in block b is final once head - b >= confirmations
+    /// (0 would sign the head block itself).
+    pub fn new(provider: DynProvider, bridge: Address, domain: u32, confirmations: u64) -> Self {
+        Self {
+            provider,
+            bridge,
+            domain,
+            confirmations,
+            max_blocks_per_poll: 2_000,
+        }
+    }
+}
+
+fn rpc(e: impl std::fmt::Display) -> SourceError {
+    SourceError::Rpc(e.to_string())
+}
+
+impl MessageSource for EvmSource {
+    fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    fn name(&self) -> String {
+        format!("evm:{}", self.bridge)
+    }
+
+    async fn poll(&self, cursor: u64) -> Result<Batch, SourceError> {
+        let head = self.provider.get_block_number().await.map_err(rpc)?;
+        let Some(final_head) = head.checked_sub(self.confirmations) else {
+            return Ok(Batch {
+                messages: Vec::new(),
+                next_cursor: cursor,
+            });
+        };
+        if final_head < cursor {
+            return Ok(Batch {
+                messages: Vec::new(),
+                next_cursor: cursor,
+            });
+        }
+        let to = final_head.min(cursor.saturating_add(self.max_blocks_per_poll - 1));
+        let bridge = AdvanciaBridge::new(self.bridge, self.provider.clone());
+        let logs = bridge
+            .Dispatch_filter()
+            .from_block(cursor)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(rpc)?;
+        let mut messages = Vec::with_capacity(logs.len());
+        for (event, log) in logs {
+            let tx = log.transaction_hash.unwrap_or_default();
+            let log_index = log.log_index.unwrap_or_default();
+            let invalid = |reason: String| SourceError::InvalidEvent {
+                tx,
+                log_index,
+                reason,
+            };
+            if log.address() != self.bridge {
+                return Err(invalid(format!(
+                    "emitted by {}, not the bridge",
+                    log.address()
+                )));
+            }
+            let message = Message {
+                originDomain: event.originDomain,
+                sequence: event.sequence,
+                sender: event.sender,
+                destinationDomain: event.destinationDomain,
+                recipient: event.recipient,
+                asset: event.asset,
+                amount: event.amount,
+            };
+            if message.originDomain != self.domain {
+                return Err(invalid(format!(
+                    "origin domain {} is not {}",
+                    message.originDomain, self.domain
+                )));
+            }
+            // Validators sign what they recomputed, never an id they were handed.
+            let id = message_id(&message);
+            if id != event.id {
+                return Err(invalid(format!(
+                    "event id {} but the fields hash to {id}",
+                    event.id
+                )));
+            }
+            let origin_block = log
+                .block_number
+                .ok_or_else(|| invalid("log without block number".into()))?;
+            messages.push(ObservedMessage {
+                message,
+                id,
+                origin_block,
+                origin_tx: tx,
+            });
+        }
+        Ok(Batch {
+            messages,
+            next_cursor: to + 1,
+        })
+    }
+}
