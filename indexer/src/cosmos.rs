@@ -8,12 +8,16 @@
 //! optional confirmation depth only delays them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::IndexerError;
+use crate::feed::{ConfiguredAssets, LedgerFeed};
+use crate::metrics::{EVENT_KINDS, Metrics};
 use crate::rows::{
     ADMIN, ATTESTATIONS, ESCROWS, EventRows, FACILITIES, PAYMENTS, REFUNDS, SETTLEMENTS, TABLES,
 };
@@ -490,6 +494,46 @@ pub async fn write_blocks(
     blocks: &[CosmosBlock],
     up_to: u64,
 ) -> Result<u64, IndexerError> {
+    Ok(write_blocks_by_kind(pool, chain, source, blocks, up_to)
+        .await?
+        .0)
+}
+
+/// The `advancia_indexer_events_total` kind of a contract action (the Solana program's
+/// event of the same meaning); `None` for actions without one (bridge messages, validator
+/// set changes).
+pub fn action_kind_index(action: &str) -> Option<usize> {
+    let kind = match action {
+        "instantiate" | "update_config" => "config_updated",
+        "propose_admin" => "admin_proposed",
+        "accept_admin" => "admin_accepted",
+        "set_asset" => "asset_set",
+        "register_facility" => "facility_registered",
+        "update_facility_payout" => "facility_payout_updated",
+        "deactivate_facility" => "facility_deactivated",
+        "pay" => "payment_made",
+        "refund" => "payment_refunded",
+        "open_escrow" => "escrow_opened",
+        "release_escrow" => "escrow_released",
+        "refund_escrow" => "escrow_refunded",
+        "write_attestation" | "renew_attestation" => "attestation_written",
+        "revoke_attestation" => "attestation_revoked",
+        "commit_batch" => "batch_committed",
+        _ => return None,
+    };
+    EVENT_KINDS.iter().position(|k| *k == kind)
+}
+
+/// [`write_blocks`], also returning the written events counted by
+/// [`action_kind_index`] (actions without a kind are in the total only).
+pub async fn write_blocks_by_kind(
+    pool: &PgPool,
+    chain: &str,
+    source: &str,
+    blocks: &[CosmosBlock],
+    up_to: u64,
+) -> Result<(u64, [u64; EVENT_KINDS.len()]), IndexerError> {
+    let mut by_kind = [0u64; EVENT_KINDS.len()];
     let txs: Vec<&CosmosTx> = blocks.iter().flat_map(|b| &b.txs).collect();
     let mut db = pool.begin().await?;
     sink::lock_event_seq(&mut db).await?;
@@ -523,6 +567,9 @@ pub async fn write_blocks(
     let mut ordinal = 0i64;
     for t in txs.iter().filter(|t| fresh.contains(&t.signature)) {
         for e in &t.events {
+            if let Some(k) = action_kind_index(&e.action) {
+                by_kind[k] += 1;
+            }
             let r = &mut rows.tables[e.table];
             r.signature.push(t.signature.clone());
             r.ix_index
@@ -557,7 +604,7 @@ pub async fn write_blocks(
         sink::notify(&mut db, chain).await?;
     }
     db.commit().await?;
-    Ok(inserted)
+    Ok((inserted, by_kind))
 }
 
 #[derive(Debug, Clone)]
@@ -597,6 +644,8 @@ pub struct CosmosStepReport {
     pub events: u64,
     /// Cursor after the step (`None`: nothing read yet).
     pub cursor: Option<u64>,
+    /// Money events posted to the ledger in this step.
+    pub fed: u64,
 }
 
 pub struct CosmosIndexer {
@@ -605,6 +654,8 @@ pub struct CosmosIndexer {
     config: CosmosConfig,
     chain: String,
     source: String,
+    feed: Option<(LedgerFeed, ConfiguredAssets)>,
+    metrics: Arc<Metrics>,
 }
 
 impl CosmosIndexer {
@@ -620,7 +671,45 @@ impl CosmosIndexer {
             config,
             chain,
             source,
+            feed: None,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// Feeds the finalized money events to `ledger` after each step. Assets missing from
+    /// `assets` are not guessed: their events wait (a warning each step) until configured.
+    pub fn with_ledger(
+        mut self,
+        ledger: advancia_ledger::Ledger,
+        assets: ConfiguredAssets,
+    ) -> Self {
+        self.feed = Some((LedgerFeed::new(ledger, self.chain.clone()), assets));
+        self
+    }
+
+    /// Counters and gauges of this source (serve them with [`crate::metrics::serve`]):
+    /// heights play the role of slots.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Posts finalized, not yet fed money events to the ledger (no-op without one).
+    pub async fn feed(&mut self) -> Result<u64, IndexerError> {
+        let Some((feed, assets)) = self.feed.as_mut() else {
+            return Ok(0);
+        };
+        const PAGE: i64 = 500;
+        let mut total = 0;
+        loop {
+            let n = feed.run_once(&*assets, PAGE).await?;
+            self.metrics
+                .ledger_transfers_fed
+                .fetch_add(n, Ordering::Relaxed);
+            total += n;
+            if n < PAGE as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Row chain name, `cosmos:<chain-id>`.
@@ -639,10 +728,36 @@ impl CosmosIndexer {
     }
 
     /// Reads the heights after the cursor up to `latest - depth` (at most `max_heights`)
-    /// and writes their rows and the new cursor in one database transaction.
-    pub async fn step(&self) -> Result<CosmosStepReport, IndexerError> {
+    /// and writes their rows and the new cursor in one database transaction, then feeds
+    /// the ledger (rows are final when written).
+    pub async fn step(&mut self) -> Result<CosmosStepReport, IndexerError> {
+        let result = self.ingest().await;
+        let mut report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.count_error(&e);
+                return Err(e);
+            }
+        };
+        match self.feed().await {
+            Ok(n) => report.fed = n,
+            Err(e) => {
+                self.metrics.count_error(&e);
+                return Err(e);
+            }
+        }
+        Ok(report)
+    }
+
+    async fn ingest(&self) -> Result<CosmosStepReport, IndexerError> {
         let cursor = self.cursor().await?;
         let latest = self.rpc.status().await?.latest_height;
+        let m = &self.metrics;
+        m.chain_head_slot.store(latest, Ordering::Relaxed);
+        let lag = |read: Option<u64>| {
+            i64::try_from(latest.saturating_sub(read.unwrap_or(0))).unwrap_or(i64::MAX)
+        };
+        m.head_lag_slots.store(lag(cursor), Ordering::Relaxed);
         let mut report = CosmosStepReport {
             latest_height: latest,
             cursor,
@@ -671,10 +786,20 @@ impl CosmosIndexer {
             .buffered(self.config.fetch_concurrency.max(1))
             .try_collect()
             .await?;
-        report.events = write_blocks(&self.pool, &self.chain, &self.source, &blocks, to).await?;
+        let (events, by_kind) =
+            write_blocks_by_kind(&self.pool, &self.chain, &self.source, &blocks, to).await?;
+        report.events = events;
         report.heights = to - from + 1;
         report.transactions = blocks.iter().map(|b| b.txs.len() as u64).sum();
         report.cursor = Some(to);
+        for (counter, n) in m.events.iter().zip(by_kind) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        m.transactions
+            .fetch_add(report.transactions, Ordering::Relaxed);
+        m.batches.fetch_add(1, Ordering::Relaxed);
+        m.cursor_slot.store(to, Ordering::Relaxed);
+        m.head_lag_slots.store(lag(Some(to)), Ordering::Relaxed);
         Ok(report)
     }
 }

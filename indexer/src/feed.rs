@@ -78,6 +78,91 @@ pub fn payable_account_id(chain: &str, mint: &str, facility: &str) -> u128 {
     derived_id(&["account", chain, mint, "payable", facility])
 }
 
+/// An asset's ledger code and decimal scale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetInfo {
+    pub code: String,
+    pub scale: u8,
+}
+
+/// Where the feed learns an asset's ledger code and scale, per chain family.
+pub trait AssetScales {
+    /// `Ok(None)`: the asset is not known (yet); its events wait and are retried later.
+    fn asset(
+        &self,
+        asset: &str,
+    ) -> impl std::future::Future<Output = Result<Option<AssetInfo>, IndexerError>>;
+}
+
+/// Solana: the mint account's decimals; native SOL is `SOL` with 9.
+impl AssetScales for SolanaRpc {
+    async fn asset(&self, mint: &str) -> Result<Option<AssetInfo>, IndexerError> {
+        let key: Pubkey = mint
+            .parse()
+            .map_err(|_| IndexerError::Malformed(format!("mint {mint}")))?;
+        let scale = self.mint_decimals(&key).await?;
+        let code = if key == advancia_pay::state::NATIVE_SOL {
+            "SOL".to_string()
+        } else {
+            mint.to_string()
+        };
+        Ok(Some(AssetInfo { code, scale }))
+    }
+}
+
+/// Assets with operator-configured scales, for chains whose events name an asset but whose
+/// decimals are not on-chain metadata we read (CosmWasm `native:<denom>` and
+/// `cw20:<address>`). Ledger codes are prefixed with the chain so two chains' `uatom` stay
+/// distinct ledgers.
+#[derive(Debug, Clone, Default)]
+pub struct ConfiguredAssets {
+    chain: String,
+    scales: std::collections::BTreeMap<String, u8>,
+}
+
+impl ConfiguredAssets {
+    /// From `asset=scale` pairs joined by commas, e.g. `native:ustake=6,cw20:wasm1…=8`.
+    pub fn parse(chain: impl Into<String>, spec: &str) -> Result<Self, IndexerError> {
+        let mut scales = std::collections::BTreeMap::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad =
+                || IndexerError::InvalidConfig(format!("asset scale `{item}` is not asset=0..38"));
+            let (asset, scale) = item.rsplit_once('=').ok_or_else(bad)?;
+            let scale: u8 = scale.trim().parse().map_err(|_| bad())?;
+            let asset = asset.trim();
+            if asset.is_empty() || scale > 38 {
+                return Err(bad());
+            }
+            if scales.insert(asset.to_string(), scale).is_some() {
+                return Err(IndexerError::InvalidConfig(format!(
+                    "asset {asset} configured twice"
+                )));
+            }
+        }
+        Ok(Self {
+            chain: chain.into(),
+            scales,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.scales.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scales.is_empty()
+    }
+}
+
+impl AssetScales for ConfiguredAssets {
+    async fn asset(&self, asset: &str) -> Result<Option<AssetInfo>, IndexerError> {
+        Ok(self.scales.get(asset).map(|&scale| AssetInfo {
+            code: format!("{}:{asset}", self.chain),
+            scale,
+        }))
+    }
+}
+
 /// A money event ready to post.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct MoneyRow {
@@ -118,19 +203,19 @@ impl LedgerFeed {
         }
     }
 
-    async fn ensure_asset(&mut self, rpc: &SolanaRpc, mint: &str) -> Result<u32, IndexerError> {
+    /// The asset's ledger id, creating the ledger and its pool accounts on first use;
+    /// `None` while the asset's scale is unknown.
+    async fn ensure_asset<A: AssetScales>(
+        &mut self,
+        assets: &A,
+        mint: &str,
+    ) -> Result<Option<u32>, IndexerError> {
         let id = ledger_id(&self.chain, mint);
         if self.known_ledgers.contains(&id) {
-            return Ok(id);
+            return Ok(Some(id));
         }
-        let key: Pubkey = mint
-            .parse()
-            .map_err(|_| IndexerError::Malformed(format!("mint {mint}")))?;
-        let scale = rpc.mint_decimals(&key).await?;
-        let code = if key == advancia_pay::state::NATIVE_SOL {
-            "SOL".to_string()
-        } else {
-            mint.to_string()
+        let Some(AssetInfo { code, scale }) = assets.asset(mint).await? else {
+            return Ok(None);
         };
         self.ledger
             .create_ledger(&LedgerDef { id, code, scale })
@@ -158,7 +243,7 @@ impl LedgerFeed {
         accounts.retain(|a| !self.known_accounts.contains(&a.0));
         self.create_accounts(id, &accounts).await?;
         self.known_ledgers.insert(id);
-        Ok(id)
+        Ok(Some(id))
     }
 
     async fn create_accounts(
@@ -216,8 +301,13 @@ impl LedgerFeed {
         Ok(id)
     }
 
-    /// Posts up to `limit` events; returns how many were fed.
-    pub async fn run_once(&mut self, rpc: &SolanaRpc, limit: i64) -> Result<u64, IndexerError> {
+    /// Posts up to `limit` events; returns how many were fed. Events of an asset `assets`
+    /// does not know yet are skipped (logged) and stay unfed.
+    pub async fn run_once<A: AssetScales>(
+        &mut self,
+        assets: &A,
+        limit: i64,
+    ) -> Result<u64, IndexerError> {
         let pool: PgPool = self.ledger.pool().clone();
         let rows: Vec<MoneyRow> = sqlx::query_as(
             "SELECT * FROM (
@@ -253,7 +343,10 @@ impl LedgerFeed {
                 tracing::warn!(signature = %row.signature, "escrow event without a final opening");
                 continue;
             };
-            let ledger = self.ensure_asset(rpc, &mint).await?;
+            let Some(ledger) = self.ensure_asset(assets, &mint).await? else {
+                tracing::warn!(signature = %row.signature, asset = %mint, "asset scale unknown; event waits");
+                continue;
+            };
             let payable = self.ensure_payable(ledger, &mint, &facility).await?;
             let clearing = pool_account_id(&self.chain, &mint, Role::Clearing);
             let held = pool_account_id(&self.chain, &mint, Role::EscrowHeld);

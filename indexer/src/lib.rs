@@ -90,6 +90,8 @@ pub enum IndexerError {
     Json(#[from] serde_json::Error),
     #[error("invalid pagination cursor {0:?}")]
     BadCursor(String),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     #[error(transparent)]
     Ledger(#[from] advancia_ledger::LedgerError),
     #[error("ledger rejected account {0:#x}: {1}")]

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use advancia_indexer::cosmos::{CosmosConfig, CosmosIndexer};
+use advancia_indexer::feed::ConfiguredAssets;
 use advancia_indexer::{Commitment, Indexer, IndexerConfig};
 use anyhow::Context;
 use clap::Parser;
@@ -52,8 +53,9 @@ enum Command {
         #[arg(long, default_value_t = 4_000)]
         per_row_transactions: usize,
     },
-    /// Index the advancia-pay CosmWasm contract from a CometBFT node instead (no ledger
-    /// feed yet); `--once` and `--poll-ms` apply.
+    /// Index the advancia-pay CosmWasm contract from a CometBFT node instead, and feed its
+    /// money events to the ledger; `--once`, `--poll-ms`, `--no-ledger` and
+    /// `--metrics-addr` apply.
     Cosmos {
         /// CometBFT JSON-RPC URL.
         #[arg(
@@ -71,6 +73,11 @@ enum Command {
         /// Confirmation depth in blocks (CometBFT is final at once).
         #[arg(long, default_value_t = 0)]
         depth: u64,
+        /// Decimal scale of each asset the contract accepts, as the ledger needs it:
+        /// `native:<denom>=<scale>` / `cw20:<address>=<scale>`, comma-separated. Events of
+        /// an asset not listed wait unfed (with a warning) until it is.
+        #[arg(long, env = "ADVANCIA_COSMOS_ASSET_SCALES", default_value = "")]
+        asset_scales: String,
     },
 }
 
@@ -111,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         contract,
         start_height,
         depth,
+        asset_scales,
     }) = args.command
     {
         let config = CosmosConfig {
@@ -118,13 +126,28 @@ async fn main() -> anyhow::Result<()> {
             depth,
             ..CosmosConfig::new(comet_url, contract)
         };
-        let indexer = CosmosIndexer::connect(pool, config).await?;
+        let mut indexer = CosmosIndexer::connect(pool.clone(), config).await?;
+        // Validated before the first step: a typo must stop start-up, not park events.
+        let assets = ConfiguredAssets::parse(indexer.chain(), &asset_scales)?;
+        if !args.no_ledger {
+            if assets.is_empty() {
+                tracing::warn!("no --asset-scales: money events wait unfed until configured");
+            }
+            let ledger =
+                advancia_ledger::Ledger::new(pool, advancia_ledger::LedgerConfig::default());
+            indexer = indexer.with_ledger(ledger, assets);
+        }
         tracing::info!(source = indexer.source(), "cosmos source");
+        let (addr, _server) =
+            advancia_indexer::metrics::serve(args.metrics_addr, indexer.metrics())
+                .await
+                .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
         let shutdown = advancia_db::shutdown_signal();
         tokio::pin!(shutdown);
         loop {
             match indexer.step().await {
-                Ok(r) if r.heights > 0 => tracing::info!(?r, "step"),
+                Ok(r) if r.heights + r.fed > 0 => tracing::info!(?r, "step"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
             }

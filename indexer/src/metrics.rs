@@ -77,7 +77,7 @@ impl IndexerError {
             IndexerError::Ledger(_)
             | IndexerError::LedgerAccount(..)
             | IndexerError::LedgerTransfer(..) => "ledger",
-            IndexerError::BadCursor(_) => "other",
+            IndexerError::BadCursor(_) | IndexerError::InvalidConfig(_) => "other",
         }
     }
 }

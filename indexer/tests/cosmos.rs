@@ -11,6 +11,7 @@ use advancia_indexer::cosmos::{
     CometRpc, CosmosBlock, CosmosConfig, CosmosEvent, CosmosIndexer, decode_block_results,
     write_blocks,
 };
+use advancia_indexer::feed::{self, ConfiguredAssets, Role};
 use advancia_test_support::TestDb;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -288,7 +289,7 @@ async fn step_indexes_each_block_once_behind_the_depth() {
     };
 
     // Depth 2: heights up to 12350 only; the settlement (12351) is not yet written.
-    let held_back = CosmosIndexer::connect(db.pool.clone(), config.clone())
+    let mut held_back = CosmosIndexer::connect(db.pool.clone(), config.clone())
         .await
         .unwrap();
     assert_eq!(held_back.chain(), "cosmos:advancia-vm-1");
@@ -311,7 +312,7 @@ async fn step_indexes_each_block_once_behind_the_depth() {
     assert_eq!(count(&db, "payments").await, 1);
 
     // Depth 0 (CometBFT's instant finality): the rest, then nothing new.
-    let indexer = CosmosIndexer::connect(db.pool.clone(), CosmosConfig { depth: 0, ..config })
+    let mut indexer = CosmosIndexer::connect(db.pool.clone(), CosmosConfig { depth: 0, ..config })
         .await
         .unwrap();
     let r = indexer.step().await.unwrap();
@@ -425,6 +426,7 @@ async fn binary_cosmos_subcommand_indexes_the_node_once() {
             &url,
         ])
         .args(["--contract", CONTRACT, "--start-height", "12345"])
+        .args(["--asset-scales", "native:uatom=6"])
         .env("DATABASE_URL", &db.url)
         .status()
         .await
@@ -438,4 +440,138 @@ async fn binary_cosmos_subcommand_indexes_the_node_once() {
         .await
         .unwrap();
     assert_eq!(cursor, 12352);
+    // Fed: payment (2 legs), refund, escrow open, release (2 legs).
+    let legs: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(legs, 6);
+}
+
+#[test]
+fn asset_scales_are_validated() {
+    let ok = ConfiguredAssets::parse("cosmos:x", " native:uatom=6, cw20:wasm1abc=8 ").unwrap();
+    assert_eq!(ok.len(), 2);
+    assert!(ConfiguredAssets::parse("cosmos:x", "").unwrap().is_empty());
+    for bad in [
+        "native:uatom",
+        "native:uatom=x",
+        "=6",
+        "native:uatom=39",
+        "a=1,a=2",
+    ] {
+        match ConfiguredAssets::parse("cosmos:x", bad) {
+            Err(IndexerError::InvalidConfig(_)) => {}
+            other => panic!("{bad}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+}
+
+/// The contract's finalized money events become balanced ledger transfers once; events of
+/// an asset without a configured scale wait instead of being guessed.
+#[tokio::test]
+async fn money_events_feed_the_ledger_once_when_the_asset_is_configured() {
+    let url = serve_node().await;
+    let db = TestDb::new(&[&advancia_ledger::MIGRATIONS, &advancia_indexer::MIGRATIONS]).await;
+    let config = CosmosConfig {
+        start_height: 12345,
+        ..CosmosConfig::new(&url, CONTRACT)
+    };
+    let ledger =
+        advancia_ledger::Ledger::new(db.pool.clone(), advancia_ledger::LedgerConfig::default());
+    let chain = format!("cosmos:{CHAIN_ID}");
+
+    // No scale for uatom: everything is indexed, nothing is fed.
+    let unconfigured = ConfiguredAssets::parse(&chain, "native:uother=6").unwrap();
+    let mut waiting = CosmosIndexer::connect(db.pool.clone(), config.clone())
+        .await
+        .unwrap()
+        .with_ledger(ledger.clone(), unconfigured);
+    let r = waiting.step().await.unwrap();
+    assert_eq!((r.events, r.fed), (8, 0));
+    let transfers = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM ledger.transfers")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(transfers().await, 0);
+
+    // Configured: the four money events are posted, then nothing more.
+    let assets = ConfiguredAssets::parse(&chain, "native:uatom=6").unwrap();
+    let mut indexer = CosmosIndexer::connect(db.pool.clone(), config)
+        .await
+        .unwrap()
+        .with_ledger(ledger.clone(), assets);
+    let r = indexer.step().await.unwrap();
+    assert_eq!((r.heights, r.events, r.fed), (0, 0, 4));
+    assert_eq!(transfers().await, 6);
+    assert_eq!(indexer.step().await.unwrap().fed, 0);
+    assert_eq!(transfers().await, 6);
+
+    let mint = "native:uatom";
+    let ledger_id = feed::ledger_id(&chain, mint);
+    let defs = ledger.ledgers().await.unwrap();
+    let def = defs.iter().find(|d| d.id == ledger_id).unwrap();
+    assert_eq!(
+        (def.code.as_str(), def.scale),
+        ("cosmos:advancia-vm-1:native:uatom", 6)
+    );
+    let bal = |id| {
+        let ledger = ledger.clone();
+        async move { ledger.balance(id).await.unwrap().unwrap() }
+    };
+    // pay 400000 (fee 10000), refund 150000, escrow 100000 opened, 60000 released (fee 1500).
+    let clearing = bal(feed::pool_account_id(&chain, mint, Role::Clearing)).await;
+    assert_eq!(
+        (clearing.debits_posted, clearing.credits_posted),
+        (500_000, 150_000)
+    );
+    let revenue = bal(feed::pool_account_id(&chain, mint, Role::FeeRevenue)).await;
+    assert_eq!(revenue.credits_posted, 11_500);
+    let held = bal(feed::pool_account_id(&chain, mint, Role::EscrowHeld)).await;
+    assert_eq!((held.debits_posted, held.credits_posted), (60_000, 100_000));
+    let payable = bal(feed::payable_account_id(&chain, mint, "clinic-1")).await;
+    assert_eq!(
+        (payable.debits_posted, payable.credits_posted),
+        (150_000, 448_500)
+    );
+    let tb = ledger.trial_balance(ledger_id, None).await.unwrap();
+    assert!(tb.is_balanced());
+    assert_eq!(tb.total_debits, 710_000);
+    assert!(ledger.verify_audit_chain().await.unwrap().is_intact());
+
+    // Each leg chain carries the event's external reference.
+    let (ix, inner): (i32, i32) = sqlx::query_as(
+        "SELECT ix_index, inner_index FROM indexer.payments WHERE signature = '12347:0'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let packed = feed::external_ix_index(ix as u32, inner as u32);
+    let t = ledger
+        .lookup_by_external_ref(&chain, "12347:0", packed)
+        .await
+        .unwrap();
+    assert!(t.is_some(), "payment leg by its chain reference");
+
+    let text = indexer.metrics().render();
+    assert!(
+        text.contains("advancia_indexer_ledger_transfers_fed_total 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("advancia_indexer_chain_head_slot 12352\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("advancia_indexer_head_lag_slots 0\n"),
+        "{text}"
+    );
+    let waiting_text = waiting.metrics().render();
+    assert!(
+        waiting_text.contains("advancia_indexer_events_total{kind=\"payment_made\"} 1\n"),
+        "{waiting_text}"
+    );
+    assert!(waiting_text.contains("advancia_indexer_transactions_total 8\n"));
 }
