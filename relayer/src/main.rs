@@ -110,9 +110,12 @@ fn parse_destination(spec: &str) -> Result<EvmDestination> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Logs on stderr: stdout carries command output (`stuck`).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .init();
     let cli = Cli::parse();

@@ -85,6 +85,13 @@ impl StepReport {
     }
 }
 
+/// The destination's validator set as read at the start of a step.
+struct ValidatorSet {
+    members: Vec<Address>,
+    version: u64,
+    threshold: usize,
+}
+
 /// Bridge errors that no retry can fix.
 const PERMANENT: &[&str] = &["InvalidRecipient", "InvalidAsset", "WrongDestinationDomain"];
 
@@ -155,10 +162,17 @@ impl Relayer {
             return Ok(report);
         }
         let bridge = AdvanciaBridge::new(self.bridge, self.provider.clone());
-        let validators = bridge.validators().call().await.map_err(rpc)?;
+        // Read once per step; a set change in between makes the simulation fail with
+        // WrongSetVersion, which is retried with the new state next step.
+        let set = ValidatorSet {
+            members: bridge.validators().call().await.map_err(rpc)?,
+            version: bridge.setVersion().call().await.map_err(rpc)?,
+            threshold: usize::try_from(bridge.threshold().call().await.map_err(rpc)?)
+                .unwrap_or(usize::MAX),
+        };
         for delivery in due {
             let id = delivery.id;
-            let outcome = match self.handle(&bridge, &validators, &delivery).await {
+            let outcome = match self.handle(&bridge, &set, &delivery).await {
                 Ok(outcome) => outcome,
                 Err(RelayerError::Rpc(detail)) => {
                     let delay = self.backoff(delivery.attempts);
@@ -184,7 +198,7 @@ impl Relayer {
     async fn handle(
         &self,
         bridge: &AdvanciaBridge::AdvanciaBridgeInstance<DynProvider>,
-        validators: &[Address],
+        set: &ValidatorSet,
         delivery: &Delivery,
     ) -> Result<Outcome, RelayerError> {
         let id = delivery.id;
@@ -199,9 +213,7 @@ impl Relayer {
             return Ok(Outcome::AlreadyDelivered);
         }
 
-        let set_version = bridge.setVersion().call().await.map_err(rpc)?;
-        let threshold = bridge.threshold().call().await.map_err(rpc)?;
-        let need = usize::try_from(threshold).unwrap_or(usize::MAX);
+        let (set_version, need) = (set.version, set.threshold);
         let digest = message::message_digest(
             &delivery.message,
             message::address_word(self.bridge),
@@ -214,7 +226,7 @@ impl Relayer {
             .await?
             .into_iter()
             .filter(|(validator, sig)| {
-                validators.contains(validator)
+                set.members.contains(validator)
                     && message::recover(digest, sig).ok() == Some(*validator)
             })
             .collect();
