@@ -250,21 +250,26 @@ async fn copy_rate(pool: &PgPool, rows: &[Transfer], indexed: bool) -> Result<f6
     let like = if indexed { " INCLUDING ALL" } else { "" };
     conn.execute(format!("CREATE TABLE {table} (LIKE ledger.transfers{like})").as_str())
         .await?;
-    let mut buf = String::with_capacity(rows.len() * 330);
     let h = [7u8; 32];
-    for (i, t) in rows.iter().enumerate() {
-        let mut t = t.clone();
-        t.seq = i as u64 + 1;
-        crate::store::copy_transfer_row(&mut buf, &t, &h, &h);
-    }
+    let rows: Vec<(Transfer, crate::audit::Hash, crate::audit::Hash)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut t = t.clone();
+            t.seq = i as u64 + 1;
+            (t, h, h)
+        })
+        .collect();
+    // Same encoding as the writer (binary), so the ratio compares like with like.
+    let data = crate::store::encode_transfers(&rows);
     let start = Instant::now();
     crate::store::copy_in(
         &mut conn,
         &format!(
-            "COPY {table} ({}) FROM STDIN",
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
             crate::store::TRANSFER_COPY_COLUMNS
         ),
-        buf,
+        data,
     )
     .await?;
     Ok(rows.len() as f64 / start.elapsed().as_secs_f64())

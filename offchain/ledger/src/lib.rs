@@ -36,11 +36,18 @@ use writer::{Job, Op, Reply};
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "ledger",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "write_path",
+            sql: include_str!("../migrations/0002_write_path.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,6 @@
 //! Row mapping and bulk writes. Amounts cross the wire as decimal text both ways, so
 //! numeric(39,0) values stay exact without a 128-bit decimal type.
 
-use std::fmt::Write as _;
-
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -146,106 +144,174 @@ impl TransferRow {
     }
 }
 
-/// COPY text-format field escaping (backslash, tab, newline, carriage return).
-fn copy_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
+/// Binary `COPY` encoder. Binary saves the server from parsing text uuids, hex
+/// bytea and decimal numerics (and us from formatting them): the field layout is each
+/// type's `*_send` format, documented in the Postgres `COPY` reference.
+pub(crate) struct BinaryCopy {
+    buf: Vec<u8>,
+}
+
+impl BinaryCopy {
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes + 21);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        Self { buf }
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.buf.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        // Every field we write is far below 2 GiB (uuids, integers, 32-byte hashes,
+        // short texts bounded by the API).
+        self.buf
+            .extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    fn uuid(&mut self, v: u128) {
+        self.field(&v.to_be_bytes());
+    }
+
+    fn opt_uuid(&mut self, v: u128) {
+        if v == 0 { self.null() } else { self.uuid(v) }
+    }
+
+    fn i16(&mut self, v: i16) {
+        self.field(&v.to_be_bytes());
+    }
+
+    fn i32(&mut self, v: i32) {
+        self.field(&v.to_be_bytes());
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.field(&v.to_be_bytes());
+    }
+
+    fn text(&mut self, s: &str) {
+        self.field(s.as_bytes());
+    }
+
+    fn opt_text(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.text(s),
+            None => self.null(),
         }
     }
-}
 
-fn copy_opt_text(out: &mut String, s: Option<&str>) {
-    match s {
-        Some(s) => copy_text(out, s),
-        None => out.push_str("\\N"),
+    /// `numeric` wire format: ndigits, weight, sign, dscale (all 16-bit), then base-10000
+    /// digits most significant first; trailing zero digits are implied by the weight.
+    fn numeric(&mut self, v: u128) {
+        let mut digits = [0i16; 10]; // u128::MAX has 39 decimal digits → 10 base-10000 digits
+        let mut n = 0usize;
+        let mut rest = v;
+        while rest > 0 {
+            digits[n] = (rest % 10_000) as i16;
+            rest /= 10_000;
+            n += 1;
+        }
+        let weight = n as i16 - 1;
+        let trailing = digits[..n].iter().take_while(|d| **d == 0).count();
+        let significant = &digits[trailing..n];
+        let len = 8 + 2 * significant.len();
+        self.buf.extend_from_slice(&(len as i32).to_be_bytes());
+        self.buf
+            .extend_from_slice(&(significant.len() as i16).to_be_bytes());
+        self.buf
+            .extend_from_slice(&(if n == 0 { 0 } else { weight }).to_be_bytes());
+        self.buf.extend_from_slice(&0u16.to_be_bytes()); // positive
+        self.buf.extend_from_slice(&0u16.to_be_bytes()); // scale 0
+        for d in significant.iter().rev() {
+            self.buf.extend_from_slice(&d.to_be_bytes());
+        }
     }
-}
 
-fn copy_bytea(out: &mut String, h: &Hash) {
-    out.push_str("\\\\x");
-    out.push_str(&hex::encode(h));
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
+    }
 }
 
 pub(crate) const TRANSFER_COPY_COLUMNS: &str = "id, seq, debit_account_id, credit_account_id, amount, pending_id, \
      ledger, code, flags, timeout, expires_at, user_data, ext_chain, ext_signature, ext_ix_index, timestamp, prev_hash, hash";
 
-/// Appends one transfer as a COPY text row.
-pub(crate) fn copy_transfer_row(out: &mut String, t: &Transfer, prev: &Hash, hash: &Hash) {
-    let _ = write!(
-        out,
-        "{}\t{}\t{}\t{}\t{}\t",
-        uuid(t.id),
-        t.seq,
-        uuid(t.debit_account_id),
-        uuid(t.credit_account_id),
-        t.amount
-    );
-    if t.pending_id == 0 {
-        out.push_str("\\N");
-    } else {
-        let _ = write!(out, "{}", uuid(t.pending_id));
-    }
-    let _ = write!(
-        out,
-        "\t{}\t{}\t{}\t{}\t",
-        t.ledger, t.code, t.flags, t.timeout
-    );
+/// Appends one transfer as a binary COPY row (columns [`TRANSFER_COPY_COLUMNS`]).
+/// Values out of the column ranges were rejected at validation; `seq`/`timestamp` are
+/// ledger-assigned and below 2^63.
+pub(crate) fn copy_transfer_row(out: &mut BinaryCopy, t: &Transfer, prev: &Hash, hash: &Hash) {
+    out.row(18);
+    out.uuid(t.id);
+    out.i64(t.seq as i64);
+    out.uuid(t.debit_account_id);
+    out.uuid(t.credit_account_id);
+    out.numeric(t.amount);
+    out.opt_uuid(t.pending_id);
+    out.i64(i64::from(t.ledger));
+    out.i32(i32::from(t.code));
+    out.i32(t.flags as i32);
+    out.i64(i64::from(t.timeout));
     match t.expires_at {
-        Some(e) => {
-            let _ = write!(out, "{e}");
-        }
-        None => out.push_str("\\N"),
+        Some(e) => out.i64(e as i64),
+        None => out.null(),
     }
-    let _ = write!(out, "\t{}\t", uuid(t.user_data));
+    out.uuid(t.user_data);
     match &t.external_ref {
         Some(r) => {
-            copy_text(out, &r.chain);
-            out.push('\t');
-            copy_text(out, &r.signature);
-            let _ = write!(out, "\t{}", r.ix_index);
+            out.text(&r.chain);
+            out.text(&r.signature);
+            out.i64(i64::from(r.ix_index));
         }
-        None => out.push_str("\\N\t\\N\t\\N"),
+        None => {
+            out.null();
+            out.null();
+            out.null();
+        }
     }
-    let _ = write!(out, "\t{}\t", t.timestamp);
-    copy_bytea(out, prev);
-    out.push('\t');
-    copy_bytea(out, hash);
-    out.push('\n');
+    out.i64(t.timestamp as i64);
+    out.field(prev);
+    out.field(hash);
 }
 
-fn copy_account_row(out: &mut String, a: &Account, prev: &Hash, hash: &Hash) {
-    let _ = write!(
-        out,
-        "{}\t{}\t{}\t{}\t{}\t{}\t",
-        uuid(a.id),
-        a.seq,
-        a.ledger,
-        a.kind as i16,
-        a.flags,
-        a.owner.kind as i16
-    );
-    copy_text(out, &a.owner.id);
-    out.push('\t');
-    copy_opt_text(out, a.jurisdiction.as_deref());
-    let _ = write!(out, "\t{}\t{}\t", uuid(a.user_data), a.timestamp);
-    copy_bytea(out, prev);
-    out.push('\t');
-    copy_bytea(out, hash);
-    out.push('\n');
+fn copy_account_row(out: &mut BinaryCopy, a: &Account, prev: &Hash, hash: &Hash) {
+    out.row(12);
+    out.uuid(a.id);
+    out.i64(a.seq as i64);
+    out.i64(i64::from(a.ledger));
+    out.i16(a.kind as i16);
+    out.i32(a.flags as i32);
+    out.i16(a.owner.kind as i16);
+    out.text(&a.owner.id);
+    out.opt_text(a.jurisdiction.as_deref());
+    out.uuid(a.user_data);
+    out.i64(a.timestamp as i64);
+    out.field(prev);
+    out.field(hash);
+}
+
+/// Encodes `rows` for `COPY ledger.transfers (TRANSFER_COPY_COLUMNS) FROM STDIN (FORMAT binary)`.
+pub(crate) fn encode_transfers(rows: &[(Transfer, Hash, Hash)]) -> Vec<u8> {
+    let mut out = BinaryCopy::with_capacity(rows.len() * 260);
+    for (t, prev, hash) in rows {
+        copy_transfer_row(&mut out, t, prev, hash);
+    }
+    out.finish()
 }
 
 pub(crate) async fn copy_in(
     conn: &mut PgConnection,
     statement: &str,
-    data: String,
+    data: Vec<u8>,
 ) -> Result<(), LedgerError> {
     let mut copy = conn.copy_in_raw(statement).await?;
-    copy.send(data.into_bytes()).await?;
+    copy.send(data).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -257,14 +323,10 @@ pub(crate) async fn insert_transfers(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut buf = String::with_capacity(rows.len() * 330);
-    for (t, prev, hash) in rows {
-        copy_transfer_row(&mut buf, t, prev, hash);
-    }
     copy_in(
         conn,
-        &format!("COPY ledger.transfers ({TRANSFER_COPY_COLUMNS}) FROM STDIN"),
-        buf,
+        &format!("COPY ledger.transfers ({TRANSFER_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"),
+        encode_transfers(rows),
     )
     .await
 }
@@ -276,14 +338,14 @@ pub(crate) async fn insert_accounts(
     if rows.is_empty() {
         return Ok(());
     }
-    let mut buf = String::with_capacity(rows.len() * 300);
+    let mut out = BinaryCopy::with_capacity(rows.len() * 220);
     for (a, prev, hash) in rows {
-        copy_account_row(&mut buf, a, prev, hash);
+        copy_account_row(&mut out, a, prev, hash);
     }
     copy_in(
         conn,
-        "COPY ledger.accounts (id, seq, ledger, kind, flags, owner_kind, owner_id, jurisdiction, user_data, timestamp, prev_hash, hash) FROM STDIN",
-        buf,
+        "COPY ledger.accounts (id, seq, ledger, kind, flags, owner_kind, owner_id, jurisdiction, user_data, timestamp, prev_hash, hash) FROM STDIN (FORMAT binary)",
+        out.finish(),
     )
     .await
 }

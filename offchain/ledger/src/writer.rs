@@ -52,6 +52,9 @@ impl Op {
 /// items) into one transaction. Ends when every `Ledger` handle is dropped.
 pub(crate) async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     while let Some(first) = rx.recv().await {
+        // Callers answered by the previous batch resubmit right away: let them enqueue
+        // before draining, rather than committing a lone request.
+        tokio::task::yield_now().await;
         let mut size = first.op.size();
         let mut jobs = vec![first];
         while size < max_batch {
@@ -106,7 +109,12 @@ pub(crate) async fn execute(pool: &PgPool, ops: &[Op]) -> Result<Vec<Reply>, Led
     };
     match first {
         Ok(replies) => {
+            let t = std::time::Instant::now();
             tx.commit().await?;
+            tracing::debug!(
+                commit_us = t.elapsed().as_micros() as u64,
+                "batch committed"
+            );
             Ok(replies)
         }
         Err(LedgerError::Database(e)) if is_duplicate_id(&e) => {
@@ -331,6 +339,7 @@ async fn apply(
     let t_apply = t0.elapsed();
     store::insert_accounts(conn, &state.new_accounts).await?;
     store::insert_transfers(conn, &state.new_transfers).await?;
+    let t_copy = t0.elapsed();
     // Accounts created in this batch were copied in with zero balances; this sets theirs too.
     let dirty: Vec<&Account> = state
         .dirty
@@ -355,7 +364,8 @@ async fn apply(
         transfers = state.new_transfers.len(),
         read_us = t_read.as_micros() as u64,
         apply_us = (t_apply - t_read).as_micros() as u64,
-        write_us = (t0.elapsed() - t_apply).as_micros() as u64,
+        copy_us = (t_copy - t_apply).as_micros() as u64,
+        balances_us = (t0.elapsed() - t_copy).as_micros() as u64,
         "batch applied"
     );
     Ok(Some(replies))

@@ -450,3 +450,50 @@ async fn retry_after_state_moved_returns_original() {
     let c = ledger.balance(C).await.unwrap().unwrap();
     assert_eq!((c.debits_posted, c.credits_posted), (10, 10));
 }
+
+/// Amounts cross binary COPY as base-10000 `numeric` digits: every digit-boundary case
+/// must read back exactly, through the ledger and as Postgres's own decimal text.
+#[tokio::test]
+async fn amounts_round_trip_exactly_through_binary_copy() {
+    let (db, ledger) = setup(WriteMode::Batched).await;
+    let amounts: [u128; 9] = [
+        1,
+        9_999,
+        10_000,
+        10_001,
+        100_000_000,
+        1_000_000_000_000_000_000,
+        12_345_678_901_234_567_890_123_456_789,
+        10u128.pow(38),
+        u128::MAX,
+    ];
+    // One account pair per amount, so no balance overflows u128.
+    let mut accounts = Vec::new();
+    for i in 0..amounts.len() as u128 {
+        accounts.push(account(100 + 2 * i, USD, AccountKind::Asset, 0));
+        accounts.push(account(101 + 2 * i, USD, AccountKind::Liability, 0));
+    }
+    create(&ledger, &accounts).await;
+    let transfers: Vec<NewTransfer> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| transfer(500 + i as u128, 100 + 2 * i as u128, 101 + 2 * i as u128, a))
+        .collect();
+    for r in ledger.create_transfers(&transfers).await.unwrap() {
+        r.unwrap();
+    }
+    for (i, &a) in amounts.iter().enumerate() {
+        let id = 500 + i as u128;
+        assert_eq!(ledger.transfer(id).await.unwrap().unwrap().amount, a);
+        let text: String =
+            sqlx::query_scalar("SELECT amount::text FROM ledger.transfers WHERE id = $1")
+                .bind(uuid::Uuid::from_u128(id))
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(text, a.to_string());
+        let balance = ledger.balance(101 + 2 * i as u128).await.unwrap().unwrap();
+        assert_eq!(balance.credits_posted, a);
+    }
+    assert!(ledger.verify_audit_chain().await.unwrap().is_intact());
+}
