@@ -365,6 +365,23 @@ impl PaymentService {
             )
             .await?;
         }
+        // Refunds and releases keep the status: log them as events of their own, which
+        // the notification service follows.
+        for (event, before, after) in [
+            ("refunded", p.refunded_u64()?, observed.refunded),
+            ("escrow_released", p.released_u64()?, observed.released),
+        ] {
+            if after > before {
+                history(
+                    &mut db,
+                    id,
+                    &updated.status,
+                    json!({ "event": event, "amount": (after - before).to_string(),
+                            "total": after.to_string() }),
+                )
+                .await?;
+            }
+        }
         db.commit().await?;
         Ok(updated)
     }

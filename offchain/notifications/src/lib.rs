@@ -1,0 +1,60 @@
+//! `advancia-notifications`: what users hear about, and how it reaches them.
+//!
+//! - [`NotificationService::send`] renders a template ([`template`], minijinja) with the
+//!   sender's variables, picks channels from the user's [`Preferences`] (deferring
+//!   interruptive channels past quiet hours in the user's IANA time zone), and writes the
+//!   notification and one outbox row per (channel, destination) in one transaction.
+//! - [`outbox::OutboxWorker`]s claim due rows with `FOR UPDATE SKIP LOCKED` and a lease,
+//!   hand each to its [`channels::Channel`] (Standard Webhooks, SMTP email, in-app, SMS,
+//!   push), and retry failures with exponential backoff and jitter until the last attempt
+//!   dead-letters the row; operators replay dead letters. Every row carries a stable
+//!   idempotency key (the `webhook-id`, the email `Message-ID`, the provider's
+//!   idempotency key), so a worker that dies mid-send causes at most a repeat that the
+//!   receiver recognises, never a loss.
+//! - [`saga::PaymentEvents`] reads the payment service's status history behind a persisted
+//!   cursor and turns confirmations, refunds and escrow releases into notifications, in
+//!   the same transaction as the cursor move.
+//! - [`stream::inbox`] streams a user's in-app notifications live (LISTEN/NOTIFY).
+
+pub mod channels;
+pub mod config;
+pub mod model;
+pub mod outbox;
+pub mod saga;
+mod service;
+pub mod signing;
+pub mod stream;
+pub mod template;
+
+use advancia_db::{Migration, ServiceMigrations};
+
+pub use model::{
+    ChannelKind, DeadLetter, Delivery, EventType, Notification, NotificationFilter, Preferences,
+    PreferencesUpdate, Priority, SendRequest, Sent, Template, TemplateInput, WebhookEndpoint,
+};
+pub use service::NotificationService;
+
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    schema: "notifications",
+    migrations: &[Migration {
+        version: 1,
+        name: "notifications",
+        sql: include_str!("../migrations/0001_notifications.sql"),
+    }],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("template error in {0}")]
+    Template(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
