@@ -7,6 +7,9 @@ use anchor_lang::prelude::*;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{AccountDeserialize, Discriminator, InstructionData, ToAccountMetas};
 
+pub use crate::bridge::{
+    BridgeMessage, attestation_digest, domain_separator, eth_address, recover_signer, solana_digest,
+};
 use crate::events::*;
 use crate::state::*;
 use crate::{InitializeConfigArgs, UpdateConfigArgs, accounts as acc, instruction as ix};
@@ -596,6 +599,279 @@ pub fn verify_inclusion(
     )
 }
 
+// ---- EVM bridge (ADR 0012) --------------------------------------------------------------
+
+pub fn bridge_pda() -> Pubkey {
+    pda(&[BRIDGE_SEED])
+}
+pub fn bridge_authority_pda() -> Pubkey {
+    pda(&[BRIDGE_AUTHORITY_SEED])
+}
+pub fn bridge_sol_vault_pda() -> Pubkey {
+    pda(&[BRIDGE_SOL_VAULT_SEED])
+}
+/// Token vault of `mint`, owned by [`bridge_authority_pda`].
+pub fn bridge_vault_pda(mint: &Pubkey) -> Pubkey {
+    pda(&[BRIDGE_VAULT_SEED, mint.as_ref()])
+}
+/// `local_mint` is `NATIVE_SOL` for SOL.
+pub fn bridge_route_pda(local_mint: &Pubkey, destination_domain: u32) -> Pubkey {
+    pda(&[
+        BRIDGE_ROUTE_SEED,
+        local_mint.as_ref(),
+        &destination_domain.to_le_bytes(),
+    ])
+}
+/// Replay guard of an inbound message: exists once `id` was processed.
+pub fn bridge_message_pda(id: &[u8; 32]) -> Pubkey {
+    pda(&[BRIDGE_MESSAGE_SEED, id])
+}
+/// The associated token account inbound tokens are released to.
+pub fn associated_token_address(owner: &Pubkey, token_program: &Pubkey, mint: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[owner.as_ref(), token_program.as_ref(), mint.as_ref()],
+        &crate::ASSOCIATED_TOKEN_PROGRAM,
+    )
+    .0
+}
+
+/// The wire message a `BridgeDispatched` event describes (what validators attest).
+pub fn dispatched_message(event: &BridgeDispatched) -> BridgeMessage {
+    BridgeMessage {
+        origin_domain: event.origin_domain,
+        sequence: event.sequence,
+        sender: event.sender,
+        destination_domain: event.destination_domain,
+        recipient: event.recipient,
+        asset: event.asset,
+        amount: event.amount,
+    }
+}
+
+pub fn initialize_bridge(
+    admin: Pubkey,
+    local_domain: u32,
+    validators: Vec<[u8; 20]>,
+    threshold: u8,
+) -> Instruction {
+    build(
+        acc::InitializeBridge {
+            config: config_pda(),
+            bridge: bridge_pda(),
+            sol_vault: bridge_sol_vault_pda(),
+            admin,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::InitializeBridge {
+            local_domain,
+            validators,
+            threshold,
+        },
+    )
+}
+
+fn bridge_admin(admin: Pubkey) -> acc::BridgeAdmin {
+    acc::BridgeAdmin {
+        config: config_pda(),
+        bridge: bridge_pda(),
+        admin,
+        event_authority: event_authority(),
+        program: crate::ID,
+    }
+}
+
+/// `validators` strictly ascending; bumps the set version.
+pub fn set_validators(admin: Pubkey, validators: Vec<[u8; 20]>, threshold: u8) -> Instruction {
+    build(
+        bridge_admin(admin),
+        ix::SetValidators {
+            validators,
+            threshold,
+        },
+    )
+}
+
+pub fn set_bridge_paused(admin: Pubkey, paused: bool) -> Instruction {
+    build(bridge_admin(admin), ix::SetBridgePaused { paused })
+}
+
+pub fn register_bridge_route(
+    admin: Pubkey,
+    local_mint: Pubkey,
+    destination_domain: u32,
+    remote_asset: [u8; 32],
+    local_decimals: u8,
+    remote_decimals: u8,
+) -> Instruction {
+    build(
+        acc::RegisterBridgeRoute {
+            config: config_pda(),
+            bridge: bridge_pda(),
+            route: bridge_route_pda(&local_mint, destination_domain),
+            admin,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::RegisterBridgeRoute {
+            local_mint,
+            destination_domain,
+            remote_asset,
+            local_decimals,
+            remote_decimals,
+        },
+    )
+}
+
+pub fn create_bridge_vault(admin: Pubkey, mint: Pubkey, token_program: Pubkey) -> Instruction {
+    build(
+        acc::CreateBridgeVault {
+            config: config_pda(),
+            bridge: bridge_pda(),
+            authority: bridge_authority_pda(),
+            mint,
+            vault: bridge_vault_pda(&mint),
+            admin,
+            token_program,
+            system_program: system(),
+        },
+        ix::CreateBridgeVault {},
+    )
+}
+
+pub fn bridge_dispatch_sol(
+    sender: Pubkey,
+    destination_domain: u32,
+    recipient: [u8; 32],
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::BridgeDispatchSol {
+            bridge: bridge_pda(),
+            route: bridge_route_pda(&NATIVE_SOL, destination_domain),
+            sol_vault: bridge_sol_vault_pda(),
+            sender,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::BridgeDispatchSol {
+            destination_domain,
+            recipient,
+            amount,
+        },
+    )
+}
+
+/// Outbound token transfer: `sender_token` is the sender's token account of `mint`.
+pub fn bridge_dispatch_token(
+    sender: Pubkey,
+    mint: Pubkey,
+    token_program: Pubkey,
+    sender_token: Pubkey,
+    destination_domain: u32,
+    recipient: [u8; 32],
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::BridgeDispatchToken {
+            bridge: bridge_pda(),
+            route: bridge_route_pda(&mint, destination_domain),
+            mint,
+            sender,
+            sender_token,
+            vault: bridge_vault_pda(&mint),
+            token_program,
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::BridgeDispatchToken {
+            destination_domain,
+            recipient,
+            amount,
+        },
+    )
+}
+
+/// Inbound SOL (`message.asset` all zero): released to `message.recipient`; `payer` (the
+/// relayer) pays the processed-message rent. Signatures sorted by signer address.
+pub fn bridge_process_sol(
+    payer: Pubkey,
+    message: BridgeMessage,
+    set_version: u64,
+    signatures: Vec<[u8; 65]>,
+) -> Instruction {
+    build(
+        acc::BridgeProcessSol {
+            bridge: bridge_pda(),
+            sol_vault: bridge_sol_vault_pda(),
+            processed: bridge_message_pda(&message.id()),
+            recipient: Pubkey::new_from_array(message.recipient),
+            payer,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::BridgeProcessSol {
+            message,
+            set_version,
+            signatures,
+        },
+    )
+}
+
+/// Inbound token (`message.asset` = the mint): released to the recipient's associated token
+/// account, which must exist (the relayer may prepend an idempotent ATA creation).
+pub fn bridge_process_token(
+    payer: Pubkey,
+    message: BridgeMessage,
+    token_program: Pubkey,
+    set_version: u64,
+    signatures: Vec<[u8; 65]>,
+) -> Instruction {
+    let mint = Pubkey::new_from_array(message.asset);
+    let recipient = Pubkey::new_from_array(message.recipient);
+    build(
+        acc::BridgeProcessToken {
+            bridge: bridge_pda(),
+            authority: bridge_authority_pda(),
+            mint,
+            vault: bridge_vault_pda(&mint),
+            processed: bridge_message_pda(&message.id()),
+            recipient,
+            recipient_token: associated_token_address(&recipient, &token_program, &mint),
+            payer,
+            token_program,
+            system_program: system(),
+            event_authority: event_authority(),
+            program: crate::ID,
+        },
+        ix::BridgeProcessToken {
+            message,
+            set_version,
+            signatures,
+        },
+    )
+}
+
+/// Either process instruction, by the message's asset (all zero = SOL); `token_program` is
+/// only used for tokens.
+pub fn bridge_process(
+    payer: Pubkey,
+    message: BridgeMessage,
+    token_program: Pubkey,
+    set_version: u64,
+    signatures: Vec<[u8; 65]>,
+) -> Instruction {
+    if message.asset == [0u8; 32] {
+        bridge_process_sol(payer, message, set_version, signatures)
+    } else {
+        bridge_process_token(payer, message, token_program, set_version, signatures)
+    }
+}
+
 // ---- Decoders ---------------------------------------------------------------------------
 
 /// Decodes any of the program's accounts (checks the 8-byte discriminator).
@@ -614,27 +890,28 @@ pub enum EventDecodeError {
 }
 
 macro_rules! events {
-    ($($name:ident),* $(,)?) => {
-        /// Every event the program emits.
+    ($(#[$doc:meta])* $enum:ident, $decode:ident: $($name:ident),* $(,)?) => {
+        $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum AdvanciaEvent { $($name($name)),* }
+        pub enum $enum { $($name($name)),* }
 
-        fn decode_body(disc: &[u8], body: &[u8]) -> std::result::Result<AdvanciaEvent, EventDecodeError> {
+        /// `None` when the discriminator is not one of this enum's events.
+        fn $decode(disc: &[u8], body: &[u8]) -> Option<std::result::Result<$enum, EventDecodeError>> {
             $(
                 if disc == $name::DISCRIMINATOR {
-                    return AnchorDeserialize::try_from_slice(body)
-                        .map(AdvanciaEvent::$name)
-                        .map_err(|e| EventDecodeError::Body(e.to_string()));
+                    return Some(AnchorDeserialize::try_from_slice(body)
+                        .map($enum::$name)
+                        .map_err(|e| EventDecodeError::Body(e.to_string())));
                 }
             )*
-            let mut unknown = [0u8; 8];
-            unknown.copy_from_slice(&disc[..8]);
-            Err(EventDecodeError::UnknownDiscriminator(unknown))
+            None
         }
     };
 }
 
 events!(
+    /// Every payments-ledger event the program emits (what the indexer stores).
+    AdvanciaEvent, decode_ledger_body:
     ConfigUpdated,
     AdminProposed,
     AdminAccepted,
@@ -653,12 +930,25 @@ events!(
     BatchCommitted,
 );
 
-/// Decodes an inner instruction as an `emit_cpi!` event: `Ok(None)` when it is not one of this
-/// program's event self-invocations (data = `EVENT_IX_TAG` LE, 8-byte discriminator, borsh body).
-pub fn decode_event(
+events!(
+    /// The EVM bridge's events (ADR 0012), decoded by [`decode_bridge_event`]; the relayer
+    /// reads these. Kept apart from [`AdvanciaEvent`] so ledger consumers skip them.
+    BridgeEvent, decode_bridge_body:
+    BridgeConfigured,
+    BridgeRouteRegistered,
+    BridgeDispatched,
+    BridgeProcessed,
+);
+
+/// An event's 8-byte discriminator and its borsh body.
+type EventParts<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits an inner instruction into (discriminator, body) when it is one of this program's
+/// `emit_cpi!` self-invocations (data = `EVENT_IX_TAG` LE, 8-byte discriminator, borsh body).
+fn event_parts<'a>(
     program_id: &Pubkey,
-    data: &[u8],
-) -> std::result::Result<Option<AdvanciaEvent>, EventDecodeError> {
+    data: &'a [u8],
+) -> std::result::Result<Option<EventParts<'a>>, EventDecodeError> {
     if *program_id != crate::ID {
         return Ok(None);
     }
@@ -668,8 +958,45 @@ pub fn decode_event(
     if rest.len() < 8 {
         return Err(EventDecodeError::Truncated);
     }
-    let (disc, body) = rest.split_at(8);
-    decode_body(disc, body).map(Some)
+    Ok(Some(rest.split_at(8)))
+}
+
+fn unknown(disc: &[u8]) -> EventDecodeError {
+    let mut unknown = [0u8; 8];
+    unknown.copy_from_slice(&disc[..8]);
+    EventDecodeError::UnknownDiscriminator(unknown)
+}
+
+/// Decodes an inner instruction as a ledger event: `Ok(None)` when it is not one of this
+/// program's event self-invocations, or is a bridge event (see [`decode_bridge_event`]).
+pub fn decode_event(
+    program_id: &Pubkey,
+    data: &[u8],
+) -> std::result::Result<Option<AdvanciaEvent>, EventDecodeError> {
+    let Some((disc, body)) = event_parts(program_id, data)? else {
+        return Ok(None);
+    };
+    match decode_ledger_body(disc, body) {
+        Some(event) => event.map(Some),
+        None if decode_bridge_body(disc, body).is_some() => Ok(None),
+        None => Err(unknown(disc)),
+    }
+}
+
+/// Decodes an inner instruction as a bridge event: `Ok(None)` when it is not one of this
+/// program's event self-invocations, or is a ledger event.
+pub fn decode_bridge_event(
+    program_id: &Pubkey,
+    data: &[u8],
+) -> std::result::Result<Option<BridgeEvent>, EventDecodeError> {
+    let Some((disc, body)) = event_parts(program_id, data)? else {
+        return Ok(None);
+    };
+    match decode_bridge_body(disc, body) {
+        Some(event) => event.map(Some),
+        None if decode_ledger_body(disc, body).is_some() => Ok(None),
+        None => Err(unknown(disc)),
+    }
 }
 
 #[cfg(test)]
@@ -698,6 +1025,36 @@ mod tests {
         // Another program's instruction, or one of ours that is not an event.
         assert_eq!(decode_event(&Pubkey::new_unique(), &data), Ok(None));
         assert_eq!(decode_event(&crate::ID, &data[8..]), Ok(None));
+    }
+
+    #[test]
+    fn bridge_and_ledger_events_are_decoded_apart() {
+        let event = BridgeProcessed {
+            id: [1; 32],
+            origin_domain: 31337,
+            sequence: 4,
+            sender: [2; 32],
+            recipient: Pubkey::new_unique(),
+            mint: NATIVE_SOL,
+            amount: 5,
+            set_version: 1,
+        };
+        let data = event_ix_data(&event);
+        assert_eq!(decode_event(&crate::ID, &data), Ok(None));
+        assert_eq!(
+            decode_bridge_event(&crate::ID, &data),
+            Ok(Some(BridgeEvent::BridgeProcessed(event)))
+        );
+        let ledger = event_ix_data(&FacilityDeactivated {
+            facility: Pubkey::new_unique(),
+        });
+        assert_eq!(decode_bridge_event(&crate::ID, &ledger), Ok(None));
+        let mut unknown = anchor_lang::event::EVENT_IX_TAG_LE.to_vec();
+        unknown.extend([9; 8]);
+        assert_eq!(
+            decode_bridge_event(&crate::ID, &unknown),
+            Err(EventDecodeError::UnknownDiscriminator([9; 8]))
+        );
     }
 
     #[test]

@@ -401,3 +401,158 @@ pub struct VerifyInclusion<'info> {
     #[account(seeds = [BATCH_SEED, batch.batch_number.to_le_bytes().as_ref()], bump = batch.bump)]
     pub batch: Account<'info, SettlementBatch>,
 }
+
+// ---- EVM bridge (ADR 0012) --------------------------------------------------------------
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct InitializeBridge<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(init, payer = admin, space = 8 + BridgeConfig::INIT_SPACE,
+        seeds = [BRIDGE_SEED], bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    #[account(init, payer = admin, space = 8 + BridgeSolVault::INIT_SPACE,
+        seeds = [BRIDGE_SOL_VAULT_SEED], bump)]
+    pub sol_vault: Box<Account<'info, BridgeSolVault>>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct BridgeAdmin<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(mut, seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    pub admin: Signer<'info>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(local_mint: Pubkey, destination_domain: u32)]
+pub struct RegisterBridgeRoute<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    #[account(init, payer = admin, space = 8 + BridgeRoute::INIT_SPACE,
+        seeds = [BRIDGE_ROUTE_SEED, local_mint.as_ref(), destination_domain.to_le_bytes().as_ref()],
+        bump)]
+    pub route: Box<Account<'info, BridgeRoute>>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[derive(Accounts)]
+pub struct CreateBridgeVault<'info> {
+    #[account(seeds = [CONFIG_SEED], bump = config.bump,
+        has_one = admin @ AdvanciaError::Unauthorized)]
+    pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    /// CHECK: signer-only PDA that owns the token vaults; holds no data.
+    #[account(seeds = [BRIDGE_AUTHORITY_SEED], bump = bridge.authority_bump)]
+    pub authority: UncheckedAccount<'info>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(init, payer = admin, seeds = [BRIDGE_VAULT_SEED, mint.key().as_ref()], bump,
+        token::mint = mint, token::authority = authority, token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut)]
+    pub admin: Signer<'info>,
+    pub token_program: Interface<'info, TokenInterface>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(destination_domain: u32)]
+pub struct BridgeDispatchSol<'info> {
+    #[account(mut, seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    #[account(seeds = [BRIDGE_ROUTE_SEED, NATIVE_SOL.as_ref(), destination_domain.to_le_bytes().as_ref()],
+        bump = route.bump)]
+    pub route: Box<Account<'info, BridgeRoute>>,
+    #[account(mut, seeds = [BRIDGE_SOL_VAULT_SEED], bump = bridge.sol_vault_bump)]
+    pub sol_vault: Box<Account<'info, BridgeSolVault>>,
+    #[account(mut)]
+    pub sender: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(destination_domain: u32)]
+pub struct BridgeDispatchToken<'info> {
+    #[account(mut, seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    #[account(seeds = [BRIDGE_ROUTE_SEED, mint.key().as_ref(), destination_domain.to_le_bytes().as_ref()],
+        bump = route.bump,
+        constraint = route.local_decimals == mint.decimals @ AdvanciaError::InvalidDecimals)]
+    pub route: Box<Account<'info, BridgeRoute>>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    pub sender: Signer<'info>,
+    #[account(mut, token::mint = mint, token::authority = sender,
+        token::token_program = token_program)]
+    pub sender_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut, seeds = [BRIDGE_VAULT_SEED, mint.key().as_ref()], bump,
+        token::mint = mint, token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    pub token_program: Interface<'info, TokenInterface>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct BridgeProcessSol<'info> {
+    #[account(seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    #[account(mut, seeds = [BRIDGE_SOL_VAULT_SEED], bump = bridge.sol_vault_bump)]
+    pub sol_vault: Box<Account<'info, BridgeSolVault>>,
+    /// CHECK: the `["bridge-msg", id]` PDA, checked and created by the handler (a named
+    /// replay error instead of the system program's "already in use").
+    #[account(mut)]
+    pub processed: UncheckedAccount<'info>,
+    /// CHECK: must be the message's recipient (checked by the handler); only receives lamports.
+    #[account(mut)]
+    pub recipient: UncheckedAccount<'info>,
+    /// Relayer: pays the processed-message rent.
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    pub system_program: Program<'info, System>,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct BridgeProcessToken<'info> {
+    #[account(seeds = [BRIDGE_SEED], bump = bridge.bump)]
+    pub bridge: Box<Account<'info, BridgeConfig>>,
+    /// CHECK: signer-only PDA that owns the token vaults.
+    #[account(seeds = [BRIDGE_AUTHORITY_SEED], bump = bridge.authority_bump)]
+    pub authority: UncheckedAccount<'info>,
+    #[account(mint::token_program = token_program)]
+    pub mint: Box<InterfaceAccount<'info, Mint>>,
+    #[account(mut, seeds = [BRIDGE_VAULT_SEED, mint.key().as_ref()], bump,
+        token::mint = mint, token::authority = authority, token::token_program = token_program)]
+    pub vault: Box<InterfaceAccount<'info, TokenAccount>>,
+    /// CHECK: the `["bridge-msg", id]` PDA, checked and created by the handler.
+    #[account(mut)]
+    pub processed: UncheckedAccount<'info>,
+    /// CHECK: must be the message's recipient (checked by the handler); owner of `recipient_token`.
+    pub recipient: UncheckedAccount<'info>,
+    /// The recipient's associated token account for `mint` (checked by the handler).
+    #[account(mut, token::mint = mint, token::authority = recipient,
+        token::token_program = token_program)]
+    pub recipient_token: Box<InterfaceAccount<'info, TokenAccount>>,
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    pub token_program: Interface<'info, TokenInterface>,
+    pub system_program: Program<'info, System>,
+}

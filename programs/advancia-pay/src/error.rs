@@ -58,4 +58,47 @@ pub enum AdvanciaError {
     InvalidFieldElement,
     #[msg("proof does not lead to the committed root")]
     ProofMismatch,
+    // ---- EVM bridge (ADR 0012); appended so earlier codes never move ----
+    #[msg("validator set must have 1..=19 members")]
+    InvalidValidatorSetSize,
+    #[msg("validators must be strictly ascending (sorted, no duplicates) and non-zero")]
+    ValidatorsNotSorted,
+    #[msg("threshold must be between 1 and the number of validators")]
+    InvalidThreshold,
+    #[msg("decimals differ by more than 18 or do not match the mint")]
+    InvalidDecimals,
+    #[msg("a route cannot point at the local domain")]
+    InvalidRoute,
+    #[msg("amount does not convert exactly to the remote decimals")]
+    InexactConversion,
+    #[msg("bridge is paused")]
+    BridgePaused,
+    #[msg("message is not addressed to this domain")]
+    WrongDestinationDomain,
+    #[msg("attestation is for another validator set version")]
+    WrongSetVersion,
+    #[msg("processed-message account is not the PDA of this message id")]
+    ProcessedAccountMismatch,
+    #[msg("message was already processed")]
+    MessageAlreadyProcessed,
+    #[msg("fewer signatures than the threshold")]
+    BelowThreshold,
+    #[msg("signature s is in the upper half of the curve order")]
+    SignatureHighS,
+    #[msg("signature does not recover a signer")]
+    InvalidSignature,
+    #[msg("signers must be strictly ascending (no duplicates)")]
+    SignersNotAscending,
+    #[msg("signer is not in the validator set")]
+    NotAValidator,
+    #[msg("message asset does not match the accounts")]
+    AssetMismatch,
+    #[msg("recipient account does not match the message")]
+    RecipientMismatch,
+    #[msg("recipient token account is not the recipient's associated token account")]
+    NotAssociatedTokenAccount,
+    #[msg("amount does not fit in u64")]
+    AmountTooLarge,
+    #[msg("bridge vault holds less than the amount")]
+    InsufficientVaultBalance,
 }

@@ -144,3 +144,57 @@ pub struct BatchCommitted {
     pub entry_count: u64,
     pub totals: Vec<AssetTotal>,
 }
+
+// ---- EVM bridge -------------------------------------------------------------------------
+
+/// Bridge created or its validator set / threshold / pause changed.
+#[event]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeConfigured {
+    pub local_domain: u32,
+    pub validators: Vec<[u8; 20]>,
+    pub threshold: u8,
+    pub set_version: u64,
+    pub paused: bool,
+}
+
+#[event]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeRouteRegistered {
+    pub local_mint: Pubkey,
+    pub destination_domain: u32,
+    pub remote_asset: [u8; 32],
+    pub local_decimals: u8,
+    pub remote_decimals: u8,
+}
+
+/// An outbound message: every wire field plus its id, and the locked local amount.
+#[event]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeDispatched {
+    pub id: [u8; 32],
+    pub origin_domain: u32,
+    pub sequence: u64,
+    pub sender: [u8; 32],
+    pub destination_domain: u32,
+    pub recipient: [u8; 32],
+    pub asset: [u8; 32],
+    /// Big-endian uint256 in the destination asset's base units.
+    pub amount: [u8; 32],
+    pub local_mint: Pubkey,
+    pub local_amount: u64,
+}
+
+/// An inbound message released to its recipient.
+#[event]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeProcessed {
+    pub id: [u8; 32],
+    pub origin_domain: u32,
+    pub sequence: u64,
+    pub sender: [u8; 32],
+    pub recipient: Pubkey,
+    pub mint: Pubkey,
+    pub amount: u64,
+    pub set_version: u64,
+}

@@ -8,6 +8,7 @@ use anchor_lang::prelude::*;
 use anchor_lang::system_program;
 use anchor_spl::token_interface::{self, CloseAccount, TransferChecked};
 
+pub mod bridge;
 #[cfg(not(target_os = "solana"))]
 pub mod client;
 pub mod contexts;
@@ -16,6 +17,7 @@ pub mod events;
 pub mod merkle;
 pub mod state;
 
+use bridge::BridgeMessage;
 pub use contexts::*;
 use error::AdvanciaError;
 use events::*;
@@ -719,6 +721,284 @@ pub mod advancia_pay {
         require!(root == batch.root, AdvanciaError::ProofMismatch);
         Ok(())
     }
+
+    // ---- EVM bridge (ADR 0012) ----------------------------------------------------------
+
+    /// Creates the bridge config (set version 1, sequence 0) and its SOL vault; admin only.
+    pub fn initialize_bridge(
+        ctx: Context<InitializeBridge>,
+        local_domain: u32,
+        validators: Vec<[u8; 20]>,
+        threshold: u8,
+    ) -> Result<()> {
+        check_validator_set(&validators, threshold)?;
+        let bridge = &mut ctx.accounts.bridge;
+        bridge.set_inner(BridgeConfig {
+            local_domain,
+            validators: [[0; 20]; bridge::MAX_VALIDATORS],
+            validator_count: 0,
+            threshold,
+            set_version: 1,
+            next_sequence: 0,
+            paused: false,
+            bump: ctx.bumps.bridge,
+            authority_bump: Pubkey::find_program_address(&[BRIDGE_AUTHORITY_SEED], &crate::ID).1,
+            sol_vault_bump: ctx.bumps.sol_vault,
+        });
+        store_validators(bridge, &validators)?;
+        ctx.accounts.sol_vault.bump = ctx.bumps.sol_vault;
+        let event = bridge_event(bridge);
+        emit_cpi!(event);
+        Ok(())
+    }
+
+    /// Replaces the validator set and threshold; bumps the set version, so attestations
+    /// signed for the previous set stop verifying.
+    pub fn set_validators(
+        ctx: Context<BridgeAdmin>,
+        validators: Vec<[u8; 20]>,
+        threshold: u8,
+    ) -> Result<()> {
+        check_validator_set(&validators, threshold)?;
+        let bridge = &mut ctx.accounts.bridge;
+        store_validators(bridge, &validators)?;
+        bridge.threshold = threshold;
+        bridge.set_version = bridge
+            .set_version
+            .checked_add(1)
+            .ok_or(AdvanciaError::MathOverflow)?;
+        let event = bridge_event(bridge);
+        emit_cpi!(event);
+        Ok(())
+    }
+
+    pub fn set_bridge_paused(ctx: Context<BridgeAdmin>, paused: bool) -> Result<()> {
+        ctx.accounts.bridge.paused = paused;
+        let event = bridge_event(&ctx.accounts.bridge);
+        emit_cpi!(event);
+        Ok(())
+    }
+
+    /// Registers the route of a local asset (`NATIVE_SOL` for SOL) to `destination_domain`.
+    pub fn register_bridge_route(
+        ctx: Context<RegisterBridgeRoute>,
+        local_mint: Pubkey,
+        destination_domain: u32,
+        remote_asset: [u8; 32],
+        local_decimals: u8,
+        remote_decimals: u8,
+    ) -> Result<()> {
+        require!(
+            destination_domain != ctx.accounts.bridge.local_domain,
+            AdvanciaError::InvalidRoute
+        );
+        require!(
+            local_decimals.abs_diff(remote_decimals) <= bridge::MAX_DECIMALS_DIFF
+                && (local_mint != NATIVE_SOL || local_decimals == SOL_DECIMALS),
+            AdvanciaError::InvalidDecimals
+        );
+        ctx.accounts.route.set_inner(BridgeRoute {
+            local_mint,
+            destination_domain,
+            remote_asset,
+            local_decimals,
+            remote_decimals,
+            bump: ctx.bumps.route,
+        });
+        emit_cpi!(BridgeRouteRegistered {
+            local_mint,
+            destination_domain,
+            remote_asset,
+            local_decimals,
+            remote_decimals,
+        });
+        Ok(())
+    }
+
+    /// Creates the token vault of `mint` (owned by the bridge authority PDA); admin only.
+    pub fn create_bridge_vault(_ctx: Context<CreateBridgeVault>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Locks `amount` lamports in the SOL vault and emits the outbound message.
+    pub fn bridge_dispatch_sol(
+        ctx: Context<BridgeDispatchSol>,
+        destination_domain: u32,
+        recipient: [u8; 32],
+        amount: u64,
+    ) -> Result<()> {
+        let event = next_dispatch(
+            &mut ctx.accounts.bridge,
+            &ctx.accounts.route,
+            ctx.accounts.sender.key(),
+            destination_domain,
+            recipient,
+            amount,
+        )?;
+        system_program::transfer(
+            CpiContext::new(
+                ctx.accounts.system_program.key(),
+                system_program::Transfer {
+                    from: ctx.accounts.sender.to_account_info(),
+                    to: ctx.accounts.sol_vault.to_account_info(),
+                },
+            ),
+            amount,
+        )?;
+        emit_cpi!(event);
+        Ok(())
+    }
+
+    /// Locks `amount` of an SPL Token / Token-2022 mint in its vault and emits the message.
+    pub fn bridge_dispatch_token(
+        ctx: Context<BridgeDispatchToken>,
+        destination_domain: u32,
+        recipient: [u8; 32],
+        amount: u64,
+    ) -> Result<()> {
+        let event = next_dispatch(
+            &mut ctx.accounts.bridge,
+            &ctx.accounts.route,
+            ctx.accounts.sender.key(),
+            destination_domain,
+            recipient,
+            amount,
+        )?;
+        let a = &ctx.accounts;
+        token_interface::transfer_checked(
+            CpiContext::new(
+                a.token_program.key(),
+                TransferChecked {
+                    from: a.sender_token.to_account_info(),
+                    mint: a.mint.to_account_info(),
+                    to: a.vault.to_account_info(),
+                    authority: a.sender.to_account_info(),
+                },
+            ),
+            amount,
+            a.mint.decimals,
+        )?;
+        emit_cpi!(event);
+        Ok(())
+    }
+
+    /// Releases an attested inbound SOL transfer from the vault to `message.recipient`.
+    pub fn bridge_process_sol(
+        ctx: Context<BridgeProcessSol>,
+        message: BridgeMessage,
+        set_version: u64,
+        signatures: Vec<[u8; 65]>,
+    ) -> Result<()> {
+        let a = &ctx.accounts;
+        let (id, bump) =
+            verify_inbound(&a.bridge, &a.processed, &message, set_version, &signatures)?;
+        require!(message.asset == [0u8; 32], AdvanciaError::AssetMismatch);
+        require!(
+            a.recipient.key().to_bytes() == message.recipient,
+            AdvanciaError::RecipientMismatch
+        );
+        let amount = release_amount(&message)?;
+        let vault = a.sol_vault.to_account_info();
+        let keep = Rent::get()?.minimum_balance(vault.data_len());
+        require!(
+            vault.lamports().saturating_sub(keep) >= amount,
+            AdvanciaError::InsufficientVaultBalance
+        );
+        mark_processed(
+            &a.payer,
+            &a.processed,
+            &a.system_program,
+            &message,
+            id,
+            bump,
+        )?;
+        move_lamports(&vault, &a.recipient.to_account_info(), amount)?;
+        emit_cpi!(BridgeProcessed {
+            id,
+            origin_domain: message.origin_domain,
+            sequence: message.sequence,
+            sender: message.sender,
+            recipient: ctx.accounts.recipient.key(),
+            mint: NATIVE_SOL,
+            amount,
+            set_version,
+        });
+        Ok(())
+    }
+
+    /// Releases an attested inbound token transfer from the mint's vault to the recipient's
+    /// associated token account.
+    pub fn bridge_process_token(
+        ctx: Context<BridgeProcessToken>,
+        message: BridgeMessage,
+        set_version: u64,
+        signatures: Vec<[u8; 65]>,
+    ) -> Result<()> {
+        let a = &ctx.accounts;
+        let (id, bump) =
+            verify_inbound(&a.bridge, &a.processed, &message, set_version, &signatures)?;
+        require!(
+            a.mint.key().to_bytes() == message.asset,
+            AdvanciaError::AssetMismatch
+        );
+        require!(
+            a.recipient.key().to_bytes() == message.recipient,
+            AdvanciaError::RecipientMismatch
+        );
+        let associated = Pubkey::find_program_address(
+            &[
+                a.recipient.key().as_ref(),
+                a.token_program.key().as_ref(),
+                a.mint.key().as_ref(),
+            ],
+            &ASSOCIATED_TOKEN_PROGRAM,
+        )
+        .0;
+        require!(
+            a.recipient_token.key() == associated,
+            AdvanciaError::NotAssociatedTokenAccount
+        );
+        let amount = release_amount(&message)?;
+        require!(
+            a.vault.amount >= amount,
+            AdvanciaError::InsufficientVaultBalance
+        );
+        mark_processed(
+            &a.payer,
+            &a.processed,
+            &a.system_program,
+            &message,
+            id,
+            bump,
+        )?;
+        let authority_bump = [a.bridge.authority_bump];
+        let seeds: &[&[u8]] = &[BRIDGE_AUTHORITY_SEED, &authority_bump];
+        token_interface::transfer_checked(
+            CpiContext::new_with_signer(
+                a.token_program.key(),
+                TransferChecked {
+                    from: a.vault.to_account_info(),
+                    mint: a.mint.to_account_info(),
+                    to: a.recipient_token.to_account_info(),
+                    authority: a.authority.to_account_info(),
+                },
+                &[seeds],
+            ),
+            amount,
+            a.mint.decimals,
+        )?;
+        emit_cpi!(BridgeProcessed {
+            id,
+            origin_domain: message.origin_domain,
+            sequence: message.sequence,
+            sender: message.sender,
+            recipient: ctx.accounts.recipient.key(),
+            mint: ctx.accounts.mint.key(),
+            amount,
+            set_version,
+        });
+        Ok(())
+    }
 }
 
 // ---- Shared checks and bookkeeping -----------------------------------------------------
@@ -899,4 +1179,233 @@ fn move_lamports(from: &AccountInfo, to: &AccountInfo, lamports: u64) -> Result<
         .checked_add(lamports)
         .ok_or(AdvanciaError::MathOverflow)?;
     Ok(())
+}
+
+// ---- Bridge helpers ---------------------------------------------------------------------
+
+/// Decimals of native SOL (lamports).
+pub const SOL_DECIMALS: u8 = 9;
+/// The SPL associated-token-account program: inbound tokens go to the recipient's ATA.
+pub const ASSOCIATED_TOKEN_PROGRAM: Pubkey =
+    anchor_lang::pubkey!("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL");
+
+fn check_validator_set(validators: &[[u8; 20]], threshold: u8) -> Result<()> {
+    bridge::check_validator_set(validators, threshold).map_err(|e| {
+        error!(match e {
+            bridge::ValidatorSetError::Size => AdvanciaError::InvalidValidatorSetSize,
+            bridge::ValidatorSetError::NotSorted => AdvanciaError::ValidatorsNotSorted,
+            bridge::ValidatorSetError::Threshold => AdvanciaError::InvalidThreshold,
+        })
+    })
+}
+
+fn store_validators(bridge: &mut BridgeConfig, validators: &[[u8; 20]]) -> Result<()> {
+    bridge.validators = [[0; 20]; bridge::MAX_VALIDATORS];
+    bridge
+        .validators
+        .get_mut(..validators.len())
+        .ok_or(AdvanciaError::InvalidValidatorSetSize)?
+        .copy_from_slice(validators);
+    bridge.validator_count =
+        u8::try_from(validators.len()).map_err(|_| AdvanciaError::InvalidValidatorSetSize)?;
+    Ok(())
+}
+
+fn bridge_event(bridge: &BridgeConfig) -> BridgeConfigured {
+    BridgeConfigured {
+        local_domain: bridge.local_domain,
+        validators: bridge.validator_set().to_vec(),
+        threshold: bridge.threshold,
+        set_version: bridge.set_version,
+        paused: bridge.paused,
+    }
+}
+
+/// Outbound checks and bookkeeping shared by SOL and tokens: not paused, positive amount that
+/// converts exactly; takes the next sequence number.
+fn next_dispatch(
+    bridge: &mut BridgeConfig,
+    route: &BridgeRoute,
+    sender: Pubkey,
+    destination_domain: u32,
+    recipient: [u8; 32],
+    amount: u64,
+) -> Result<BridgeDispatched> {
+    require!(!bridge.paused, AdvanciaError::BridgePaused);
+    require!(amount > 0, AdvanciaError::InvalidAmount);
+    let remote = bridge::to_remote_amount(amount, route.local_decimals, route.remote_decimals)
+        .ok_or(AdvanciaError::InexactConversion)?;
+    require!(remote > 0, AdvanciaError::InexactConversion);
+    let message = BridgeMessage {
+        origin_domain: bridge.local_domain,
+        sequence: bridge.next_sequence,
+        sender: sender.to_bytes(),
+        destination_domain,
+        recipient,
+        asset: route.remote_asset,
+        amount: bridge::word_u128(remote),
+    };
+    bridge.next_sequence = bridge
+        .next_sequence
+        .checked_add(1)
+        .ok_or(AdvanciaError::MathOverflow)?;
+    Ok(BridgeDispatched {
+        id: message.id(),
+        origin_domain: message.origin_domain,
+        sequence: message.sequence,
+        sender: message.sender,
+        destination_domain,
+        recipient,
+        asset: message.asset,
+        amount: message.amount,
+        local_mint: route.local_mint,
+        local_amount: amount,
+    })
+}
+
+/// The destination checks of ADR 0012 in its order (cheapest first); returns the message id
+/// and the bump of its processed-message PDA.
+fn verify_inbound(
+    bridge: &BridgeConfig,
+    processed: &AccountInfo,
+    message: &BridgeMessage,
+    set_version: u64,
+    signatures: &[[u8; 65]],
+) -> Result<([u8; 32], u8)> {
+    require!(!bridge.paused, AdvanciaError::BridgePaused);
+    require!(
+        message.destination_domain == bridge.local_domain,
+        AdvanciaError::WrongDestinationDomain
+    );
+    require!(
+        set_version == bridge.set_version,
+        AdvanciaError::WrongSetVersion
+    );
+    let id = message.id();
+    let (address, bump) = Pubkey::find_program_address(&[BRIDGE_MESSAGE_SEED, &id], &crate::ID);
+    require!(
+        processed.key() == address,
+        AdvanciaError::ProcessedAccountMismatch
+    );
+    // Only this program can allocate or assign its PDA, so data or our ownership means done.
+    require!(
+        processed.data_is_empty() && *processed.owner != crate::ID,
+        AdvanciaError::MessageAlreadyProcessed
+    );
+    let digest = bridge::solana_digest(bridge.local_domain, &id, set_version);
+    bridge::verify_attestations(
+        &digest,
+        signatures,
+        bridge.validator_set(),
+        bridge.threshold,
+    )
+    .map_err(|e| {
+        error!(match e {
+            bridge::AttestationError::BelowThreshold => AdvanciaError::BelowThreshold,
+            bridge::AttestationError::HighS(_) => AdvanciaError::SignatureHighS,
+            bridge::AttestationError::InvalidSignature(_) => AdvanciaError::InvalidSignature,
+            bridge::AttestationError::NotAscending(_) => AdvanciaError::SignersNotAscending,
+            bridge::AttestationError::NotValidator(_) => AdvanciaError::NotAValidator,
+        })
+    })?;
+    Ok((id, bump))
+}
+
+fn release_amount(message: &BridgeMessage) -> Result<u64> {
+    let amount = message.amount_u64().ok_or(AdvanciaError::AmountTooLarge)?;
+    require!(amount > 0, AdvanciaError::InvalidAmount);
+    Ok(amount)
+}
+
+/// Creates and writes the processed-message PDA.
+fn mark_processed<'info>(
+    payer: &Signer<'info>,
+    processed: &UncheckedAccount<'info>,
+    system: &Program<'info, System>,
+    message: &BridgeMessage,
+    id: [u8; 32],
+    bump: u8,
+) -> Result<()> {
+    let bump_seed = [bump];
+    let seeds: &[&[u8]] = &[BRIDGE_MESSAGE_SEED, &id, &bump_seed];
+    let info = processed.to_account_info();
+    create_pda(
+        &payer.to_account_info(),
+        &info,
+        system,
+        seeds,
+        8 + ProcessedMessage::INIT_SPACE,
+    )?;
+    let record = ProcessedMessage {
+        id,
+        origin_domain: message.origin_domain,
+        sequence: message.sequence,
+        processed_at: Clock::get()?.unix_timestamp,
+        bump,
+    };
+    let mut data = info.try_borrow_mut_data()?;
+    record.try_serialize(&mut &mut data[..])?;
+    Ok(())
+}
+
+/// Creates a program-owned PDA of `space` bytes, also when someone already sent lamports to
+/// its address (then top-up + allocate + assign, which every runtime supports; Anchor's `init`
+/// uses `CreateAccountAllowPrefund` there, see ADR 0006).
+fn create_pda<'info>(
+    payer: &AccountInfo<'info>,
+    target: &AccountInfo<'info>,
+    system: &Program<'info, System>,
+    seeds: &[&[u8]],
+    space: usize,
+) -> Result<()> {
+    let rent = Rent::get()?.minimum_balance(space);
+    let signer = &[seeds];
+    let current = target.lamports();
+    if current == 0 {
+        return system_program::create_account(
+            CpiContext::new_with_signer(
+                system.key(),
+                system_program::CreateAccount {
+                    from: payer.clone(),
+                    to: target.clone(),
+                },
+                signer,
+            ),
+            rent,
+            space as u64,
+            &crate::ID,
+        );
+    }
+    if current < rent {
+        system_program::transfer(
+            CpiContext::new(
+                system.key(),
+                system_program::Transfer {
+                    from: payer.clone(),
+                    to: target.clone(),
+                },
+            ),
+            rent - current,
+        )?;
+    }
+    system_program::allocate(
+        CpiContext::new_with_signer(
+            system.key(),
+            system_program::Allocate {
+                account_to_allocate: target.clone(),
+            },
+            signer,
+        ),
+        space as u64,
+    )?;
+    system_program::assign(
+        CpiContext::new_with_signer(
+            system.key(),
+            system_program::Assign {
+                account_to_assign: target.clone(),
+            },
+            signer,
+        ),
+        &crate::ID,
+    )
 }

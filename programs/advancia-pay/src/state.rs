@@ -132,3 +132,73 @@ pub struct SettlementBatch {
     pub committed_at: i64,
     pub bump: u8,
 }
+
+// ---- EVM bridge (ADR 0012) --------------------------------------------------------------
+
+pub const BRIDGE_SEED: &[u8] = b"bridge";
+/// Owner of the bridge's token vaults and signer of their releases; never holds data.
+pub const BRIDGE_AUTHORITY_SEED: &[u8] = b"bridge-authority";
+pub const BRIDGE_SOL_VAULT_SEED: &[u8] = b"bridge-sol-vault";
+pub const BRIDGE_VAULT_SEED: &[u8] = b"bridge-vault";
+pub const BRIDGE_ROUTE_SEED: &[u8] = b"bridge-route";
+pub const BRIDGE_MESSAGE_SEED: &[u8] = b"bridge-msg";
+
+#[account]
+#[derive(InitSpace, Debug, PartialEq, Eq)]
+pub struct BridgeConfig {
+    /// This chain's domain id in bridge messages.
+    pub local_domain: u32,
+    /// Ethereum addresses of the validators, strictly ascending; only the first
+    /// `validator_count` entries are members.
+    pub validators: [[u8; 20]; crate::bridge::MAX_VALIDATORS],
+    pub validator_count: u8,
+    /// Signatures (M) needed out of `validator_count` (N).
+    pub threshold: u8,
+    /// Bumped on every change of the set or threshold; signed into every attestation.
+    pub set_version: u64,
+    /// Sequence of the next outbound message (starts at 0).
+    pub next_sequence: u64,
+    pub paused: bool,
+    pub bump: u8,
+    pub authority_bump: u8,
+    pub sol_vault_bump: u8,
+}
+
+impl BridgeConfig {
+    pub fn validator_set(&self) -> &[[u8; 20]] {
+        let count = usize::from(self.validator_count).min(self.validators.len());
+        &self.validators[..count]
+    }
+}
+
+/// Holds the SOL locked by outbound transfers (a program-owned account, so releases debit it
+/// directly; it keeps its own rent).
+#[account]
+#[derive(InitSpace, Debug, PartialEq, Eq)]
+pub struct BridgeSolVault {
+    pub bump: u8,
+}
+
+/// An outbound route: local asset (`NATIVE_SOL` for SOL) to `destination_domain`.
+#[account]
+#[derive(InitSpace, Debug, PartialEq, Eq)]
+pub struct BridgeRoute {
+    pub local_mint: Pubkey,
+    pub destination_domain: u32,
+    /// The asset on the destination chain (ERC-20 address left-padded, zero = native coin).
+    pub remote_asset: [u8; 32],
+    pub local_decimals: u8,
+    pub remote_decimals: u8,
+    pub bump: u8,
+}
+
+/// One per processed inbound message (`["bridge-msg", id]`): its existence is the replay guard.
+#[account]
+#[derive(InitSpace, Debug, PartialEq, Eq)]
+pub struct ProcessedMessage {
+    pub id: [u8; 32],
+    pub origin_domain: u32,
+    pub sequence: u64,
+    pub processed_at: i64,
+    pub bump: u8,
+}

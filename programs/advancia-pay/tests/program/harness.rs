@@ -1,7 +1,7 @@
 //! Test runtime: solana-program-test's bank with the program loaded natively (or as SBF with
 //! `ADVANCIA_PREFER_SBF=1` and `SBF_OUT_DIR`), SPL Token / Token-2022 as their real BPF builds.
 
-use advancia_pay::client::{self, AdvanciaEvent};
+use advancia_pay::client::{self, AdvanciaEvent, BridgeEvent};
 use advancia_pay::state::NATIVE_SOL;
 use advancia_pay::{InitializeConfigArgs, error::AdvanciaError};
 use anchor_lang::prelude::*;
@@ -128,12 +128,33 @@ impl Env {
     }
 
     /// Simulates (which records inner instructions), then processes the same transaction and
-    /// returns the events decoded from its `emit_cpi!` inner instructions.
+    /// returns the ledger events decoded from its `emit_cpi!` inner instructions.
     pub async fn send_events(
         &mut self,
         ixs: &[Instruction],
         signers: &[&Keypair],
     ) -> std::result::Result<Vec<AdvanciaEvent>, BanksClientError> {
+        self.send_all_events(ixs, signers)
+            .await
+            .map(|(ledger, _)| ledger)
+    }
+
+    /// [`Env::send_events`] for the bridge's events.
+    pub async fn send_bridge_events(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> std::result::Result<Vec<BridgeEvent>, BanksClientError> {
+        self.send_all_events(ixs, signers)
+            .await
+            .map(|(_, bridge)| bridge)
+    }
+
+    async fn send_all_events(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> std::result::Result<(Vec<AdvanciaEvent>, Vec<BridgeEvent>), BanksClientError> {
         // A distinct compute-unit limit makes every transaction unique, so a repeated attempt
         // is executed (and fails for its real reason) instead of being deduplicated.
         self.nonce += 1;
@@ -160,6 +181,7 @@ impl Env {
             .simulate_transaction(tx.clone())
             .await?;
         let mut events = Vec::new();
+        let mut bridge_events = Vec::new();
         let inner = sim
             .simulation_details
             .and_then(|d| d.inner_instructions)
@@ -171,10 +193,13 @@ impl Env {
                 if let Some(event) = client::decode_event(&program_id, &ci.data).unwrap() {
                     events.push(event);
                 }
+                if let Some(event) = client::decode_bridge_event(&program_id, &ci.data).unwrap() {
+                    bridge_events.push(event);
+                }
             }
         }
         self.ctx.banks_client.process_transaction(tx).await?;
-        Ok(events)
+        Ok((events, bridge_events))
     }
 
     pub async fn lamports(&mut self, key: &Pubkey) -> u64 {

@@ -39,6 +39,15 @@ fn builders() -> Vec<(&'static str, Instruction)> {
         compliance_authority: k,
         fee_bps: 1,
     };
+    let message = advancia_pay::bridge::BridgeMessage {
+        origin_domain: 1,
+        sequence: 0,
+        sender: id,
+        destination_domain: 2,
+        recipient: id,
+        asset: id,
+        amount: [0; 32],
+    };
     vec![
         ("initialize_config", client::initialize_config(k, init)),
         (
@@ -88,6 +97,36 @@ fn builders() -> Vec<(&'static str, Instruction)> {
         (
             "verify_inclusion",
             client::verify_inclusion(1, id, 0, vec![]),
+        ),
+        (
+            "initialize_bridge",
+            client::initialize_bridge(k, 1, vec![[1; 20]], 1),
+        ),
+        (
+            "set_validators",
+            client::set_validators(k, vec![[1; 20]], 1),
+        ),
+        ("set_bridge_paused", client::set_bridge_paused(k, true)),
+        (
+            "register_bridge_route",
+            client::register_bridge_route(k, k, 1, id, 6, 18),
+        ),
+        ("create_bridge_vault", client::create_bridge_vault(k, k, k)),
+        (
+            "bridge_dispatch_sol",
+            client::bridge_dispatch_sol(k, 1, id, 1),
+        ),
+        (
+            "bridge_dispatch_token",
+            client::bridge_dispatch_token(k, k, k, k, 1, id, 1),
+        ),
+        (
+            "bridge_process_sol",
+            client::bridge_process_sol(k, message, 1, vec![[0; 65]]),
+        ),
+        (
+            "bridge_process_token",
+            client::bridge_process_token(k, message, k, 1, vec![[0; 65]]),
         ),
     ]
 }

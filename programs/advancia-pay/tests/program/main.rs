@@ -6,6 +6,7 @@
 mod harness;
 mod idl;
 
+mod bridge;
 mod config;
 mod escrow;
 mod facility;
