@@ -586,18 +586,8 @@ pub async fn write_blocks_by_kind(
             }
         }
     }
-    let first_seq = if ordinal == 0 {
-        0
-    } else {
-        // Same numbering as the Solana sink: a block of the stream sequence, under the lock.
-        let last: i64 = sqlx::query_scalar(
-            "SELECT setval('indexer.event_seq', nextval('indexer.event_seq') + $1 - 1)",
-        )
-        .bind(ordinal)
-        .fetch_one(&mut *db)
-        .await?;
-        last - ordinal + 1
-    };
+    // Same numbering as the Solana sink: a block of the stream sequence, under the lock.
+    let first_seq = sink::reserve_seq(&mut db, ordinal).await?;
     let inserted = sink::insert_event_rows(&mut db, "indexer", chain, &rows, first_seq).await?;
     sink::save_cursor(&mut db, source, Some(&up_to.to_string()), Some(up_to)).await?;
     if inserted > 0 {

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod cosmos;
+pub mod evm;
 pub mod feed;
 pub mod instructions;
 pub mod lookup;
@@ -53,6 +54,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             version: 4,
             name: "invoice_index",
             sql: include_str!("../migrations/0004_invoice_index.sql"),
+        },
+        Migration {
+            version: 5,
+            name: "bridge",
+            sql: include_str!("../migrations/0005_bridge.sql"),
         },
     ],
 };

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use advancia_indexer::cosmos::{CosmosConfig, CosmosIndexer};
+use advancia_indexer::evm::{EvmConfig, EvmIndexer};
 use advancia_indexer::feed::ConfiguredAssets;
 use advancia_indexer::{Commitment, Indexer, IndexerConfig};
 use anyhow::Context;
@@ -79,6 +80,22 @@ enum Command {
         #[arg(long, env = "ADVANCIA_COSMOS_ASSET_SCALES", default_value = "")]
         asset_scales: String,
     },
+    /// Index the AdvanciaBridge contract on an EVM chain (bridge messages and its admin
+    /// events); `--once`, `--poll-ms` and `--metrics-addr` apply.
+    Evm {
+        /// EVM JSON-RPC URL.
+        #[arg(long, env = "EVM_RPC_URL", default_value = "http://127.0.0.1:8545")]
+        evm_url: String,
+        /// Address of the bridge contract.
+        #[arg(long, env = "ADVANCIA_EVM_BRIDGE")]
+        bridge: alloy::primitives::Address,
+        /// First block to read when there is no cursor yet (the deployment block).
+        #[arg(long, default_value_t = 0)]
+        start_block: u64,
+        /// Blocks on top of a block before its rows are final.
+        #[arg(long, default_value_t = 12)]
+        depth: u64,
+    },
 }
 
 #[tokio::main]
@@ -148,6 +165,42 @@ async fn main() -> anyhow::Result<()> {
         loop {
             match indexer.step().await {
                 Ok(r) if r.heights + r.fed > 0 => tracing::info!(?r, "step"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
+            }
+            if args.once {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+        }
+    }
+    if let Some(Command::Evm {
+        evm_url,
+        bridge,
+        start_block,
+        depth,
+    }) = args.command
+    {
+        let config = EvmConfig {
+            start_block,
+            depth,
+            ..EvmConfig::new(evm_url, bridge)
+        };
+        let indexer = EvmIndexer::connect(pool, config).await?;
+        tracing::info!(source = indexer.source(), "evm source");
+        let (addr, _server) =
+            advancia_indexer::metrics::serve(args.metrics_addr, indexer.metrics())
+                .await
+                .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+        let shutdown = advancia_db::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            match indexer.step().await {
+                Ok(r) if r.transactions + r.finalized + r.undone > 0 => tracing::info!(?r, "step"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
             }

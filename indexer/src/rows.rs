@@ -29,9 +29,10 @@ pub const FACILITIES: usize = 3;
 pub const ATTESTATIONS: usize = 4;
 pub const SETTLEMENTS: usize = 5;
 pub const ADMIN: usize = 6;
+pub const BRIDGE: usize = 7;
 
 /// Every event table, indexed by the constants above (same order as `sink::EVENT_TABLES`).
-pub const TABLES: [Table; 7] = [
+pub const TABLES: [Table; 8] = [
     Table {
         name: "payments",
         cols: &[
@@ -105,6 +106,20 @@ pub const TABLES: [Table; 7] = [
         name: "admin_events",
         cols: &[("kind", "text"), ("body", "jsonb")],
     },
+    Table {
+        name: "bridge_messages",
+        cols: &[
+            ("direction", "text"),
+            ("message_id", "text"),
+            ("origin_domain", "bigint"),
+            ("sequence", "numeric"),
+            ("sender", "text"),
+            ("destination_domain", "bigint"),
+            ("recipient", "text"),
+            ("asset", "text"),
+            ("amount", "numeric"),
+        ],
+    },
 ];
 
 /// Columns every event table starts with.
@@ -140,7 +155,7 @@ impl TableRows {
 /// The event rows of a batch, one [`TableRows`] per entry of [`TABLES`].
 #[derive(Debug, Clone)]
 pub struct EventRows {
-    pub tables: [TableRows; 7],
+    pub tables: [TableRows; 8],
     len: i64,
 }
 

@@ -13,7 +13,7 @@ use crate::source::{ChainTransaction, DecodedEvent};
 use crate::{Commitment, IndexerError};
 
 /// Tables holding per-event rows (all cascade from `transactions`), in `rows::TABLES` order.
-pub const EVENT_TABLES: [&str; 7] = [
+pub const EVENT_TABLES: [&str; 8] = [
     "payments",
     "refunds",
     "escrows",
@@ -21,6 +21,7 @@ pub const EVENT_TABLES: [&str; 7] = [
     "attestations",
     "settlement_commitments",
     "admin_events",
+    "bridge_messages",
 ];
 
 /// The stored cursor of a source: the newest transaction fully written.
@@ -124,17 +125,7 @@ pub async fn write_batch_by_kind(
     // Stream positions in chain order: reserve a block of the sequence (safe under the
     // lock) and number the rows by their place in the batch, whatever table they go to.
     let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let first_seq = if n == 0 {
-        0
-    } else {
-        let last: i64 = sqlx::query_scalar(
-            "SELECT setval('indexer.event_seq', nextval('indexer.event_seq') + $1 - 1)",
-        )
-        .bind(n)
-        .fetch_one(&mut *tx)
-        .await?;
-        last - n + 1
-    };
+    let first_seq = reserve_seq(&mut tx, n).await?;
     let inserted = insert_event_rows(&mut tx, "indexer", chain, &rows, first_seq).await?;
     // Every event of a new transaction is new (its rows hang off the transaction row).
     if inserted != rows.len() as u64 {
@@ -166,6 +157,24 @@ pub(crate) async fn lock_event_seq(tx: &mut Transaction<'_, Postgres>) -> Result
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Draws `n` consecutive stream positions (caller holds [`lock_event_seq`]); returns the
+/// first (0 when `n` is 0).
+pub(crate) async fn reserve_seq(
+    tx: &mut Transaction<'_, Postgres>,
+    n: i64,
+) -> Result<i64, IndexerError> {
+    if n == 0 {
+        return Ok(0);
+    }
+    let last: i64 = sqlx::query_scalar(
+        "SELECT setval('indexer.event_seq', nextval('indexer.event_seq') + $1 - 1)",
+    )
+    .bind(n)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(last - n + 1)
 }
 
 /// `pg_notify` inside the writing transaction: delivered only if it commits, so listeners

@@ -96,6 +96,13 @@ fn union_sql() -> String {
            SELECT seq, 'admin_events', kind, {KEY}, to_jsonb(t) {DROP} - 'kind', NULL, NULL
              FROM indexer.admin_events t WHERE seq > $1
            UNION ALL
+           SELECT seq, 'bridge_messages', 'bridge_' || direction, {KEY},
+                  -- uint256 amounts as text here: past 2^64 a JSON number would be rounded.
+                  to_jsonb(t) {DROP} - 'direction'
+                    || jsonb_build_object('amount', t.amount::text, 'sequence', t.sequence::text),
+                  NULL, NULL
+             FROM indexer.bridge_messages t WHERE seq > $1
+           UNION ALL
            SELECT seq, 'rollbacks', 'rollback', chain, signature, NULL::int, NULL::int, slot,
                   NULL::text, NULL::bigint, to_jsonb(r) - 'seq' - 'id' - 'chain' - 'signature' - 'slot',
                   NULL, NULL

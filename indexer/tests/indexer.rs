@@ -1239,8 +1239,9 @@ async fn batched_sink_writes_the_same_rows_as_the_per_row_sink() {
     let a = dump_tables(&reference.pool).await;
     let b = dump_tables(&env.db.pool).await;
     for ((table, rows_a), (_, rows_b)) in a.iter().zip(&b) {
+        // The program emits no bridge events yet (the EVM source fills that table).
         assert!(
-            rows_a.as_array().is_some_and(|r| !r.is_empty()),
+            table == "bridge_messages" || rows_a.as_array().is_some_and(|r| !r.is_empty()),
             "{table} has rows"
         );
         assert_eq!(rows_a, rows_b, "{table}");
