@@ -91,3 +91,59 @@ impl SigningKey {
         &self.signer
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const HEX: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+
+    #[test]
+    fn debug_shows_the_address_never_the_key() {
+        let key = SigningKey::from_hex(&format!("0x{HEX}\n")).unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains("<redacted>"));
+        assert!(!debug.to_lowercase().contains(&HEX[..16]));
+        assert_eq!(
+            key.address(),
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+                .parse::<Address>()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn file_env_and_malformed_keys() {
+        let path = std::env::temp_dir().join(format!("advancia-key-test-{}", std::process::id()));
+        std::fs::write(&path, HEX).unwrap();
+        let from_file = SigningKey::load(Some(&path), "ADVANCIA_TEST_KEY_UNSET").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            from_file.address(),
+            SigningKey::from_hex(HEX).unwrap().address()
+        );
+        assert!(matches!(
+            SigningKey::load(None, "ADVANCIA_TEST_KEY_UNSET"),
+            Err(KeyError::NotGiven(_))
+        ));
+        assert!(matches!(
+            SigningKey::from_hex("0x1234"),
+            Err(KeyError::Format)
+        ));
+        assert!(matches!(
+            SigningKey::from_hex(&"zz".repeat(32)),
+            Err(KeyError::Format)
+        ));
+        // Zero is not a valid secp256k1 scalar.
+        assert!(matches!(
+            SigningKey::from_hex(&"00".repeat(32)),
+            Err(KeyError::Invalid)
+        ));
+        // Error messages never echo the input.
+        let err = SigningKey::from_hex(&format!("{HEX}00"))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&HEX[..16]));
+    }
+}

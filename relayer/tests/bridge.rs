@@ -181,8 +181,7 @@ async fn native_and_erc20_delivered_end_to_end() {
         U256::from(2_500_000u64)
     );
 
-    // Inexact conversion refused: 18 -> 18 is exact, so use the token route reversed? The
-    // token route is 6 -> 18 (always exact); a native dispatch of 0 is refused instead.
+    // A zero amount is refused (inexact conversions: `inexact_decimal_conversion_is_refused`).
     let bridge = chains.user_bridge_a();
     let err = bridge
         .dispatch(
@@ -589,4 +588,97 @@ async fn relayer_records_failures_and_stuck_lists_them() {
         metrics.contains("advancia_bridge_backlog{destination=\"31338\",status=\"pending\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn stored_transaction_is_rebroadcast_or_replaced_never_duplicated() {
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::Provider;
+    use alloy::rpc::types::TransactionRequest;
+
+    let chains = TwoChains::start(2, 2).await;
+    let (_db, store) = store().await;
+    let first = chains
+        .dispatch_native(Address::repeat_byte(0x51), 1_000)
+        .await;
+    let second = chains
+        .dispatch_native(Address::repeat_byte(0x52), 2_000)
+        .await;
+    chains.a.mine(1).await;
+    for v in chains.validators_for(&store, 1) {
+        v.step().await.unwrap();
+    }
+    let b = chains.b.provider();
+    let _: serde_json::Value = b
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let relayer = chains.relayer(&store).await;
+    let relayer_address = key(RELAYER_KEY).address();
+
+    // Both submitted (nonces 0 and 1), then lost from the mempool as if never broadcast.
+    let report = relayer.step().await.unwrap();
+    let hashes: Vec<B256> = report
+        .outcomes
+        .iter()
+        .map(|(_, o)| match o {
+            Outcome::Submitted(h) => *h,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(hashes.len(), 2);
+    for h in &hashes {
+        let _: serde_json::Value = b
+            .raw_request("anvil_dropTransaction".into(), (*h,))
+            .await
+            .unwrap();
+    }
+    // Nonce 0 is then taken by an unrelated transfer of the relayer account.
+    let transfer = TransactionRequest::default()
+        .with_to(relayer_address)
+        .with_nonce(0)
+        .with_value(U256::ZERO);
+    let _pending = chains
+        .b
+        .wallet_provider(&key(RELAYER_KEY))
+        .send_transaction(transfer)
+        .await
+        .unwrap();
+    let _: serde_json::Value = b.raw_request("evm_mine".into(), ()).await.unwrap();
+
+    // Nonce 0 consumed: the first message's transaction can never land and is replaced by a
+    // new one; the second's (nonce 1) is rebroadcast byte-identical.
+    let report = relayer.step().await.unwrap();
+    let (id0, id1) = (message::message_id(&first), message::message_id(&second));
+    assert_eq!(
+        report.outcomes,
+        vec![
+            (id0, Outcome::Failed("replaced".into())),
+            (id1, Outcome::Submitted(hashes[1]))
+        ]
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _: serde_json::Value = b.raw_request("evm_mine".into(), ()).await.unwrap();
+        relayer.step().await.unwrap();
+        if chains.bridge_b.processed(id0).call().await.unwrap()
+            && chains.bridge_b.processed(id1).call().await.unwrap()
+        {
+            relayer.step().await.unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    // Three transactions from the relayer account: two deliveries and the transfer.
+    assert_eq!(b.get_transaction_count(relayer_address).await.unwrap(), 3);
+    let events = chains
+        .bridge_b
+        .Process_filter()
+        .from_block(0)
+        .query()
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(store.stuck(None, 0.0).await.unwrap().is_empty());
 }
