@@ -1,0 +1,47 @@
+//! `advancia-facilities`: facility profiles (optimistic concurrency), full-text and
+//! distance search, staff, resources, appointment slots that cannot double-book,
+//! certification expiry tracking with an outbox of events, and the unsigned admin
+//! transactions mirroring a facility to the on-chain registry.
+
+pub mod chain;
+pub mod model;
+mod service;
+
+use advancia_db::{Migration, ServiceMigrations};
+
+pub use model::*;
+pub use service::FacilityService;
+
+/// Runs after the auth schema (`staff.user_id` references `auth.users`).
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    schema: "facilities",
+    migrations: &[Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    }],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FacilityError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The `If-Match` version is not the stored one.
+    #[error("facility was modified: version {current} is current, not {expected}")]
+    VersionMismatch { expected: i64, current: i64 },
+    /// Double booking rejected by the exclusion constraint.
+    #[error("the {0} is already booked for an overlapping time")]
+    SlotTaken(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("facility {0} is deactivated")]
+    Deactivated(uuid::Uuid),
+    #[error(transparent)]
+    Chain(#[from] advancia_chains::ChainError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored facility data is corrupt: {0}")]
+    Corrupt(String),
+}
