@@ -202,3 +202,82 @@ async fn reqwest_metrics(port: u16) -> String {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     body
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_binary_signs_final_messages_with_a_key_from_env() {
+    let chains = TwoChains::start(1, 1).await;
+    let db = TestDb::new(&[&MIGRATIONS]).await;
+    for i in 0..3u8 {
+        chains
+            .dispatch_native(Address::repeat_byte(0x60 + i), 1_000)
+            .await;
+    }
+    let validator_hex = {
+        // validator_keys(1)[0] is keccak("advancia-validator-0").
+        let k = alloy::primitives::keccak256("advancia-validator-0");
+        alloy::hex::encode(k)
+    };
+    assert_eq!(
+        key(&validator_hex).address(),
+        chains.validators[0].address()
+    );
+    let destination = format!(
+        "{}={},{}",
+        chains.b.domain(),
+        chains.b.url,
+        chains.bridge_b.address()
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "validator",
+            "--rpc",
+            &chains.a.url,
+            "--bridge",
+            &chains.bridge_a.address().to_string(),
+        ])
+        .args([
+            "--confirmations",
+            "2",
+            "--poll-ms",
+            "50",
+            "--destination",
+            &destination,
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("ADVANCIA_VALIDATOR_KEY", &validator_hex)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let signatures = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM bridge.signatures")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    // Dispatches in blocks h-2, h-1, h: at depth 2 only the first is final; each mined block
+    // makes one more final.
+    wait_for("one signature", Duration::from_secs(30), async || {
+        signatures().await == 1
+    })
+    .await;
+    chains.a.mine(1).await;
+    wait_for("two signatures", Duration::from_secs(30), async || {
+        signatures().await == 2
+    })
+    .await;
+    chains.a.mine(1).await;
+    wait_for("three signatures", Duration::from_secs(30), async || {
+        signatures().await == 3
+    })
+    .await;
+    // SIGTERM: the node stops gracefully.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(signatures().await, 3);
+}
