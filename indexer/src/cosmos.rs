@@ -721,21 +721,8 @@ impl CosmosIndexer {
     /// and writes their rows and the new cursor in one database transaction, then feeds
     /// the ledger (rows are final when written).
     pub async fn step(&mut self) -> Result<CosmosStepReport, IndexerError> {
-        let result = self.ingest().await;
-        let mut report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                self.metrics.count_error(&e);
-                return Err(e);
-            }
-        };
-        match self.feed().await {
-            Ok(n) => report.fed = n,
-            Err(e) => {
-                self.metrics.count_error(&e);
-                return Err(e);
-            }
-        }
+        let mut report = self.ingest().await?;
+        report.fed = self.feed().await?;
         Ok(report)
     }
 

@@ -237,14 +237,6 @@ impl EvmIndexer {
     /// Reorg check, then the blocks after the cursor up to the head (at most `max_blocks`),
     /// then finality for rows `depth` deep.
     pub async fn step(&self) -> Result<EvmStepReport, IndexerError> {
-        let result = self.step_inner().await;
-        if let Err(e) = &result {
-            self.metrics.count_error(e);
-        }
-        result
-    }
-
-    async fn step_inner(&self) -> Result<EvmStepReport, IndexerError> {
         let head = self
             .provider
             .get_block_number()

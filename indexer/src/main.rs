@@ -98,6 +98,38 @@ enum Command {
     },
 }
 
+/// Serves `$indexer.metrics()` on `--metrics-addr`, then runs `$indexer.step()` every
+/// `--poll-ms` (once with `--once`) until Ctrl-C / SIGTERM, logging the reports `$r` for which
+/// `$busy` holds. A macro: the step borrows the indexer mutably for some sources.
+macro_rules! serve_steps {
+    ($args:ident, $indexer:ident, $r:ident => $busy:expr) => {{
+        let (addr, _server) =
+            advancia_indexer::metrics::serve($args.metrics_addr, $indexer.metrics())
+                .await
+                .with_context(|| format!("binding the metrics address {}", $args.metrics_addr))?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+        let shutdown = advancia_db::shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            match $indexer.step().await {
+                Ok($r) if $busy => tracing::info!(report = ?$r, "step"),
+                Ok(_) => {}
+                Err(e) => {
+                    $indexer.metrics().count_error(&e);
+                    tracing::warn!(error = %e, "step failed; retrying")
+                }
+            }
+            if $args.once {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis($args.poll_ms)) => {}
+                _ = &mut shutdown => return Ok(()),
+            }
+        }
+    }};
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -155,27 +187,7 @@ async fn main() -> anyhow::Result<()> {
             indexer = indexer.with_ledger(ledger, assets);
         }
         tracing::info!(source = indexer.source(), "cosmos source");
-        let (addr, _server) =
-            advancia_indexer::metrics::serve(args.metrics_addr, indexer.metrics())
-                .await
-                .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
-        tracing::info!(%addr, "metrics on http://{addr}/metrics");
-        let shutdown = advancia_db::shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            match indexer.step().await {
-                Ok(r) if r.heights + r.fed > 0 => tracing::info!(?r, "step"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
-            }
-            if args.once {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
-                _ = &mut shutdown => return Ok(()),
-            }
-        }
+        serve_steps!(args, indexer, r => r.heights + r.fed > 0)
     }
     if let Some(Command::Evm {
         evm_url,
@@ -191,27 +203,8 @@ async fn main() -> anyhow::Result<()> {
         };
         let indexer = EvmIndexer::connect(pool, config).await?;
         tracing::info!(source = indexer.source(), "evm source");
-        let (addr, _server) =
-            advancia_indexer::metrics::serve(args.metrics_addr, indexer.metrics())
-                .await
-                .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
-        tracing::info!(%addr, "metrics on http://{addr}/metrics");
-        let shutdown = advancia_db::shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            match indexer.step().await {
-                Ok(r) if r.transactions + r.finalized + r.undone > 0 => tracing::info!(?r, "step"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
-            }
-            if args.once {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
-                _ = &mut shutdown => return Ok(()),
-            }
-        }
+        serve_steps!(args, indexer, r => r.transactions + r.finalized + r.undone
+            > 0)
     }
     let mut config = IndexerConfig::new(args.rpc_url);
     config.batch_size = args.batch_size;
@@ -222,31 +215,10 @@ async fn main() -> anyhow::Result<()> {
         advancia_ledger::Ledger::new(pool.clone(), advancia_ledger::LedgerConfig::default())
     });
     let mut indexer = Indexer::new(pool, config, ledger);
-    let metrics = indexer.metrics();
-    let (addr, _server) = advancia_indexer::metrics::serve(args.metrics_addr, metrics.clone())
-        .await
-        .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
-    tracing::info!(%addr, "metrics on http://{addr}/metrics");
     // Stops between steps (each step's batches commit with their cursor either way).
-    let shutdown = advancia_db::shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        match indexer.step().await {
-            Ok(r) if r.transactions + r.finalized + r.undone + r.fed > 0 => {
-                tracing::info!(?r, "step")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                metrics.count_error(&e);
-                tracing::warn!(error = %e, "step failed; retrying")
-            }
-        }
-        if args.once {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(args.poll_ms)) => {}
-            _ = &mut shutdown => return Ok(()),
-        }
-    }
+    serve_steps!(args, indexer, r => r.transactions
+        + r.finalized
+        + r.undone
+        + r.fed
+        > 0)
 }
