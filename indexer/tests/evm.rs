@@ -3,16 +3,11 @@
 //! commitment, finalized at the depth, undone after a reorg (evm_snapshot / evm_revert).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use advancia_indexer::evm::{EvmConfig, EvmIndexer};
 use advancia_test_support::TestDb;
-use alloy::network::EthereumWallet;
+use advancia_test_support::anvil::Anvil;
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
 mod bindings {
@@ -30,105 +25,6 @@ use bindings::Bridge;
 const OWNER_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const CHAIN_ID: u64 = 31337;
 const REMOTE_DOMAIN: u32 = 1_399_811_149;
-
-fn anvil_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADVANCIA_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let rel = "npm/evm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
-    let mut candidates = Vec::new();
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(t).join(rel));
-    }
-    candidates.push(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target")
-            .join(rel),
-    );
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("anvil not found: run `cargo xtask evm` or set ADVANCIA_ANVIL"))
-}
-
-struct Anvil {
-    child: Child,
-    url: String,
-}
-
-impl Anvil {
-    async fn start() -> Anvil {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Command::new(anvil_binary())
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--chain-id", &CHAIN_ID.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut anvil = Anvil {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if anvil.provider().get_chain_id().await.is_ok() {
-                    return anvil;
-                }
-                if anvil.child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let _ = anvil.child.kill();
-        }
-        panic!("anvil did not start");
-    }
-
-    fn provider(&self) -> DynProvider {
-        ProviderBuilder::new()
-            .connect_http(self.url.parse().unwrap())
-            .erased()
-    }
-
-    fn owner(&self) -> DynProvider {
-        let signer: PrivateKeySigner = OWNER_KEY.parse().unwrap();
-        ProviderBuilder::new()
-            .with_simple_nonce_management()
-            .wallet(EthereumWallet::from(signer))
-            .connect_http(self.url.parse().unwrap())
-            .erased()
-    }
-
-    async fn rpc<
-        T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
-    >(
-        &self,
-        method: &'static str,
-        params: Vec<U256>,
-    ) -> T {
-        self.provider()
-            .raw_request(method.into(), params)
-            .await
-            .unwrap()
-    }
-
-    async fn mine(&self, blocks: u64) {
-        let _: serde_json::Value = self.rpc("anvil_mine", vec![U256::from(blocks)]).await;
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Dispatches `wei` of the native coin; returns (message id, block number).
 async fn dispatch(bridge: &Bridge::BridgeInstance<DynProvider>, wei: u64) -> (B256, u64) {
@@ -160,10 +56,11 @@ async fn rows(db: &TestDb, chain: &str) -> Vec<(String, String, String, String, 
 
 #[tokio::test]
 async fn bridge_messages_are_indexed_finalized_at_depth_and_undone_on_reorg() {
-    let anvil = Anvil::start().await;
+    let anvil = Anvil::start(CHAIN_ID).await;
     let db = TestDb::new(&[&advancia_indexer::MIGRATIONS]).await;
-    let owner = anvil.owner();
-    let owner_address = OWNER_KEY.parse::<PrivateKeySigner>().unwrap().address();
+    let owner_key: PrivateKeySigner = OWNER_KEY.parse().unwrap();
+    let owner_address = owner_key.address();
+    let owner = anvil.wallet_provider(owner_key);
     let bridge = Bridge::deploy(
         owner.clone(),
         owner_address,
@@ -238,12 +135,11 @@ async fn bridge_messages_are_indexed_finalized_at_depth_and_undone_on_reorg() {
     assert_eq!(kept, 1, "only the (non-final) cursor block");
 
     // A reorg before the depth: the dispatch seen at `confirmed` is replaced by another.
-    let snapshot: U256 = anvil.rpc("evm_snapshot", vec![]).await;
+    let snapshot = anvil.snapshot().await;
     let (gone_id, gone_block) = dispatch(&bridge, 5_000_000_000).await;
     indexer.step().await.unwrap();
     assert_eq!(rows(&db, &chain).await.len(), 2);
-    let reverted: bool = anvil.rpc("evm_revert", vec![snapshot]).await;
-    assert!(reverted);
+    anvil.revert(snapshot).await;
     let (new_id, new_block) = dispatch(&bridge, 7_000_000_000).await;
     assert_eq!(new_block, gone_block, "same height, another block");
     assert_ne!(

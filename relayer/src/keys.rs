@@ -92,6 +92,12 @@ impl SigningKey {
     }
 }
 
+impl From<&SigningKey> for alloy::network::EthereumWallet {
+    fn from(key: &SigningKey) -> Self {
+        Self::from(key.signer.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

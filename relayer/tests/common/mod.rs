@@ -2,11 +2,6 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use advancia_relayer::contract::{AdvanciaBridge, TestToken};
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::message::{self, Message};
@@ -14,9 +9,10 @@ use advancia_relayer::relayer::{Relayer, RelayerConfig};
 use advancia_relayer::source::EvmSource;
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{EvmDestination, Validator};
-use alloy::network::EthereumWallet;
+use std::time::Duration;
+
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 
 /// anvil's first dev account (funded with 10000 ETH): deployer and owner.
 pub const OWNER_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -38,133 +34,7 @@ pub fn validator_keys(n: usize) -> Vec<SigningKey> {
     keys
 }
 
-fn anvil_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADVANCIA_ANVIL") {
-        return PathBuf::from(p);
-    }
-    let rel = "npm/evm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut candidates = Vec::new();
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(t).join(rel));
-    }
-    candidates.push(root.join("target").join(rel));
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("anvil not found: run `cargo xtask evm` or set ADVANCIA_ANVIL"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An anvil node, killed on drop.
-pub struct Anvil {
-    child: Child,
-    pub url: String,
-    pub chain_id: u64,
-}
-
-impl Anvil {
-    /// Automining anvil (a block per transaction).
-    pub async fn start(chain_id: u64) -> Anvil {
-        Self::start_with(chain_id, &[]).await
-    }
-
-    pub async fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(anvil_binary())
-                .args([
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--chain-id",
-                    &chain_id.to_string(),
-                ])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut anvil = Anvil {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-                chain_id,
-            };
-            let provider = anvil.provider();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(id) = provider.get_chain_id().await {
-                    assert_eq!(id, chain_id);
-                    return anvil;
-                }
-                if anvil.child.try_wait().unwrap().is_some() {
-                    break; // port taken between probe and bind: try another
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let _ = anvil.child.kill();
-        }
-        panic!("anvil did not start");
-    }
-
-    pub fn provider(&self) -> DynProvider {
-        ProviderBuilder::new()
-            .connect_http(self.url.parse().unwrap())
-            .erased()
-    }
-
-    /// Nonces read from the node on every send: tests use several handles per account.
-    pub fn wallet_provider(&self, key: &SigningKey) -> DynProvider {
-        ProviderBuilder::new()
-            .with_simple_nonce_management()
-            .wallet(EthereumWallet::from(key.signer().clone()))
-            .connect_http(self.url.parse().unwrap())
-            .erased()
-    }
-
-    pub fn domain(&self) -> u32 {
-        u32::try_from(self.chain_id).unwrap()
-    }
-
-    pub async fn mine(&self, blocks: u64) {
-        let _: serde_json::Value = self
-            .provider()
-            .raw_request("anvil_mine".into(), (U256::from(blocks),))
-            .await
-            .unwrap();
-    }
-
-    pub async fn snapshot(&self) -> U256 {
-        self.provider()
-            .raw_request("evm_snapshot".into(), ())
-            .await
-            .unwrap()
-    }
-
-    pub async fn revert(&self, id: U256) {
-        let ok: bool = self
-            .provider()
-            .raw_request("evm_revert".into(), (id,))
-            .await
-            .unwrap();
-        assert!(ok, "evm_revert failed");
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use advancia_test_support::anvil::Anvil;
 
 pub type Bridge = AdvanciaBridge::AdvanciaBridgeInstance<DynProvider>;
 pub type Token = TestToken::TestTokenInstance<DynProvider>;

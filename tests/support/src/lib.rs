@@ -6,6 +6,9 @@
 //! test panics, since `Drop` runs during unwinding. `cargo xtask test` sweeps
 //! leftovers of killed runs (names start with [`DB_PREFIX`]).
 
+#[cfg(feature = "anvil")]
+pub mod anvil;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use advancia_db::{DbConfig, ServiceMigrations, with_database};
