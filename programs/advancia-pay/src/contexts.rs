@@ -8,10 +8,22 @@ use anchor_spl::token_interface::{Mint, TokenAccount, TokenInterface};
 use crate::error::AdvanciaError;
 use crate::state::*;
 
+/// `init_if_needed` hands over an account it just created with zeroed data (the discriminator
+/// is written on exit); an account that existed already carries its type's discriminator.
+/// Together they turn re-initialization into `AlreadyInitialized` instead of the runtime's
+/// invalid-instruction error (issue #4).
+pub fn created_now(info: &AccountInfo) -> bool {
+    info.try_borrow_data().is_ok_and(|data| {
+        data.get(..8)
+            .is_some_and(|disc| disc.iter().all(|b| *b == 0))
+    })
+}
+
 #[event_cpi]
 #[derive(Accounts)]
 pub struct InitializeConfig<'info> {
-    #[account(init, payer = admin, space = 8 + Config::INIT_SPACE, seeds = [CONFIG_SEED], bump)]
+    #[account(init_if_needed, payer = admin, space = 8 + Config::INIT_SPACE, seeds = [CONFIG_SEED], bump,
+        constraint = created_now(&config.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub config: Account<'info, Config>,
     #[account(mut)]
     pub admin: Signer<'info>,
@@ -43,8 +55,9 @@ pub struct AddAsset<'info> {
     #[account(seeds = [CONFIG_SEED], bump = config.bump,
         has_one = admin @ AdvanciaError::Unauthorized)]
     pub config: Account<'info, Config>,
-    #[account(init, payer = admin, space = 8 + Asset::INIT_SPACE,
-        seeds = [ASSET_SEED, mint.as_ref()], bump)]
+    #[account(init_if_needed, payer = admin, space = 8 + Asset::INIT_SPACE,
+        seeds = [ASSET_SEED, mint.as_ref()], bump,
+        constraint = created_now(&asset.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub asset: Account<'info, Asset>,
     #[account(mut)]
     pub admin: Signer<'info>,
@@ -69,8 +82,9 @@ pub struct RegisterFacility<'info> {
     #[account(seeds = [CONFIG_SEED], bump = config.bump,
         has_one = admin @ AdvanciaError::Unauthorized)]
     pub config: Account<'info, Config>,
-    #[account(init, payer = admin, space = 8 + Facility::INIT_SPACE,
-        seeds = [FACILITY_SEED, facility_id.as_ref()], bump)]
+    #[account(init_if_needed, payer = admin, space = 8 + Facility::INIT_SPACE,
+        seeds = [FACILITY_SEED, facility_id.as_ref()], bump,
+        constraint = created_now(&facility.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub facility: Account<'info, Facility>,
     #[account(mut)]
     pub admin: Signer<'info>,
@@ -108,8 +122,9 @@ pub struct PaySol<'info> {
     pub asset: Box<Account<'info, Asset>>,
     #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
     pub facility: Box<Account<'info, Facility>>,
-    #[account(init, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
-        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump)]
+    #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
+        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
+        constraint = created_now(&payment.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub payment: Box<Account<'info, PaymentRecord>>,
     #[account(mut)]
     pub payer: Signer<'info>,
@@ -136,8 +151,9 @@ pub struct PayToken<'info> {
     pub asset: Box<Account<'info, Asset>>,
     #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
     pub facility: Box<Account<'info, Facility>>,
-    #[account(init, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
-        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump)]
+    #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
+        seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
+        constraint = created_now(&payment.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub payment: Box<Account<'info, PaymentRecord>>,
     #[account(mut)]
     pub payer: Signer<'info>,
@@ -214,8 +230,9 @@ pub struct OpenEscrowSol<'info> {
     pub asset: Box<Account<'info, Asset>>,
     #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
     pub facility: Box<Account<'info, Facility>>,
-    #[account(init, payer = payer, space = 8 + Escrow::INIT_SPACE,
-        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump)]
+    #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
+        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
+        constraint = created_now(&escrow.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub escrow: Box<Account<'info, Escrow>>,
     #[account(mut)]
     pub payer: Signer<'info>,
@@ -234,8 +251,9 @@ pub struct OpenEscrowToken<'info> {
     pub asset: Box<Account<'info, Asset>>,
     #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
     pub facility: Box<Account<'info, Facility>>,
-    #[account(init, payer = payer, space = 8 + Escrow::INIT_SPACE,
-        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump)]
+    #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
+        seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
+        constraint = created_now(&escrow.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub escrow: Box<Account<'info, Escrow>>,
     #[account(init, payer = payer, seeds = [VAULT_SEED, escrow.key().as_ref()], bump,
         token::mint = mint, token::authority = escrow, token::token_program = token_program)]
@@ -362,8 +380,9 @@ pub struct WriteAttestation<'info> {
     #[account(seeds = [CONFIG_SEED], bump = config.bump,
         has_one = compliance_authority @ AdvanciaError::Unauthorized)]
     pub config: Account<'info, Config>,
-    #[account(init, payer = compliance_authority, space = 8 + KycAttestation::INIT_SPACE,
-        seeds = [KYC_SEED, wallet.as_ref()], bump)]
+    #[account(init_if_needed, payer = compliance_authority, space = 8 + KycAttestation::INIT_SPACE,
+        seeds = [KYC_SEED, wallet.as_ref()], bump,
+        constraint = created_now(&attestation.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub attestation: Account<'info, KycAttestation>,
     #[account(mut)]
     pub compliance_authority: Signer<'info>,
@@ -388,8 +407,9 @@ pub struct CommitBatch<'info> {
     #[account(mut, seeds = [CONFIG_SEED], bump = config.bump,
         has_one = settlement_authority @ AdvanciaError::Unauthorized)]
     pub config: Account<'info, Config>,
-    #[account(init, payer = settlement_authority, space = 8 + SettlementBatch::INIT_SPACE,
-        seeds = [BATCH_SEED, batch_number.to_le_bytes().as_ref()], bump)]
+    #[account(init_if_needed, payer = settlement_authority, space = 8 + SettlementBatch::INIT_SPACE,
+        seeds = [BATCH_SEED, batch_number.to_le_bytes().as_ref()], bump,
+        constraint = created_now(&batch.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub batch: Account<'info, SettlementBatch>,
     #[account(mut)]
     pub settlement_authority: Signer<'info>,
@@ -410,11 +430,13 @@ pub struct InitializeBridge<'info> {
     #[account(seeds = [CONFIG_SEED], bump = config.bump,
         has_one = admin @ AdvanciaError::Unauthorized)]
     pub config: Box<Account<'info, Config>>,
-    #[account(init, payer = admin, space = 8 + BridgeConfig::INIT_SPACE,
-        seeds = [BRIDGE_SEED], bump)]
+    #[account(init_if_needed, payer = admin, space = 8 + BridgeConfig::INIT_SPACE,
+        seeds = [BRIDGE_SEED], bump,
+        constraint = created_now(&bridge.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub bridge: Box<Account<'info, BridgeConfig>>,
-    #[account(init, payer = admin, space = 8 + BridgeSolVault::INIT_SPACE,
-        seeds = [BRIDGE_SOL_VAULT_SEED], bump)]
+    #[account(init_if_needed, payer = admin, space = 8 + BridgeSolVault::INIT_SPACE,
+        seeds = [BRIDGE_SOL_VAULT_SEED], bump,
+        constraint = created_now(&sol_vault.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub sol_vault: Box<Account<'info, BridgeSolVault>>,
     #[account(mut)]
     pub admin: Signer<'info>,
@@ -441,9 +463,10 @@ pub struct RegisterBridgeRoute<'info> {
     pub config: Box<Account<'info, Config>>,
     #[account(seeds = [BRIDGE_SEED], bump = bridge.bump)]
     pub bridge: Box<Account<'info, BridgeConfig>>,
-    #[account(init, payer = admin, space = 8 + BridgeRoute::INIT_SPACE,
+    #[account(init_if_needed, payer = admin, space = 8 + BridgeRoute::INIT_SPACE,
         seeds = [BRIDGE_ROUTE_SEED, local_mint.as_ref(), destination_domain.to_le_bytes().as_ref()],
-        bump)]
+        bump,
+        constraint = created_now(&route.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub route: Box<Account<'info, BridgeRoute>>,
     #[account(mut)]
     pub admin: Signer<'info>,

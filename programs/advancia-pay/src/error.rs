@@ -101,4 +101,7 @@ pub enum AdvanciaError {
     AmountTooLarge,
     #[msg("bridge vault holds less than the amount")]
     InsufficientVaultBalance,
+    // ---- Issue #4 ----
+    #[msg("account is already initialized")]
+    AlreadyInitialized,
 }

@@ -973,3 +973,32 @@ fn shared_vector_matches_the_independent_implementation() {
         advancia_pay::ID.to_bytes()
     );
 }
+
+/// Issue #4: re-initializing an existing bridge or route is a named error, and nothing in the
+/// existing accounts changes.
+#[tokio::test]
+async fn reinitializing_the_bridge_or_a_route_is_named() {
+    let mut b = Bridge::new().await;
+    let a = b.env.admin.pubkey();
+    let other = validator_set(&[7]);
+    assert_program_err(
+        b.admin_send(client::initialize_bridge(a, 1, addresses(&other), 1))
+            .await,
+        AdvanciaError::AlreadyInitialized,
+    );
+    assert_program_err(
+        b.admin_send(client::register_bridge_route(
+            a, NATIVE_SOL, EVM_DOMAIN, [0; 32], 9, 9,
+        ))
+        .await,
+        AdvanciaError::AlreadyInitialized,
+    );
+    let cfg = b.config().await;
+    assert_eq!((cfg.local_domain, cfg.next_sequence), (LOCAL_DOMAIN, 1));
+    assert_eq!(cfg.validator_set(), addresses(&b.set).as_slice());
+    let route: BridgeRoute = b
+        .env
+        .account(&client::bridge_route_pda(&NATIVE_SOL, EVM_DOMAIN))
+        .await;
+    assert_eq!(route.remote_decimals, 18);
+}

@@ -353,17 +353,6 @@ pub fn assert_anchor_err<T: std::fmt::Debug>(
     assert_eq!(code_of(err), expected as u32, "expected {expected:?}");
 }
 
-/// The transaction failed with exactly this instruction error (e.g. a missing signature).
-pub fn assert_ix_err<T: std::fmt::Debug>(
-    res: std::result::Result<T, BanksClientError>,
-    expected: InstructionError,
-) {
-    match res.expect_err("transaction should fail").unwrap() {
-        TransactionError::InstructionError(_, e) => assert_eq!(e, expected),
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
-
 /// A mint enabled as an asset plus token accounts for every party; the payer holds 1,000,000.
 pub struct TokenSetup {
     pub program: Pubkey,
@@ -452,9 +441,8 @@ impl Env {
     }
 }
 
-/// An `init` of an account that already exists failed. Anchor 1.2 funds existing accounts with
-/// the system program's `CreateAccountAllowPrefund`, which this runtime (agave 3.1) rejects as
-/// invalid instruction data before looking at the account; either way nothing is overwritten.
+/// An `init` of an account that already exists failed with the program's named error
+/// (`init_if_needed` + the `created_now` constraint), and nothing was overwritten.
 pub fn assert_already_exists<T: std::fmt::Debug>(res: std::result::Result<T, BanksClientError>) {
-    assert_ix_err(res, InstructionError::InvalidInstructionData);
+    assert_program_err(res, AdvanciaError::AlreadyInitialized);
 }
