@@ -39,6 +39,7 @@ pub struct AppState {
     pub chain: advancia_chains::SolanaChain,
     pub wallets: advancia_chains::wallets::WalletStore,
     pub payments: advancia_payments::PaymentService,
+    pub notifications: advancia_notifications::NotificationService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
 }
@@ -60,6 +61,7 @@ impl AppState {
                 ledger.clone(),
                 services.payments,
             ),
+            notifications: advancia_notifications::NotificationService::new(pool.clone()),
             chain,
             pool,
             auth,
@@ -224,6 +226,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_indexer::MIGRATIONS,
         &advancia_chains::MIGRATIONS,
         &advancia_payments::MIGRATIONS,
+        &advancia_notifications::MIGRATIONS,
     ]
 }
 
@@ -286,6 +289,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/docs", get(move || async move { page.clone() }))
         .merge(routes::auth::router())
         .merge(routes::indexer::router())
+        .merge(routes::notifications::router())
         .merge(money_moving(routes::ledger::router(), &state))
         .merge(money_moving(routes::payments::router(), &state))
         .merge(money_moving(routes::blockchain::router(), &state))

@@ -92,6 +92,16 @@ async fn main() -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?;
             tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
             let state = AppState::new(pool, auth, ledger, services);
+            // Notification delivery (outbox) and payment-event reader, beside the API.
+            let channels = advancia_notifications::config::ChannelsConfig::from_env()
+                .map_err(anyhow::Error::msg)?
+                .channels(&state.notifications)?;
+            tokio::spawn(advancia_notifications::config::run_background(
+                state.notifications.clone(),
+                channels,
+                Default::default(),
+                advancia_db::shutdown_signal(),
+            ));
             let app = advancia_api::app(state, config).await?;
             advancia_api::serve(listener, app, advancia_db::shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

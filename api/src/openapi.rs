@@ -8,7 +8,7 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::{auth, blockchain, indexer, ledger, payments};
+use crate::routes::{auth, blockchain, indexer, ledger, notifications, payments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,9 @@ use crate::routes::{auth, blockchain, indexer, ledger, payments};
         blockchain::create_wallet, blockchain::list_wallets, blockchain::balance, blockchain::send,
         blockchain::transaction_status, blockchain::gas_prices, blockchain::interact,
         indexer::payments, indexer::refunds, indexer::escrows, indexer::attestations, indexer::facilities, indexer::settlements, indexer::live,
+        notifications::send, notifications::list, notifications::mark_read, notifications::get_preferences, notifications::put_preferences,
+        notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
+        notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

@@ -4,4 +4,5 @@ pub mod auth;
 pub mod blockchain;
 pub mod indexer;
 pub mod ledger;
+pub mod notifications;
 pub mod payments;
