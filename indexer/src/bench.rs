@@ -97,6 +97,52 @@ impl Rng {
     }
 }
 
+/// One bridge event of every kind (for equivalence tests), keyed by `n`.
+pub fn every_bridge_event(n: u64) -> Vec<advancia_pay::client::BridgeEvent> {
+    use advancia_pay::client::BridgeEvent as B;
+    let mut r = Rng(n.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+    let mut amount = [0u8; 32];
+    amount[8..].copy_from_slice(&r.bytes32()[8..]); // beyond u64: a uint256 on the wire
+    vec![
+        B::BridgeConfigured(BridgeConfigured {
+            local_domain: 1_399_811_149,
+            validators: vec![[1; 20], [2; 20]],
+            threshold: 2,
+            set_version: n,
+            paused: false,
+        }),
+        B::BridgeRouteRegistered(BridgeRouteRegistered {
+            local_mint: NATIVE_SOL,
+            destination_domain: 31337,
+            remote_asset: [0; 32],
+            local_decimals: 9,
+            remote_decimals: 18,
+        }),
+        B::BridgeDispatched(BridgeDispatched {
+            id: r.bytes32(),
+            origin_domain: 1_399_811_149,
+            sequence: n,
+            sender: r.bytes32(),
+            destination_domain: 31337,
+            recipient: r.bytes32(),
+            asset: [0; 32],
+            amount,
+            local_mint: NATIVE_SOL,
+            local_amount: r.next(),
+        }),
+        B::BridgeProcessed(BridgeProcessed {
+            id: r.bytes32(),
+            origin_domain: 31337,
+            sequence: n,
+            sender: r.bytes32(),
+            recipient: r.key(),
+            mint: NATIVE_SOL,
+            amount: r.next(),
+            set_version: 1,
+        }),
+    ]
+}
+
 /// One event of every kind the program emits (for equivalence tests), keyed by `n`.
 pub fn every_event_kind(n: u64) -> Vec<AdvanciaEvent> {
     let mut r = Rng(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -274,6 +320,7 @@ pub fn synthetic_transactions(seed: u64, count: usize) -> Vec<ChainTransaction> 
                 failed: false,
                 commitment: Commitment::Confirmed,
                 events,
+                bridge_events: Vec::new(),
                 instructions: vec!["pay_sol".to_string(); n],
             }
         })

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::IndexerError;
 
 /// Event kinds, label values of `advancia_indexer_events_total`.
-pub const EVENT_KINDS: [&str; 16] = [
+pub const EVENT_KINDS: [&str; 20] = [
     "config_updated",
     "admin_proposed",
     "admin_accepted",
@@ -34,6 +34,10 @@ pub const EVENT_KINDS: [&str; 16] = [
     "attestation_written",
     "attestation_revoked",
     "batch_committed",
+    "bridge_configured",
+    "bridge_route_registered",
+    "bridge_dispatched",
+    "bridge_processed",
 ];
 
 /// Index of an event's kind in [`EVENT_KINDS`].
@@ -56,6 +60,17 @@ pub fn event_kind_index(e: &AdvanciaEvent) -> usize {
         E::AttestationWritten(_) => 13,
         E::AttestationRevoked(_) => 14,
         E::BatchCommitted(_) => 15,
+    }
+}
+
+/// Index of a bridge event's kind in [`EVENT_KINDS`].
+pub fn bridge_kind_index(e: &advancia_pay::client::BridgeEvent) -> usize {
+    use advancia_pay::client::BridgeEvent as B;
+    match e {
+        B::BridgeConfigured(_) => 16,
+        B::BridgeRouteRegistered(_) => 17,
+        B::BridgeDispatched(_) => 18,
+        B::BridgeProcessed(_) => 19,
     }
 }
 
@@ -90,7 +105,7 @@ pub struct Metrics {
     /// Chain head minus the slot the indexer has read up to (see `Indexer::ingest`).
     pub head_lag_slots: AtomicI64,
     pub transactions: AtomicU64,
-    pub events: [AtomicU64; 16],
+    pub events: [AtomicU64; EVENT_KINDS.len()],
     pub batches: AtomicU64,
     pub errors: [AtomicU64; 5],
     pub finality_updates: AtomicU64,

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use advancia_pay::client::AdvanciaEvent;
+use advancia_pay::client::{AdvanciaEvent, BridgeEvent};
 use serde_json::json;
 
 use crate::IndexerError;
@@ -188,7 +188,7 @@ impl TransactionRows {
             r.failed.push(t.failed);
             r.block_time.push(t.block_time);
             r.event_count
-                .push(i32::try_from(t.events.len()).unwrap_or(i32::MAX));
+                .push(i32::try_from(t.events.len() + t.bridge_events.len()).unwrap_or(i32::MAX));
             r.instructions.push(t.instructions.join(","));
         }
         Ok(r)
@@ -197,6 +197,76 @@ impl TransactionRows {
 
 fn hex32(b: &[u8; 32]) -> String {
     hex::encode(b)
+}
+
+/// A 32-byte bridge word as the EVM source writes it: `0x` + lowercase hex.
+fn word(b: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+/// The table a bridge event belongs to and its values (`Table::cols` order): messages to
+/// `bridge_messages` in the EVM source's format (so one message id joins both sides),
+/// configuration to `admin_events`.
+pub fn bridge_event_values(event: &BridgeEvent) -> (usize, Vec<Option<String>>) {
+    fn s(v: impl ToString) -> Option<String> {
+        Some(v.to_string())
+    }
+    match event {
+        BridgeEvent::BridgeDispatched(d) => (
+            BRIDGE,
+            vec![
+                s("dispatched"),
+                s(word(&d.id)),
+                s(d.origin_domain),
+                s(d.sequence),
+                s(word(&d.sender)),
+                s(d.destination_domain),
+                s(word(&d.recipient)),
+                s(word(&d.asset)),
+                s(alloy::primitives::U256::from_be_bytes(d.amount)),
+            ],
+        ),
+        BridgeEvent::BridgeProcessed(p) => (
+            BRIDGE,
+            vec![
+                s("processed"),
+                s(word(&p.id)),
+                s(p.origin_domain),
+                s(p.sequence),
+                s(word(&p.sender)),
+                None,
+                s(word(&p.recipient.to_bytes())),
+                s(word(&p.mint.to_bytes())),
+                s(p.amount),
+            ],
+        ),
+        BridgeEvent::BridgeConfigured(c) => (
+            ADMIN,
+            vec![
+                s("bridge_configured"),
+                s(json!({
+                    "local_domain": c.local_domain,
+                    "validators": c.validators.iter().map(|v| format!("0x{}", hex::encode(v))).collect::<Vec<_>>(),
+                    "threshold": c.threshold,
+                    "set_version": c.set_version.to_string(),
+                    "paused": c.paused,
+                })),
+            ],
+        ),
+        BridgeEvent::BridgeRouteRegistered(r) => (
+            ADMIN,
+            vec![
+                s("bridge_route_registered"),
+                s(json!({
+                    "local_mint": r.local_mint.to_string(),
+                    "destination_domain": r.destination_domain,
+                    "remote_asset": word(&r.remote_asset),
+                    "local_decimals": r.local_decimals,
+                    "remote_decimals": r.remote_decimals,
+                })),
+            ],
+        ),
+    }
 }
 
 /// The table an event belongs to and its table-specific values (`Table::cols` order).
@@ -398,8 +468,24 @@ impl EventRows {
     ) -> Result<Self, IndexerError> {
         let mut rows = Self::new();
         for t in batch {
-            for e in &t.events {
-                rows.push(t, e)?;
+            // Chain order (instruction, inner index) across both kinds of event.
+            let mut all: Vec<(u32, u32, usize, Vec<Option<String>>)> = t
+                .events
+                .iter()
+                .map(|e| {
+                    let (table, values) = event_values(&e.event);
+                    (e.ix_index, e.inner_index, table, values)
+                })
+                .chain(t.bridge_events.iter().map(|e| {
+                    let (table, values) = bridge_event_values(&e.event);
+                    (e.ix_index, e.inner_index, table, values)
+                }))
+                .collect();
+            if !t.bridge_events.is_empty() {
+                all.sort_by_key(|e| (e.0, e.1));
+            }
+            for (ix, inner, table, values) in all {
+                rows.push_values(t, ix, inner, table, values)?;
             }
         }
         Ok(rows)
@@ -407,10 +493,21 @@ impl EventRows {
 
     pub fn push(&mut self, t: &ChainTransaction, e: &DecodedEvent) -> Result<(), IndexerError> {
         let (table, values) = event_values(&e.event);
+        self.push_values(t, e.ix_index, e.inner_index, table, values)
+    }
+
+    fn push_values(
+        &mut self,
+        t: &ChainTransaction,
+        ix_index: u32,
+        inner_index: u32,
+        table: usize,
+        values: Vec<Option<String>>,
+    ) -> Result<(), IndexerError> {
         let r = &mut self.tables[table];
         r.signature.push(t.signature.clone());
-        r.ix_index.push(i32_of(e.ix_index));
-        r.inner_index.push(i32_of(e.inner_index));
+        r.ix_index.push(i32_of(ix_index));
+        r.inner_index.push(i32_of(inner_index));
         r.slot.push(i64_of(t.slot)?);
         r.commitment.push(t.commitment.as_str());
         r.block_time.push(t.block_time);

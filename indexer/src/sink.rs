@@ -92,8 +92,8 @@ pub async fn write_batch_by_kind(
     chain: &str,
     source: &str,
     batch: &[ChainTransaction],
-) -> Result<[u64; 16], IndexerError> {
-    let mut by_kind = [0u64; 16];
+) -> Result<[u64; crate::metrics::EVENT_KINDS.len()], IndexerError> {
+    let mut by_kind = [0u64; crate::metrics::EVENT_KINDS.len()];
     let Some(last) = batch.last() else {
         return Ok(by_kind);
     };
@@ -137,6 +137,9 @@ pub async fn write_batch_by_kind(
     for t in fresh_txs() {
         for e in &t.events {
             by_kind[crate::metrics::event_kind_index(&e.event)] += 1;
+        }
+        for e in &t.bridge_events {
+            by_kind[crate::metrics::bridge_kind_index(&e.event)] += 1;
         }
     }
     save_cursor(&mut tx, source, Some(&last.signature), Some(last.slot)).await?;
@@ -254,7 +257,7 @@ pub async fn write_batch_per_row(
         .bind(t.commitment.as_str())
         .bind(t.failed)
         .bind(t.block_time)
-        .bind(i32::try_from(t.events.len()).unwrap_or(i32::MAX))
+        .bind(i32::try_from(t.events.len() + t.bridge_events.len()).unwrap_or(i32::MAX))
         .bind(&t.instructions)
         .execute(&mut *tx)
         .await?
@@ -267,6 +270,10 @@ pub async fn write_batch_per_row(
             insert_event(&mut tx, chain, t, e).await?;
             inserted += 1;
         }
+        for e in &t.bridge_events {
+            insert_bridge_event(&mut tx, chain, t, e).await?;
+            inserted += 1;
+        }
     }
     save_cursor(&mut tx, source, Some(&last.signature), Some(last.slot)).await?;
     tx.commit().await?;
@@ -275,6 +282,45 @@ pub async fn write_batch_per_row(
 
 fn hex32(b: &[u8; 32]) -> String {
     hex::encode(b)
+}
+
+/// One bridge event row (per-row reference path), its values from
+/// [`crate::rows::bridge_event_values`] cast per the table's column types.
+async fn insert_bridge_event(
+    tx: &mut Transaction<'_, Postgres>,
+    chain: &str,
+    t: &ChainTransaction,
+    e: &crate::source::DecodedBridgeEvent,
+) -> Result<(), IndexerError> {
+    let (table, values) = crate::rows::bridge_event_values(&e.event);
+    let spec = &TABLES[table];
+    let cols: Vec<&str> = spec.cols.iter().map(|c| c.0).collect();
+    let params: Vec<String> = spec
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}", i + 8, c.1))
+        .collect();
+    let sql = format!(
+        "INSERT INTO indexer.{} (chain, signature, ix_index, inner_index, slot, commitment,
+             block_time, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, {})",
+        spec.name,
+        cols.join(", "),
+        params.join(", ")
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(chain)
+        .bind(&t.signature)
+        .bind(i32::try_from(e.ix_index).unwrap_or(i32::MAX))
+        .bind(i32::try_from(e.inner_index).unwrap_or(i32::MAX))
+        .bind(i64_of(t.slot)?)
+        .bind(t.commitment.as_str())
+        .bind(t.block_time);
+    for v in values {
+        q = q.bind(v);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
 }
 
 async fn insert_event(

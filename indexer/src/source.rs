@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use advancia_pay::client::{AdvanciaEvent, decode_event};
+use advancia_pay::client::{AdvanciaEvent, BridgeEvent, decode_bridge_event, decode_event};
 use anchor_lang::prelude::Pubkey;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +31,14 @@ pub struct DecodedEvent {
     pub event: AdvanciaEvent,
 }
 
+/// A decoded bridge event (ADR 0012) with its position in the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBridgeEvent {
+    pub ix_index: u32,
+    pub inner_index: u32,
+    pub event: BridgeEvent,
+}
+
 /// A program transaction as the sink stores it.
 #[derive(Debug, Clone)]
 pub struct ChainTransaction {
@@ -40,6 +48,8 @@ pub struct ChainTransaction {
     pub failed: bool,
     pub commitment: Commitment,
     pub events: Vec<DecodedEvent>,
+    /// The bridge's events (kept apart: they move no ledger money on this chain's books).
+    pub bridge_events: Vec<DecodedBridgeEvent>,
     /// Names of our program's top-level instructions, in order (`unknown` for data that
     /// matches no instruction of the program).
     pub instructions: Vec<String>,
@@ -218,7 +228,7 @@ impl SolanaRpc {
             return Ok(None);
         }
         let tx: RpcTx = serde_json::from_value(value)?;
-        let events = decode_transaction(&tx, &self.program, &sig.signature)?;
+        let (events, bridge_events) = decode_transaction(&tx, &self.program, &sig.signature)?;
         let instructions = decode_instructions(&tx, &self.program, &sig.signature)?;
         let failed = tx.meta.as_ref().is_none_or(|m| m.err.is_some());
         Ok(Some(ChainTransaction {
@@ -228,6 +238,7 @@ impl SolanaRpc {
             failed,
             commitment: parse_commitment(sig.confirmation_status.as_deref()).max(commitment),
             events,
+            bridge_events,
             instructions,
         }))
     }
@@ -329,12 +340,12 @@ fn decode_transaction(
     tx: &RpcTx,
     program: &Pubkey,
     signature: &str,
-) -> Result<Vec<DecodedEvent>, IndexerError> {
+) -> Result<(Vec<DecodedEvent>, Vec<DecodedBridgeEvent>), IndexerError> {
     let Some(meta) = &tx.meta else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     if meta.err.is_some() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     // v0 messages: static keys, then loaded writable, then loaded readonly.
     let mut keys: Vec<&str> = tx
@@ -350,6 +361,7 @@ fn decode_transaction(
     }
     let program_str = program.to_string();
     let mut events = Vec::new();
+    let mut bridge = Vec::new();
     for group in meta.inner_instructions.iter().flatten() {
         for (inner_index, ix) in group.instructions.iter().enumerate() {
             let Some(key) = keys.get(ix.program_id_index) else {
@@ -364,17 +376,25 @@ fn decode_transaction(
             let data = bs58::decode(&ix.data)
                 .into_vec()
                 .map_err(|e| IndexerError::Malformed(format!("{signature}: {e}")))?;
-            let decoded = decode_event(&advancia_pay::ID, &data).map_err(|e| {
-                IndexerError::Malformed(format!("{signature}: event decode failed: {e}"))
-            })?;
-            if let Some(event) = decoded {
+            let failed =
+                |e| IndexerError::Malformed(format!("{signature}: event decode failed: {e}"));
+            let inner_index = u32::try_from(inner_index).unwrap_or(u32::MAX);
+            if let Some(event) = decode_event(&advancia_pay::ID, &data).map_err(failed)? {
                 events.push(DecodedEvent {
                     ix_index: group.index,
-                    inner_index: u32::try_from(inner_index).unwrap_or(u32::MAX),
+                    inner_index,
+                    event,
+                });
+            } else if let Some(event) =
+                decode_bridge_event(&advancia_pay::ID, &data).map_err(failed)?
+            {
+                bridge.push(DecodedBridgeEvent {
+                    ix_index: group.index,
+                    inner_index,
                     event,
                 });
             }
         }
     }
-    Ok(events)
+    Ok((events, bridge))
 }

@@ -1121,7 +1121,7 @@ async fn dump_tables(pool: &sqlx::PgPool) -> Vec<(String, serde_json::Value)> {
 /// into its own database, compared table by table; re-writing inserts nothing.
 #[tokio::test]
 async fn batched_sink_writes_the_same_rows_as_the_per_row_sink() {
-    use advancia_indexer::{bench, sink, source::DecodedEvent};
+    use advancia_indexer::{bench, sink, source::DecodedBridgeEvent, source::DecodedEvent};
     let mut env = setup(slow_finality(3)).await;
     env.pay(40, 3 * SOL).await;
     let admin = env.admin.pubkey();
@@ -1220,9 +1220,22 @@ async fn batched_sink_writes_the_same_rows_as_the_per_row_sink() {
                 event,
             })
             .collect();
+        // Bridge events after the ledger ones, in instructions of their own.
+        t.bridge_events = bench::every_bridge_event(i as u64)
+            .into_iter()
+            .enumerate()
+            .map(|(k, event)| DecodedBridgeEvent {
+                ix_index: 100 + k as u32,
+                inner_index: 0,
+                event,
+            })
+            .collect();
     }
     recorded.extend(synthetic);
-    let total_events: u64 = recorded.iter().map(|t| t.events.len() as u64).sum();
+    let total_events: u64 = recorded
+        .iter()
+        .map(|t| (t.events.len() + t.bridge_events.len()) as u64)
+        .sum();
 
     let reference = TestDb::new(&[&advancia_indexer::MIGRATIONS]).await;
     let mut per_row = 0;
@@ -1239,9 +1252,8 @@ async fn batched_sink_writes_the_same_rows_as_the_per_row_sink() {
     let a = dump_tables(&reference.pool).await;
     let b = dump_tables(&env.db.pool).await;
     for ((table, rows_a), (_, rows_b)) in a.iter().zip(&b) {
-        // The program emits no bridge events yet (the EVM source fills that table).
         assert!(
-            table == "bridge_messages" || rows_a.as_array().is_some_and(|r| !r.is_empty()),
+            rows_a.as_array().is_some_and(|r| !r.is_empty()),
             "{table} has rows"
         );
         assert_eq!(rows_a, rows_b, "{table}");
@@ -1454,4 +1466,106 @@ async fn stream_backfills_follows_live_rows_and_resumes_after_a_position() {
     assert_eq!(again.signature, second);
     assert_eq!(again.commitment.as_deref(), Some("finalized"));
     assert!(again.seq > seen[5].seq);
+}
+
+/// The program's bridge events from a real transaction: the dispatch lands in
+/// `bridge_messages` in the EVM source's format (same id derivation, uint256 amount), the
+/// bridge set-up in `admin_events`.
+#[tokio::test]
+async fn bridge_dispatch_lands_in_bridge_messages_with_its_message_id() {
+    use advancia_pay::bridge::BridgeMessage;
+    let env = setup(LocalnetConfig::default()).await;
+    let local_domain = 1_399_811_149;
+    let admin = env.admin.pubkey();
+    send(
+        &env.client,
+        &env.admin,
+        &[
+            pay::initialize_bridge(admin, local_domain, vec![[7; 20]], 1),
+            pay::register_bridge_route(admin, NATIVE_SOL, 31337, [0; 32], 9, 18),
+        ],
+    )
+    .await;
+    let recipient = {
+        let mut w = [0u8; 32];
+        w[12..].copy_from_slice(&[0xAB; 20]);
+        w
+    };
+    let sig = send(
+        &env.client,
+        &env.payer,
+        &[pay::bridge_dispatch_sol(
+            env.payer.pubkey(),
+            31337,
+            recipient,
+            2_000_000,
+        )],
+    )
+    .await;
+    let mut indexer = env.indexer(100, false);
+    let r = indexer.step().await.unwrap();
+    assert!(r.events >= 3, "{r:?}");
+
+    // 2 000 000 lamports (9 decimals) are 2 * 10^15 wei-units (18 decimals) on the wire.
+    let mut amount = [0u8; 32];
+    amount[24..].copy_from_slice(&2_000_000_000_000_000u64.to_be_bytes());
+    let message = BridgeMessage {
+        origin_domain: local_domain,
+        sequence: 0,
+        sender: env.payer.pubkey().to_bytes(),
+        destination_domain: 31337,
+        recipient,
+        asset: [0; 32],
+        amount,
+    };
+    let row: (
+        String,
+        String,
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i32,
+    ) = sqlx::query_as(
+        "SELECT direction, message_id, sequence::text, destination_domain, sender, recipient,
+                asset, amount::text, ix_index
+           FROM indexer.bridge_messages WHERE chain = $1 AND signature = $2",
+    )
+    .bind(SOLANA)
+    .bind(&sig)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    let word = |b: &[u8]| format!("0x{}", hex::encode(b));
+    assert_eq!(
+        row,
+        (
+            "dispatched".to_string(),
+            word(&message.id()),
+            "0".to_string(),
+            31337,
+            word(&env.payer.pubkey().to_bytes()),
+            word(&recipient),
+            word(&[0; 32]),
+            "2000000000000000".to_string(),
+            0,
+        )
+    );
+    let admin_kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM indexer.admin_events WHERE kind LIKE 'bridge_%' ORDER BY slot, ix_index",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        admin_kinds,
+        ["bridge_configured", "bridge_route_registered"]
+    );
+    let text = indexer.metrics().render();
+    assert!(
+        text.contains("advancia_indexer_events_total{kind=\"bridge_dispatched\"} 1\n"),
+        "{text}"
+    );
 }
