@@ -121,6 +121,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     toolchain::ensure_nextest()?;
     toolchain::ensure_system_libraries()?;
     toolchain::ensure_node()?;
+    let python = toolchain::ensure_python_test_env()?;
     if !no_lint {
         lint()?;
     }
@@ -149,7 +150,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
-        .env(evm::ANVIL_ENV, &anvil);
+        .env(evm::ANVIL_ENV, &anvil)
+        .env("ADVANCIA_PYTHON", &python);
     let status = cmd.status()?;
     if !status.success() {
         step.fail("tests failed");

@@ -83,6 +83,52 @@ pub fn ensure_node() -> Result<()> {
     ensure_apt("npm", "npm")
 }
 
+/// Python for the notification tests: a virtual environment under `target/py` with the
+/// PyPI packages `standardwebhooks` (the reference Standard Webhooks verifier) and
+/// `aiosmtpd` (a real SMTP server). Returns its interpreter, which the tests get as
+/// `ADVANCIA_PYTHON`.
+pub fn ensure_python_test_env() -> Result<PathBuf> {
+    const PACKAGES: &[&str] = &["standardwebhooks", "aiosmtpd"];
+    ensure_apt("python3", "python3")?;
+    let step = Step::start("Python test packages (PyPI standardwebhooks, aiosmtpd; target/py)");
+    let venv = crate::workspace_root().join("target").join("py");
+    let python = venv.join("bin").join("python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import standardwebhooks, aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready() {
+        step.done("already installed");
+        return Ok(python);
+    }
+    if !python.is_file() {
+        // Debian splits venv and ensurepip into python3-venv.
+        if !succeeds("python3", &["-c", "import venv, ensurepip"]) {
+            apt_install("python3-venv", &step)?;
+        }
+        run_checked(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            &step,
+        )?;
+    }
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PACKAGES),
+        &step,
+    )?;
+    step.done("installed from PyPI");
+    Ok(python)
+}
+
 /// C libraries that -sys crates link against (see `.cargo/config.toml`).
 pub fn ensure_system_libraries() -> Result<()> {
     ensure_apt("pkg-config", "pkgconf")?;
