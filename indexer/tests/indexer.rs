@@ -1474,7 +1474,7 @@ async fn stream_backfills_follows_live_rows_and_resumes_after_a_position() {
 #[tokio::test]
 async fn bridge_dispatch_lands_in_bridge_messages_with_its_message_id() {
     use advancia_pay::bridge::BridgeMessage;
-    let env = setup(LocalnetConfig::default()).await;
+    let env = setup(LocalnetConfig::for_tests()).await;
     let local_domain = 1_399_811_149;
     let admin = env.admin.pubkey();
     send(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use advancia_db::DbConfig;
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
-use advancia_relayer::source::EvmSource;
+use advancia_relayer::source::{EvmSource, IndexedSolanaSource};
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{EvmDestination, Validator};
 use advancia_relayer::{MIGRATIONS, metrics};
@@ -44,6 +44,24 @@ enum Cmd {
         /// First block to scan when this validator has no cursor yet.
         #[arg(long, default_value_t = 0)]
         start_block: u64,
+        /// Destination bridges as DOMAIN=RPC_URL,BRIDGE_ADDRESS (repeatable).
+        #[arg(long = "destination", required = true)]
+        destinations: Vec<String>,
+        /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+    },
+    /// Follow the Solana program's finalized BridgeDispatched events as the indexer stored
+    /// them (the indexer's tables in the same database) and sign each message.
+    SolanaValidator {
+        /// The program's bridge `local_domain`.
+        #[arg(long)]
+        domain: u32,
+        /// The indexer's chain name for this cluster.
+        #[arg(long, default_value = "solana")]
+        chain: String,
         /// Destination bridges as DOMAIN=RPC_URL,BRIDGE_ADDRESS (repeatable).
         #[arg(long = "destination", required = true)]
         destinations: Vec<String>,
@@ -121,7 +139,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let pool = DbConfig::new(cli.database_url.clone()).connect().await?;
     advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
-    let store = Store::new(pool);
+    let store = Store::new(pool.clone());
 
     match cli.command {
         Cmd::Migrate => Ok(()),
@@ -145,6 +163,29 @@ async fn main() -> Result<()> {
             let source = EvmSource::new(origin, bridge, domain, confirmations);
             let validator = Validator::new(source, destinations, key, store, start_block);
             tracing::info!(validator = %validator.address(), origin = domain, %bridge, confirmations, "validator started");
+            validator
+                .run(
+                    Duration::from_millis(poll_ms),
+                    advancia_db::shutdown_signal(),
+                )
+                .await;
+            Ok(())
+        }
+        Cmd::SolanaValidator {
+            domain,
+            chain,
+            destinations,
+            key_file,
+            poll_ms,
+        } => {
+            let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_VALIDATOR_KEY")?;
+            let destinations = destinations
+                .iter()
+                .map(|d| parse_destination(d))
+                .collect::<Result<Vec<_>>>()?;
+            let source = IndexedSolanaSource::new(pool, chain, domain);
+            let validator = Validator::new(source, destinations, key, store, 0);
+            tracing::info!(validator = %validator.address(), origin = domain, "solana validator started");
             validator
                 .run(
                     Duration::from_millis(poll_ms),

@@ -1,6 +1,6 @@
 //! Where validators read dispatched messages from. EVM: the bridge's `Dispatch` logs at a
-//! confirmation depth. A Solana source (the program's `BridgeDispatched` events read at
-//! finalized commitment, e.g. from the indexer) implements the same trait.
+//! confirmation depth. Solana: the program's `BridgeDispatched` events as the indexer stored
+//! them, once finalized ([`IndexedSolanaSource`]).
 
 use std::future::Future;
 
@@ -27,8 +27,10 @@ pub enum SourceError {
 pub struct ObservedMessage {
     pub message: Message,
     pub id: B256,
+    /// Block (EVM) or slot (Solana) of the dispatch.
     pub origin_block: u64,
-    pub origin_tx: B256,
+    /// Transaction hash (32 bytes) or Solana signature (64 bytes).
+    pub origin_tx: Vec<u8>,
 }
 
 /// A batch of messages that reached the source's finality rule, and the next cursor.
@@ -154,12 +156,133 @@ impl MessageSource for EvmSource {
                 message,
                 id,
                 origin_block,
-                origin_tx: tx,
+                origin_tx: tx.to_vec(),
             });
         }
         Ok(Batch {
             messages,
             next_cursor: to + 1,
+        })
+    }
+}
+
+/// The program's `BridgeDispatched` events from the indexer's `bridge_messages` table (same
+/// Postgres, schema `indexer`), once `finalized`. The cursor is the indexer's stream position
+/// (`seq`): a row gets a new, higher one when it becomes final, so `seq >= cursor` never
+/// misses a message that finalizes after later ones were read.
+#[derive(Debug, Clone)]
+pub struct IndexedSolanaSource {
+    pool: sqlx::PgPool,
+    domain: u32,
+    chain: String,
+    max_rows: i64,
+}
+
+impl IndexedSolanaSource {
+    /// `chain`: the indexer's chain name for the Solana cluster (`solana`); `domain`: the
+    /// program's `local_domain`.
+    pub fn new(pool: sqlx::PgPool, chain: impl Into<String>, domain: u32) -> Self {
+        Self {
+            pool,
+            domain,
+            chain: chain.into(),
+            max_rows: 500,
+        }
+    }
+}
+
+type DispatchRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+);
+
+fn word(hex_word: &str, what: &str) -> Result<B256, SourceError> {
+    hex_word
+        .parse::<B256>()
+        .map_err(|e| SourceError::Rpc(format!("indexed {what} {hex_word:?}: {e}")))
+}
+
+impl MessageSource for IndexedSolanaSource {
+    fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    fn name(&self) -> String {
+        format!("indexer:{}", self.chain)
+    }
+
+    async fn poll(&self, cursor: u64) -> Result<Batch, SourceError> {
+        let from = i64::try_from(cursor).map_err(rpc)?;
+        let rows: Vec<DispatchRow> = sqlx::query_as(
+            "SELECT seq, message_id, origin_domain, sequence::text, sender, destination_domain,
+                    recipient, asset, amount::text, slot, signature
+               FROM indexer.bridge_messages
+              WHERE chain = $1 AND direction = 'dispatched' AND commitment = 'finalized'
+                AND seq >= $2
+              ORDER BY seq LIMIT $3",
+        )
+        .bind(&self.chain)
+        .bind(from)
+        .bind(self.max_rows)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(rpc)?;
+        let mut next_cursor = cursor;
+        let mut messages = Vec::with_capacity(rows.len());
+        for (seq, id, origin, sequence, sender, destination, recipient, asset, amount, slot, sig) in
+            rows
+        {
+            next_cursor = next_cursor.max(u64::try_from(seq).map_err(rpc)? + 1);
+            let invalid =
+                |reason: String| SourceError::Rpc(format!("indexed dispatch {sig}: {reason}"));
+            let message = Message {
+                originDomain: u32::try_from(origin).map_err(|e| invalid(e.to_string()))?,
+                sequence: sequence
+                    .parse()
+                    .map_err(|e| invalid(format!("sequence: {e}")))?,
+                sender: word(&sender, "sender")?,
+                destinationDomain: u32::try_from(destination)
+                    .map_err(|e| invalid(e.to_string()))?,
+                recipient: word(&recipient, "recipient")?,
+                asset: word(&asset, "asset")?,
+                amount: amount
+                    .parse::<alloy::primitives::U256>()
+                    .map_err(|e| invalid(format!("amount: {e}")))?,
+            };
+            if message.originDomain != self.domain {
+                return Err(invalid(format!(
+                    "origin domain {} is not {}",
+                    message.originDomain, self.domain
+                )));
+            }
+            // As for EVM logs: sign what the fields hash to, never a stored id.
+            let recomputed = message_id(&message);
+            if recomputed != word(&id, "message id")? {
+                return Err(invalid(format!(
+                    "stored id {id} but the fields hash to {recomputed}"
+                )));
+            }
+            messages.push(ObservedMessage {
+                message,
+                id: recomputed,
+                origin_block: u64::try_from(slot).map_err(rpc)?,
+                origin_tx: bs58::decode(&sig)
+                    .into_vec()
+                    .map_err(|e| invalid(format!("signature: {e}")))?,
+            });
+        }
+        Ok(Batch {
+            messages,
+            next_cursor,
         })
     }
 }

@@ -222,22 +222,7 @@ impl TwoChains {
     }
 
     pub async fn relayer(&self, store: &Store) -> Relayer {
-        let config = RelayerConfig {
-            confirmations: 1,
-            backoff_base: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(100),
-            poll: Duration::from_millis(0),
-            batch: 500,
-        };
-        Relayer::connect(
-            store.clone(),
-            self.b.provider(),
-            *self.bridge_b.address(),
-            key(RELAYER_KEY),
-            config,
-        )
-        .await
-        .unwrap()
+        relayer_to(&self.b, *self.bridge_b.address(), store).await
     }
 
     /// Attestations of `m` on B by `signers` at `set_version`, in the given order.
@@ -252,6 +237,26 @@ impl TwoChains {
             .map(|k| Bytes::from(message::sign(k, digest).unwrap().to_vec()))
             .collect()
     }
+}
+
+/// A relayer delivering to `bridge` on `chain`, paying gas from anvil's third account.
+pub async fn relayer_to(chain: &Anvil, bridge: Address, store: &Store) -> Relayer {
+    let config = RelayerConfig {
+        confirmations: 1,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(100),
+        poll: Duration::from_millis(0),
+        batch: 500,
+    };
+    Relayer::connect(
+        store.clone(),
+        chain.provider(),
+        bridge,
+        key(RELAYER_KEY),
+        config,
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn native_balance(chain: &Anvil, who: Address) -> U256 {

@@ -1,0 +1,206 @@
+//! Solana → EVM end to end on real components: the Anchor program on the local Solana node
+//! dispatches SOL, the indexer stores the finalized `BridgeDispatched`, validators read it
+//! from the indexer's table and sign for the EVM bridge on anvil, the relayer delivers, and
+//! the recipient is paid once.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use advancia_indexer::{Indexer, IndexerConfig};
+use advancia_localnet::{Localnet, LocalnetConfig};
+use advancia_pay::bridge::BridgeMessage;
+use advancia_pay::client as pay;
+use advancia_pay::state::NATIVE_SOL;
+use advancia_relayer::MIGRATIONS;
+use advancia_relayer::contract::AdvanciaBridge;
+use advancia_relayer::relayer::Outcome;
+use advancia_relayer::source::IndexedSolanaSource;
+use advancia_relayer::store::Store;
+use advancia_relayer::validator::{EvmDestination, Validator};
+use advancia_test_support::TestDb;
+use alloy::primitives::{Address, B256, U256};
+use anchor_lang::solana_program::instruction::Instruction;
+use common::{
+    Anvil, LIQUIDITY_NATIVE, OWNER_KEY, deploy_bridge, key, native_balance, send, validator_keys,
+};
+use solana_commitment_config::CommitmentConfig;
+use solana_keypair::Keypair;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_signer::Signer;
+use solana_transaction::Transaction;
+
+const SOLANA_DOMAIN: u32 = 1_399_811_149;
+const EVM_CHAIN: u64 = 31338;
+const SOL: u64 = 1_000_000_000;
+
+async fn send_sol(client: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
+    let blockhash = client.get_latest_blockhash().await.unwrap();
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
+    client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .unwrap()
+        .to_string()
+}
+
+async fn funded(client: &RpcClient, lamports: u64) -> Keypair {
+    let kp = Keypair::new();
+    let sig = client
+        .request_airdrop(&kp.pubkey(), lamports)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client.confirm_transaction(&sig).await.unwrap() {
+        assert!(Instant::now() < deadline, "airdrop never confirmed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    kp
+}
+
+#[tokio::test]
+async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
+    // EVM side: the bridge with 3 validators, 2 needed, and native liquidity.
+    let evm = Anvil::start(EVM_CHAIN).await;
+    let validators = validator_keys(3);
+    let bridge = deploy_bridge(&evm, &validators, 2).await;
+    let owner = AdvanciaBridge::new(*bridge.address(), evm.wallet_provider(&key(OWNER_KEY)));
+    send(
+        owner
+            .addLiquidity(Address::ZERO, U256::from(LIQUIDITY_NATIVE))
+            .value(U256::from(LIQUIDITY_NATIVE)),
+    )
+    .await;
+
+    // Solana side: program configured, bridge with the same validator set, SOL route.
+    let node = Localnet::start(LocalnetConfig::for_tests()).await.unwrap();
+    let client = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
+    let admin = funded(&client, 10 * SOL).await;
+    let sender = funded(&client, 100 * SOL).await;
+    let set: Vec<[u8; 20]> = validators
+        .iter()
+        .map(|k| k.address().into_array())
+        .collect();
+    send_sol(
+        &client,
+        &admin,
+        &[
+            pay::initialize_config(
+                admin.pubkey(),
+                advancia_pay::InitializeConfigArgs {
+                    treasury: admin.pubkey(),
+                    settlement_authority: admin.pubkey(),
+                    compliance_authority: admin.pubkey(),
+                    fee_bps: 0,
+                },
+            ),
+            pay::initialize_bridge(admin.pubkey(), SOLANA_DOMAIN, set, 2),
+            pay::register_bridge_route(
+                admin.pubkey(),
+                NATIVE_SOL,
+                EVM_CHAIN as u32,
+                [0; 32],
+                9,
+                18,
+            ),
+        ],
+    )
+    .await;
+    let recipient = Address::repeat_byte(0x5A);
+    let mut recipient_word = [0u8; 32];
+    recipient_word[12..].copy_from_slice(recipient.as_slice());
+    let lamports = 1_500_000u64;
+    let before_sender = client.get_balance(&sender.pubkey()).await.unwrap();
+    send_sol(
+        &client,
+        &sender,
+        &[pay::bridge_dispatch_sol(
+            sender.pubkey(),
+            EVM_CHAIN as u32,
+            recipient_word,
+            lamports,
+        )],
+    )
+    .await;
+    assert!(client.get_balance(&sender.pubkey()).await.unwrap() <= before_sender - lamports);
+
+    // Indexer and bridge nodes share one database (schemas indexer and bridge).
+    let db = TestDb::new(&[&advancia_indexer::MIGRATIONS, &MIGRATIONS]).await;
+    let mut indexer = Indexer::new(db.pool.clone(), IndexerConfig::new(node.rpc_url()), None);
+    let store = Store::new(db.pool.clone());
+    let nodes: Vec<_> = validators
+        .iter()
+        .map(|k| {
+            Validator::new(
+                IndexedSolanaSource::new(db.pool.clone(), "solana", SOLANA_DOMAIN),
+                vec![EvmDestination {
+                    domain: EVM_CHAIN as u32,
+                    bridge: *bridge.address(),
+                    provider: evm.provider(),
+                }],
+                k.clone(),
+                store.clone(),
+                0,
+            )
+        })
+        .collect();
+    let relayer = common::relayer_to(&evm, *bridge.address(), &store).await;
+
+    // Nothing is signed before the dispatch is final on Solana.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut delivered = false;
+    while !delivered {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        indexer.step().await.unwrap();
+        let final_rows: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM indexer.bridge_messages
+              WHERE direction = 'dispatched' AND commitment = 'finalized'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        for v in &nodes {
+            let r = v.step().await.unwrap();
+            if final_rows == 0 {
+                assert_eq!(r.signed, 0, "signed a message that is not final yet");
+            }
+        }
+        let r = relayer.step().await.unwrap();
+        delivered = r.count(|o| matches!(o, Outcome::Delivered)) == 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 1 500 000 lamports (9 decimals) are 1.5e15 wei (18 decimals).
+    assert_eq!(
+        native_balance(&evm, recipient).await,
+        U256::from(1_500_000_000_000_000u64)
+    );
+    let mut amount = [0u8; 32];
+    amount[24..].copy_from_slice(&1_500_000_000_000_000u64.to_be_bytes());
+    let id = BridgeMessage {
+        origin_domain: SOLANA_DOMAIN,
+        sequence: 0,
+        sender: sender.pubkey().to_bytes(),
+        destination_domain: EVM_CHAIN as u32,
+        recipient: recipient_word,
+        asset: [0; 32],
+        amount,
+    }
+    .id();
+    assert!(bridge.processed(B256::from(id)).call().await.unwrap());
+
+    // Further steps deliver nothing again.
+    for _ in 0..3 {
+        indexer.step().await.unwrap();
+        for v in &nodes {
+            assert_eq!(v.step().await.unwrap().signed, 0);
+        }
+        let r = relayer.step().await.unwrap();
+        assert_eq!(r.count(|o| matches!(o, Outcome::Delivered)), 0);
+    }
+    assert_eq!(
+        native_balance(&evm, recipient).await,
+        U256::from(1_500_000_000_000_000u64)
+    );
+}
