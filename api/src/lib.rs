@@ -39,6 +39,7 @@ pub struct AppState {
     pub chain: advancia_chains::SolanaChain,
     pub wallets: advancia_chains::wallets::WalletStore,
     pub payments: advancia_payments::PaymentService,
+    pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
@@ -62,6 +63,7 @@ impl AppState {
                 services.payments,
             ),
             notifications: advancia_notifications::NotificationService::new(pool.clone()),
+            facilities: advancia_facilities::FacilityService::new(pool.clone()),
             chain,
             pool,
             auth,
@@ -226,6 +228,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_indexer::MIGRATIONS,
         &advancia_chains::MIGRATIONS,
         &advancia_payments::MIGRATIONS,
+        &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
     ]
 }
@@ -289,6 +292,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/docs", get(move || async move { page.clone() }))
         .merge(routes::auth::router())
         .merge(routes::indexer::router())
+        .merge(routes::facilities::router())
         .merge(routes::notifications::router())
         .merge(money_moving(routes::ledger::router(), &state))
         .merge(money_moving(routes::payments::router(), &state))

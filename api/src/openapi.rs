@@ -8,7 +8,7 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::{auth, blockchain, indexer, ledger, notifications, payments};
+use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications, payments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,10 @@ use crate::routes::{auth, blockchain, indexer, ledger, notifications, payments};
         blockchain::create_wallet, blockchain::list_wallets, blockchain::balance, blockchain::send,
         blockchain::transaction_status, blockchain::gas_prices, blockchain::interact,
         indexer::payments, indexer::refunds, indexer::escrows, indexer::attestations, indexer::facilities, indexer::settlements, indexer::live,
+        facilities::create, facilities::get_facility, facilities::update, facilities::search,
+        facilities::list_staff, facilities::add_staff, facilities::list_resources, facilities::add_resource,
+        facilities::set_maintenance, facilities::list_appointments, facilities::book, facilities::cancel,
+        facilities::expiring, facilities::expiring_events, facilities::chain_transaction,
         notifications::send, notifications::list, notifications::mark_read, notifications::get_preferences, notifications::put_preferences,
         notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
         notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod blockchain;
+pub mod facilities;
 pub mod indexer;
 pub mod ledger;
 pub mod notifications;

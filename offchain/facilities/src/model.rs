@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::FacilityError;
 
+// Dates as `YYYY-MM-DD` in JSON (time's default serde form is a tuple).
+time::serde::format_description!(pub iso_date, Date, "[year]-[month]-[day]");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FacilityStatus {
@@ -78,8 +81,9 @@ pub struct Certification {
     pub issuer: String,
     #[serde(default)]
     pub number: String,
-    #[serde(default)]
+    #[serde(default, with = "iso_date::option")]
     pub issued_on: Option<Date>,
+    #[serde(with = "iso_date")]
     pub expires_on: Date,
 }
 
@@ -158,7 +162,7 @@ pub struct Licence {
     pub kind: String,
     pub number: String,
     pub issuer: String,
-    #[serde(default)]
+    #[serde(default, with = "iso_date::option")]
     pub expires_on: Option<Date>,
 }
 
@@ -223,9 +227,9 @@ pub struct ResourceInput {
     pub name: String,
     pub kind: String,
     pub maintenance_state: MaintenanceState,
-    #[serde(default)]
+    #[serde(default, with = "iso_date::option")]
     pub last_maintained_on: Option<Date>,
-    #[serde(default)]
+    #[serde(default, with = "iso_date::option")]
     pub next_maintenance_on: Option<Date>,
 }
 

@@ -1,0 +1,524 @@
+//! `/api/v1/facilities/*` (seed section 3): profiles with ETag / If-Match, search,
+//! staff, resources, appointments (409 on double booking), compliance, chain mirror.
+//!
+//! RBAC: admins and facility admins write; any authenticated caller reads. Booking is
+//! open to authenticated users for themselves (writers may book for anyone).
+
+use advancia_auth::Role;
+use advancia_facilities::chain::MirrorAction;
+use advancia_facilities::{
+    BookingInput, FacilityError, FacilityInput, MaintenanceState, ResourceInput, SearchQuery,
+    StaffInput,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::pagination::{self, Page, PageParams};
+use crate::principal::{AuthProblem, Principal};
+use crate::problem::Problem;
+
+const WRITERS: &[Role] = &[Role::Admin, Role::FacilityAdmin];
+const COMPLIANCE: &[Role] = &[Role::Admin, Role::FacilityAdmin, Role::ComplianceOfficer];
+
+pub enum ApiError {
+    Auth(AuthProblem),
+    Facility(FacilityError),
+    Problem(Problem),
+}
+
+impl From<AuthProblem> for ApiError {
+    fn from(e: AuthProblem) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl From<FacilityError> for ApiError {
+    fn from(e: FacilityError) -> Self {
+        ApiError::Facility(e)
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError::Problem(p)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = match self {
+            ApiError::Auth(a) => return a.into_response(),
+            ApiError::Problem(p) => return p.into_response(),
+            ApiError::Facility(e) => e,
+        };
+        let (status, kind) = match &e {
+            FacilityError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            FacilityError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            FacilityError::VersionMismatch { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "version-mismatch")
+            }
+            FacilityError::SlotTaken(_) => (StatusCode::CONFLICT, "slot-taken"),
+            FacilityError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            FacilityError::Deactivated(_) => (StatusCode::CONFLICT, "facility-deactivated"),
+            FacilityError::Chain(advancia_chains::ChainError::Invalid(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid-input")
+            }
+            FacilityError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
+            FacilityError::Database(_) | FacilityError::Corrupt(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let title = status.canonical_reason().unwrap_or("Error");
+        let mut p = Problem::new(status, kind, title);
+        if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
+            tracing::error!(error = %e, "facilities error");
+        } else {
+            p = p.with_detail(e.to_string());
+        }
+        if let FacilityError::VersionMismatch { current, .. } = e {
+            p = p.with_extension("current_etag", serde_json::Value::String(etag(current)));
+        }
+        p.into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+fn with_etag(status: StatusCode, version: i64, body: impl serde::Serialize) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// `If-Match` as a version: 428 when absent, 412 when it names no version we issued.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            "Precondition Required",
+        )
+        .with_detail("updates need If-Match with the facility's ETag")
+        .into());
+    };
+    let s = v.to_str().unwrap_or_default().trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    s.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                "Precondition Failed",
+            )
+            .with_detail(format!("If-Match `{s}` is not an ETag of this facility"))
+            .into()
+        })
+}
+
+fn require_writer(p: &Principal) -> Result<()> {
+    p.require_role(WRITERS)?;
+    Ok(())
+}
+
+/// Create a facility profile.
+#[utoipa::path(post, path = "/api/v1/facilities", tag = "facilities",
+    request_body(content = Object, description = "Facility profile"),
+    responses((status = 201, description = "Created; ETag header set"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<FacilityInput>,
+) -> Result<Response> {
+    require_writer(&p)?;
+    let f = st.facilities.create(&b, p.user_id()).await?;
+    Ok(with_etag(StatusCode::CREATED, f.version, f))
+}
+
+/// A facility profile (ETag header = its version).
+#[utoipa::path(get, path = "/api/v1/facilities/{id}", tag = "facilities",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Profile"), (status = 404, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn get_facility(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    let f = st
+        .facilities
+        .get(id)
+        .await?
+        .ok_or(FacilityError::NotFound("facility"))?;
+    Ok(with_etag(StatusCode::OK, f.version, f))
+}
+
+/// Replace a facility profile; `If-Match` is required (428) and must be current (412).
+#[utoipa::path(put, path = "/api/v1/facilities/{id}", tag = "facilities",
+    params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag from GET")),
+    request_body(content = Object, description = "Facility profile"),
+    responses((status = 200, description = "Updated; new ETag"), (status = 412, body = Problem), (status = 428, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(b): Json<FacilityInput>,
+) -> Result<Response> {
+    require_writer(&p)?;
+    let version = match if_match(&headers)? {
+        Some(v) => v,
+        None => {
+            st.facilities
+                .get(id)
+                .await?
+                .ok_or(FacilityError::NotFound("facility"))?
+                .version
+        }
+    };
+    let f = st.facilities.update(id, version, &b).await?;
+    Ok(with_etag(StatusCode::OK, f.version, f))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// Full-text query over name, services and address.
+    q: Option<String>,
+    facility_type: Option<String>,
+    /// Unexpired certification name.
+    certification: Option<String>,
+    /// `chain:asset`, e.g. `solana:USDC`.
+    accepted_asset: Option<String>,
+    near_lat: Option<f64>,
+    near_lon: Option<f64>,
+    radius_km: Option<f64>,
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Search facilities: ranked full text, filters, distance; paginated.
+#[utoipa::path(get, path = "/api/v1/facilities", tag = "facilities", params(SearchParams),
+    responses((status = 200, description = "Page of hits with rank and distance_km"), (status = 400, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn search(
+    State(st): State<AppState>,
+    _p: Principal,
+    Query(s): Query<SearchParams>,
+) -> Result<impl IntoResponse> {
+    let page = PageParams {
+        limit: s.limit,
+        cursor: s.cursor,
+    };
+    let limit = page.limit();
+    let offset: u32 = page.after()?.unwrap_or(0);
+    let q = SearchQuery {
+        q: s.q,
+        facility_type: s.facility_type,
+        certification: s.certification,
+        accepted_asset: s.accepted_asset,
+        near_lat: s.near_lat,
+        near_lon: s.near_lon,
+        radius_km: s.radius_km,
+        include_inactive: s.include_inactive,
+    };
+    let mut hits = st.facilities.search(&q, limit + 1, offset).await?;
+    let more = hits.len() > limit as usize;
+    hits.truncate(limit as usize);
+    Ok(Json(Page {
+        items: hits,
+        next_cursor: more.then(|| pagination::encode(&(offset + limit))),
+    }))
+}
+
+/// Staff of a facility.
+#[utoipa::path(get, path = "/api/v1/facilities/{id}/staff", tag = "facilities",
+    params(("id" = Uuid, Path)), responses((status = 200, description = "Staff")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_staff(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(st.facilities.list_staff(id).await?))
+}
+
+/// Add a staff member (roles, licences, optional auth user id).
+#[utoipa::path(post, path = "/api/v1/facilities/{id}/staff", tag = "facilities",
+    params(("id" = Uuid, Path)), request_body(content = Object, description = "Staff member"),
+    responses((status = 201, description = "Added"), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_staff(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<StaffInput>,
+) -> Result<impl IntoResponse> {
+    require_writer(&p)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.facilities.add_staff(id, &b).await?),
+    ))
+}
+
+/// Resources and equipment of a facility.
+#[utoipa::path(get, path = "/api/v1/facilities/{id}/resources", tag = "facilities",
+    params(("id" = Uuid, Path)), responses((status = 200, description = "Resources")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_resources(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    Ok(Json(st.facilities.list_resources(id).await?))
+}
+
+/// Add a resource (equipment, room) with its maintenance state.
+#[utoipa::path(post, path = "/api/v1/facilities/{id}/resources", tag = "facilities",
+    params(("id" = Uuid, Path)), request_body(content = Object, description = "Resource"),
+    responses((status = 201, description = "Added")), security(("bearer" = [])))]
+pub async fn add_resource(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<ResourceInput>,
+) -> Result<impl IntoResponse> {
+    require_writer(&p)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.facilities.add_resource(id, &b).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MaintenanceBody {
+    #[schema(value_type = String)]
+    maintenance_state: MaintenanceState,
+    /// `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, with = "advancia_facilities::iso_date::option")]
+    last_maintained_on: Option<time::Date>,
+    /// `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>)]
+    #[serde(default, with = "advancia_facilities::iso_date::option")]
+    next_maintenance_on: Option<time::Date>,
+}
+
+/// Set a resource's maintenance state.
+#[utoipa::path(put, path = "/api/v1/facilities/resources/{resource_id}/maintenance", tag = "facilities",
+    params(("resource_id" = Uuid, Path)), request_body = MaintenanceBody,
+    responses((status = 200, description = "Updated"), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_maintenance(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(resource_id): Path<Uuid>,
+    Json(b): Json<MaintenanceBody>,
+) -> Result<impl IntoResponse> {
+    require_writer(&p)?;
+    Ok(Json(
+        st.facilities
+            .set_maintenance(
+                resource_id,
+                b.maintenance_state,
+                b.last_maintained_on,
+                b.next_maintenance_on,
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RangeParams {
+    /// RFC 3339.
+    from: String,
+    /// RFC 3339.
+    to: String,
+}
+
+fn parse_time(what: &str, s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+        FacilityError::Invalid(format!("{what} `{s}` is not an RFC 3339 timestamp")).into()
+    })
+}
+
+/// Appointments of a facility overlapping `[from, to)`.
+#[utoipa::path(get, path = "/api/v1/facilities/{id}/appointments", tag = "facilities",
+    params(("id" = Uuid, Path), RangeParams), responses((status = 200, description = "Appointments")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_appointments(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<Uuid>,
+    Query(r): Query<RangeParams>,
+) -> Result<impl IntoResponse> {
+    let (from, to) = (parse_time("from", &r.from)?, parse_time("to", &r.to)?);
+    Ok(Json(st.facilities.appointments(id, from, to).await?))
+}
+
+/// Book a slot for a staff member and/or resource; 409 when it overlaps a booking.
+#[utoipa::path(post, path = "/api/v1/facilities/{id}/appointments", tag = "facilities",
+    params(("id" = Uuid, Path)), request_body(content = Object, description = "Booking"),
+    responses((status = 201, description = "Booked"), (status = 409, description = "Slot taken", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn book(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(mut b): Json<BookingInput>,
+) -> Result<impl IntoResponse> {
+    if p.require_role(WRITERS).is_err() {
+        // Users book for themselves.
+        b.booked_for = Some(p.user_id());
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(st.facilities.book(id, &b, p.user_id()).await?),
+    ))
+}
+
+/// Cancel an appointment (writers, or the user it was booked for).
+#[utoipa::path(post, path = "/api/v1/facilities/appointments/{appointment_id}/cancel", tag = "facilities",
+    params(("appointment_id" = Uuid, Path)),
+    responses((status = 200, description = "Cancelled"), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(appointment_id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    let a = st
+        .facilities
+        .appointment(appointment_id)
+        .await?
+        .ok_or(FacilityError::NotFound("appointment"))?;
+    match a.booked_for {
+        Some(user) => p.require_self_or(user, WRITERS)?,
+        None => require_writer(&p)?,
+    }
+    Ok(Json(st.facilities.cancel(appointment_id).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExpiringParams {
+    /// Window in days (default 30, at most 3650).
+    days: Option<u32>,
+}
+
+/// Certifications expiring within N days (and already expired ones).
+#[utoipa::path(get, path = "/api/v1/facilities/compliance/expiring", tag = "facilities",
+    params(ExpiringParams), responses((status = 200, description = "Expiring certifications")),
+    security(("bearer" = [])))]
+pub async fn expiring(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<ExpiringParams>,
+) -> Result<impl IntoResponse> {
+    p.require_role(COMPLIANCE)?;
+    let days = q.days.unwrap_or(30).min(3650);
+    let today = OffsetDateTime::now_utc().date();
+    Ok(Json(
+        st.facilities.expiring_certifications(today, days).await?,
+    ))
+}
+
+/// Write `facility.certification_expiring` outbox events for the window (idempotent).
+#[utoipa::path(post, path = "/api/v1/facilities/compliance/expiring/events", tag = "facilities",
+    params(ExpiringParams), responses((status = 200, description = "`{written}`: new events")),
+    security(("bearer" = [])))]
+pub async fn expiring_events(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<ExpiringParams>,
+) -> Result<impl IntoResponse> {
+    p.require_role(COMPLIANCE)?;
+    let days = q.days.unwrap_or(30).min(3650);
+    let today = OffsetDateTime::now_utc().date();
+    let written = st.facilities.record_expiry_events(today, days).await?;
+    Ok(Json(serde_json::json!({ "written": written })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MirrorBody {
+    /// `{"action": "register", "authority": "<base58>"}`, `{"action": "update_payout"}`
+    /// or `{"action": "deactivate"}`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    action: MirrorAction,
+    /// Wallet that signs and pays (admin for register; authority for update_payout).
+    signer: String,
+}
+
+/// Unsigned transaction mirroring the facility to the on-chain registry.
+#[utoipa::path(post, path = "/api/v1/facilities/{id}/chain-transaction", tag = "facilities",
+    params(("id" = Uuid, Path)), request_body = MirrorBody,
+    responses((status = 200, description = "Unsigned transaction (base64)"), (status = 400, body = Problem), (status = 502, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn chain_transaction(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+    Json(b): Json<MirrorBody>,
+) -> Result<impl IntoResponse> {
+    require_writer(&p)?;
+    Ok(Json(
+        st.facilities
+            .mirror_transaction(&st.chain, id, &b.action, &b.signer)
+            .await?,
+    ))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/facilities", post(create).get(search))
+        .route("/api/v1/facilities/{id}", get(get_facility).put(update))
+        .route(
+            "/api/v1/facilities/{id}/staff",
+            get(list_staff).post(add_staff),
+        )
+        .route(
+            "/api/v1/facilities/{id}/resources",
+            get(list_resources).post(add_resource),
+        )
+        .route(
+            "/api/v1/facilities/resources/{resource_id}/maintenance",
+            put(set_maintenance),
+        )
+        .route(
+            "/api/v1/facilities/{id}/appointments",
+            get(list_appointments).post(book),
+        )
+        .route(
+            "/api/v1/facilities/appointments/{appointment_id}/cancel",
+            post(cancel),
+        )
+        .route("/api/v1/facilities/compliance/expiring", get(expiring))
+        .route(
+            "/api/v1/facilities/compliance/expiring/events",
+            post(expiring_events),
+        )
+        .route(
+            "/api/v1/facilities/{id}/chain-transaction",
+            post(chain_transaction),
+        )
+}
