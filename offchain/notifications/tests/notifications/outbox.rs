@@ -186,7 +186,8 @@ async fn a_worker_killed_mid_send_loses_nothing_and_the_receiver_processes_each_
     recv.stall_first.store(true, Ordering::SeqCst);
     let mut cfg = fast_worker_config();
     cfg.concurrency = 1;
-    cfg.lease = Duration::from_secs(1);
+    // Long enough that the checks below run inside it on a loaded machine.
+    cfg.lease = Duration::from_secs(3);
     let a = OutboxWorker::new(db.pool.clone(), web_and_inapp(&db), cfg.clone());
     let task = tokio::spawn(async move { a.run_once().await });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -217,7 +218,7 @@ async fn a_worker_killed_mid_send_loses_nothing_and_the_receiver_processes_each_
         0,
         "leased rows are not taken early"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     drain(&b, &db, Duration::from_secs(10)).await;
 
     let by_id = recv.by_id().await;
