@@ -8,6 +8,7 @@ pub mod keys;
 pub mod message;
 pub mod metrics;
 pub mod relayer;
+pub mod solana;
 pub mod source;
 pub mod store;
 pub mod validator;

@@ -9,7 +9,7 @@ use advancia_relayer::keys::SigningKey;
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
 use advancia_relayer::source::{EvmSource, IndexedSolanaSource};
 use advancia_relayer::store::Store;
-use advancia_relayer::validator::{EvmDestination, Validator};
+use advancia_relayer::validator::{AnyDestination, EvmDestination, Validator};
 use advancia_relayer::{MIGRATIONS, metrics};
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -44,7 +44,7 @@ enum Cmd {
         /// First block to scan when this validator has no cursor yet.
         #[arg(long, default_value_t = 0)]
         start_block: u64,
-        /// Destination bridges as DOMAIN=RPC_URL,BRIDGE_ADDRESS (repeatable).
+        /// Destinations as DOMAIN=RPC_URL,BRIDGE_ADDRESS (EVM) or DOMAIN=solana:RPC_URL (repeatable).
         #[arg(long = "destination", required = true)]
         destinations: Vec<String>,
         /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
@@ -62,7 +62,7 @@ enum Cmd {
         /// The indexer's chain name for this cluster.
         #[arg(long, default_value = "solana")]
         chain: String,
-        /// Destination bridges as DOMAIN=RPC_URL,BRIDGE_ADDRESS (repeatable).
+        /// Destinations as DOMAIN=RPC_URL,BRIDGE_ADDRESS (EVM) or DOMAIN=solana:RPC_URL (repeatable).
         #[arg(long = "destination", required = true)]
         destinations: Vec<String>,
         /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
@@ -94,6 +94,20 @@ enum Cmd {
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
     },
+    /// Deliver attested messages to the Solana program's bridge inbox.
+    SolanaRelayer {
+        /// Solana JSON-RPC URL.
+        #[arg(long)]
+        rpc: String,
+        /// The program's bridge `local_domain`.
+        #[arg(long)]
+        domain: u32,
+        /// Solana keypair file (JSON array of 64 bytes) of the fee payer.
+        #[arg(long)]
+        keypair: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+    },
     /// List undelivered messages and why they are held up.
     Stuck {
         /// Only this destination domain.
@@ -112,18 +126,33 @@ fn provider(url: &str) -> Result<DynProvider> {
     Ok(ProviderBuilder::new().connect_http(url).erased())
 }
 
-fn parse_destination(spec: &str) -> Result<EvmDestination> {
+/// `DOMAIN=RPC_URL,BRIDGE_ADDRESS` (an EVM bridge) or `DOMAIN=solana:RPC_URL` (the program).
+fn parse_destination(spec: &str) -> Result<AnyDestination> {
     let (domain, rest) = spec
         .split_once('=')
-        .context("destination is DOMAIN=RPC_URL,BRIDGE")?;
+        .context("destination is DOMAIN=RPC_URL,BRIDGE or DOMAIN=solana:RPC_URL")?;
+    let domain: u32 = domain.parse().context("destination domain")?;
+    if let Some(url) = rest.strip_prefix("solana:") {
+        return Ok(AnyDestination::Solana(
+            advancia_relayer::solana::SolanaDestination {
+                domain,
+                rpc: std::sync::Arc::new(
+                    solana_rpc_client::nonblocking::rpc_client::RpcClient::new_with_commitment(
+                        url.to_owned(),
+                        solana_commitment_config::CommitmentConfig::confirmed(),
+                    ),
+                ),
+            },
+        ));
+    }
     let (url, bridge) = rest
         .rsplit_once(',')
-        .context("destination is DOMAIN=RPC_URL,BRIDGE")?;
-    Ok(EvmDestination {
-        domain: domain.parse().context("destination domain")?,
+        .context("destination is DOMAIN=RPC_URL,BRIDGE or DOMAIN=solana:RPC_URL")?;
+    Ok(AnyDestination::Evm(EvmDestination {
+        domain,
         bridge: bridge.parse().context("destination bridge address")?,
         provider: provider(url)?,
-    })
+    }))
 }
 
 #[tokio::main]
@@ -193,6 +222,42 @@ async fn main() -> Result<()> {
                 )
                 .await;
             Ok(())
+        }
+        Cmd::SolanaRelayer {
+            rpc,
+            domain,
+            keypair,
+            poll_ms,
+        } => {
+            // The keypair file's contents never reach a log or an error message.
+            let payer = solana_keypair::read_keypair_file(&keypair).map_err(|_| {
+                anyhow::anyhow!("cannot read a Solana keypair from {}", keypair.display())
+            })?;
+            let client = std::sync::Arc::new(
+                solana_rpc_client::nonblocking::rpc_client::RpcClient::new_with_commitment(
+                    rpc,
+                    solana_commitment_config::CommitmentConfig::confirmed(),
+                ),
+            );
+            let relayer =
+                advancia_relayer::solana::SolanaRelayer::new(store, client, payer, domain)
+                    .with_retry(Duration::from_millis(poll_ms.max(1)));
+            tracing::info!(domain, "solana relayer started");
+            let shutdown = advancia_db::shutdown_signal();
+            tokio::pin!(shutdown);
+            loop {
+                match relayer.step().await {
+                    Ok(r) if !r.outcomes.is_empty() => {
+                        tracing::info!(outcomes = ?r.outcomes, "step")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "step failed; retrying"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(poll_ms)) => {}
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
         }
         Cmd::Relayer {
             rpc,

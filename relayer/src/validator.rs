@@ -35,6 +35,37 @@ pub trait Destination: Send + Sync {
     fn set_version(&self) -> impl Future<Output = Result<u64, ValidatorError>> + Send;
 }
 
+/// Either kind of destination, so one validator can sign for EVM bridges and the Solana
+/// program alike.
+#[derive(Clone)]
+pub enum AnyDestination {
+    Evm(EvmDestination),
+    Solana(crate::solana::SolanaDestination),
+}
+
+impl Destination for AnyDestination {
+    fn domain(&self) -> u32 {
+        match self {
+            Self::Evm(d) => d.domain(),
+            Self::Solana(d) => d.domain(),
+        }
+    }
+
+    fn contract(&self) -> B256 {
+        match self {
+            Self::Evm(d) => d.contract(),
+            Self::Solana(d) => d.contract(),
+        }
+    }
+
+    async fn set_version(&self) -> Result<u64, ValidatorError> {
+        match self {
+            Self::Evm(d) => d.set_version().await,
+            Self::Solana(d) => d.set_version().await,
+        }
+    }
+}
+
 /// An AdvanciaBridge on an EVM chain.
 #[derive(Debug, Clone)]
 pub struct EvmDestination {
