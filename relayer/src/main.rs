@@ -107,6 +107,9 @@ enum Cmd {
         keypair: PathBuf,
         #[arg(long, default_value_t = 1000)]
         poll_ms: u64,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// List undelivered messages and why they are held up.
     Stuck {
@@ -153,6 +156,30 @@ fn parse_destination(spec: &str) -> Result<AnyDestination> {
         bridge: bridge.parse().context("destination bridge address")?,
         provider: provider(url)?,
     }))
+}
+
+/// Serves the delivery metrics of `domain` (backlog, latency, failures by reason, read from
+/// the store) at `http://addr/metrics` in the background.
+async fn serve_metrics(addr: SocketAddr, store: Store, domain: u32) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics at /metrics");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let store = store.clone();
+            async move {
+                metrics::render(&store, domain)
+                    .await
+                    .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
 }
 
 #[tokio::main]
@@ -228,7 +255,11 @@ async fn main() -> Result<()> {
             domain,
             keypair,
             poll_ms,
+            metrics_listen,
         } => {
+            if let Some(addr) = metrics_listen {
+                serve_metrics(addr, store.clone(), domain).await?;
+            }
             // The keypair file's contents never reach a log or an error message.
             let payer = solana_keypair::read_keypair_file(&keypair).map_err(|_| {
                 anyhow::anyhow!("cannot read a Solana keypair from {}", keypair.display())
@@ -281,24 +312,7 @@ async fn main() -> Result<()> {
                 Relayer::connect(store.clone(), provider(&rpc)?, bridge, key, config).await?;
             let domain = relayer.domain();
             if let Some(addr) = metrics_listen {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
-                tracing::info!(%addr, "metrics at /metrics");
-                let app = axum::Router::new().route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let store = store.clone();
-                        async move {
-                            metrics::render(&store, domain).await.map_err(|e| {
-                                (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-                            })
-                        }
-                    }),
-                );
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
-                        tracing::error!(error = %e, "metrics server stopped");
-                    }
-                });
+                serve_metrics(addr, store.clone(), domain).await?;
             }
             tracing::info!(destination = domain, %bridge, "relayer started");
             relayer.run(advancia_db::shutdown_signal()).await;
