@@ -21,43 +21,15 @@ use advancia_relayer::store::Store;
 use advancia_relayer::validator::{EvmDestination, Validator};
 use advancia_test_support::TestDb;
 use alloy::primitives::{Address, B256, U256};
-use anchor_lang::solana_program::instruction::Instruction;
+use common::solana::{SOL, SOLANA_DOMAIN, configure_bridge, funded, send_sol};
 use common::{
     Anvil, LIQUIDITY_NATIVE, OWNER_KEY, deploy_bridge, key, native_balance, send, validator_keys,
 };
 use solana_commitment_config::CommitmentConfig;
-use solana_keypair::Keypair;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_signer::Signer;
-use solana_transaction::Transaction;
 
-const SOLANA_DOMAIN: u32 = 1_399_811_149;
 const EVM_CHAIN: u64 = 31338;
-const SOL: u64 = 1_000_000_000;
-
-async fn send_sol(client: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
-    let blockhash = client.get_latest_blockhash().await.unwrap();
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
-    client
-        .send_and_confirm_transaction(&tx)
-        .await
-        .unwrap()
-        .to_string()
-}
-
-async fn funded(client: &RpcClient, lamports: u64) -> Keypair {
-    let kp = Keypair::new();
-    let sig = client
-        .request_airdrop(&kp.pubkey(), lamports)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client.confirm_transaction(&sig).await.unwrap() {
-        assert!(Instant::now() < deadline, "airdrop never confirmed");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    kp
-}
 
 #[tokio::test]
 async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
@@ -76,35 +48,19 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
     // Solana side: program configured, bridge with the same validator set, SOL route.
     let node = Localnet::start(LocalnetConfig::for_tests()).await.unwrap();
     let client = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
-    let admin = funded(&client, 10 * SOL).await;
+    let admin = configure_bridge(&client, &validators, 2).await;
     let sender = funded(&client, 100 * SOL).await;
-    let set: Vec<[u8; 20]> = validators
-        .iter()
-        .map(|k| k.address().into_array())
-        .collect();
     send_sol(
         &client,
         &admin,
-        &[
-            pay::initialize_config(
-                admin.pubkey(),
-                advancia_pay::InitializeConfigArgs {
-                    treasury: admin.pubkey(),
-                    settlement_authority: admin.pubkey(),
-                    compliance_authority: admin.pubkey(),
-                    fee_bps: 0,
-                },
-            ),
-            pay::initialize_bridge(admin.pubkey(), SOLANA_DOMAIN, set, 2),
-            pay::register_bridge_route(
-                admin.pubkey(),
-                NATIVE_SOL,
-                EVM_CHAIN as u32,
-                [0; 32],
-                9,
-                18,
-            ),
-        ],
+        &[pay::register_bridge_route(
+            admin.pubkey(),
+            NATIVE_SOL,
+            EVM_CHAIN as u32,
+            [0; 32],
+            9,
+            18,
+        )],
     )
     .await;
     let recipient = Address::repeat_byte(0x5A);

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod solana;
+
 use advancia_relayer::contract::{AdvanciaBridge, TestToken};
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::message::{self, Message};
