@@ -102,6 +102,19 @@ async fn main() -> anyhow::Result<()> {
                 Default::default(),
                 advancia_db::shutdown_signal(),
             ));
+            // Certification reminders (facilities outbox → staff notifications), hourly.
+            let facilities = state.facilities.clone();
+            let expiry_days =
+                advancia_facilities::expiry_days_from_env().map_err(anyhow::Error::msg)?;
+            tokio::spawn(async move {
+                facilities
+                    .run_expiry_schedule(
+                        expiry_days,
+                        std::time::Duration::from_secs(3600),
+                        advancia_db::shutdown_signal(),
+                    )
+                    .await
+            });
             let app = advancia_api::app(state, config).await?;
             advancia_api::serve(listener, app, advancia_db::shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

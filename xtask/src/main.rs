@@ -80,6 +80,9 @@ enum BenchTarget {
     /// API latency percentiles and requests/s per route vs. a hello-world route on the
     /// same server (local chain and Postgres behind it).
     Api,
+    /// Compute units per program instruction beside a plain SPL `transfer_checked` (metered
+    /// on the SBF build where `cargo build-sbf` exists; natively only the BPF callees are).
+    Programs,
 }
 
 fn main() {
@@ -235,8 +238,13 @@ fn lint() -> Result<()> {
 const OWN_BUILD: &str = "advancia-pay-cosmwasm-vm-tests";
 
 fn bench(target: BenchTarget) -> Result<()> {
-    let pg = postgres::ensure()?;
+    // Everything but the program table measures against Postgres.
+    let pg = match target {
+        BenchTarget::Programs => return bench_programs(),
+        _ => postgres::ensure()?,
+    };
     match target {
+        BenchTarget::Programs => {}
         BenchTarget::Ledger => {
             let step = Step::start("ledger benchmark (release build)");
             run_checked(
@@ -291,6 +299,35 @@ fn bench(target: BenchTarget) -> Result<()> {
             )?;
             step.done("finished");
         }
+    }
+    Ok(())
+}
+
+/// Runs the program tests' compute-unit table, on the SBF build when it can be made.
+fn bench_programs() -> Result<()> {
+    let sbf_dir = toolchain::build_sbf_programs()?;
+    for program in toolchain::program_packages() {
+        let step = Step::start(&format!("compute units of {program}"));
+        let mut cmd = cargo();
+        cmd.args([
+            "nextest",
+            "run",
+            "--release",
+            "-p",
+            &program,
+            "--no-capture",
+            "-E",
+            "test(compute_unit_table)",
+        ]);
+        if let Some(dir) = &sbf_dir {
+            cmd.env("ADVANCIA_PREFER_SBF", "1").env("SBF_OUT_DIR", dir);
+        }
+        run_checked(&mut cmd, &step)?;
+        step.done(if sbf_dir.is_some() {
+            "measured on the SBF build"
+        } else {
+            "native run: only the SPL Token and system CPIs are metered (no cargo build-sbf)"
+        });
     }
     Ok(())
 }

@@ -861,6 +861,33 @@ impl FacilityService {
         Ok(written)
     }
 
+    /// Runs [`Self::record_expiry_events`] for today (UTC) every `every` until `shutdown`:
+    /// re-running is free (one event per certification and expiry date), so a restart or a
+    /// second replica costs nothing, and a certification renewed to a new date is reported
+    /// again when that date comes near.
+    pub async fn run_expiry_schedule(
+        &self,
+        days: u32,
+        every: std::time::Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            let today = OffsetDateTime::now_utc().date();
+            match self.record_expiry_events(today, days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, days, "certification expiry events"),
+                Err(e) => tracing::warn!(error = %e, "certification expiry check"),
+            }
+        }
+    }
+
     /// Outbox rows after `after_id`, oldest first (consumers remember the last id).
     pub async fn events_after(
         &self,

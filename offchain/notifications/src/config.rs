@@ -8,6 +8,7 @@ use crate::channels::{
     Channels, EmailChannel, FcmPushChannel, InAppChannel, PushConfig, SmsConfig, SmtpConfig,
     SmtpSecurity, TwilioSmsChannel, WebhookChannel,
 };
+use crate::facility_events::FacilityEvents;
 use crate::outbox::{OutboxWorker, WorkerConfig};
 use crate::saga::PaymentEvents;
 use crate::service::NotificationService;
@@ -125,13 +126,17 @@ pub async fn run_background(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NotificationError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let events = PaymentEvents::new(svc.clone());
+    let payments = PaymentEvents::new(svc.clone());
+    let facilities = FacilityEvents::new(svc.clone());
     let mut stop_events = stop_rx.clone();
     let reader = tokio::spawn(async move {
         loop {
-            if let Err(e) = events.catch_up(200).await {
-                // The payments schema may not exist in a notifications-only database.
+            // A source schema may not exist in a notifications-only database: warn, go on.
+            if let Err(e) = payments.catch_up(200).await {
                 tracing::warn!(error = %e, "payment events reader");
+            }
+            if let Err(e) = facilities.catch_up(200).await {
+                tracing::warn!(error = %e, "facility events reader");
             }
             tokio::select! {
                 _ = stop_events.changed() => return,

@@ -11,13 +11,17 @@
 //!   idempotency key (the `webhook-id`, the email `Message-ID`, the provider's
 //!   idempotency key), so a worker that dies mid-send causes at most a repeat that the
 //!   receiver recognises, never a loss.
-//! - [`saga::PaymentEvents`] reads the payment service's status history behind a persisted
-//!   cursor and turns confirmations, refunds and escrow releases into notifications, in
-//!   the same transaction as the cursor move.
+//! - [`feed::FeedReader`]s follow other services' logs behind persisted cursors, writing
+//!   notifications in the same transaction as the cursor move: [`saga::PaymentEvents`]
+//!   (confirmations, refunds and escrow releases, to the payer and the facility's billing
+//!   staff) and [`facility_events::FacilityEvents`] (expiring certifications, to the
+//!   facility's compliance staff).
 //! - [`stream::inbox`] streams a user's in-app notifications live (LISTEN/NOTIFY).
 
 pub mod channels;
 pub mod config;
+pub mod facility_events;
+pub mod feed;
 pub mod model;
 pub mod outbox;
 pub mod saga;
@@ -36,11 +40,18 @@ pub use service::NotificationService;
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "notifications",
-    migrations: &[Migration {
-        version: 1,
-        name: "notifications",
-        sql: include_str!("../migrations/0001_notifications.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "notifications",
+            sql: include_str!("../migrations/0001_notifications.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "facility staff templates",
+            sql: include_str!("../migrations/0002_facility_templates.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]

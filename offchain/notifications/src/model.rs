@@ -59,6 +59,12 @@ impl EventType {
     pub const ESCROW_RELEASED: &'static str = "escrow.released";
     /// Produced by the KYC service once it exists (template seeded already).
     pub const KYC_DECIDED: &'static str = "kyc.decided";
+    /// The facility-side view of the payment saga, for the facility's billing staff.
+    pub const FACILITY_PAYMENT_RECEIVED: &'static str = "facility.payment_received";
+    pub const FACILITY_REFUND_ISSUED: &'static str = "facility.refund_issued";
+    pub const FACILITY_ESCROW_RELEASED: &'static str = "facility.escrow_released";
+    /// From the facilities service's outbox, for the facility's compliance staff.
+    pub const CERTIFICATION_EXPIRING: &'static str = "facility.certification_expiring";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,31 +1,26 @@
 //! Payment-saga events → notifications. The payment service appends every status change,
-//! refund and escrow release to `payments.payment_status_history`; this reader follows
-//! that log by its id behind a cursor stored in `notifications.cursors`, and writes the
-//! notifications and the new cursor position in one transaction, so each history row
-//! produces its notification exactly once whatever crashes (the `payments:<id>` source key
-//! makes a second reader's overlap harmless too).
+//! refund and escrow release to `payments.payment_status_history`; this [`Feed`] follows
+//! that log (exactly once, see [`crate::feed`]) and notifies the payer and the facility's
+//! billing staff (`payments:<id>` and `payments:<id>:staff:<user>` source keys).
 
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::NotificationError;
+use crate::feed::{Feed, FeedReader, facility_staff};
 use crate::model::{EventType, Priority, SendRequest};
 use crate::service::NotificationService;
 
 pub const CURSOR: &str = "payments.payment_status_history";
 /// Base58 of the all-zero key: the payment service's mint for native SOL.
 const NATIVE_SOL: &str = "11111111111111111111111111111111";
-
-#[derive(Clone)]
-pub struct PaymentEvents {
-    pool: PgPool,
-    notifications: NotificationService,
-}
+/// Facility staff roles told about money reaching or leaving the facility.
+pub const BILLING_ROLES: [&str; 4] = ["admin", "billing", "finance", "manager"];
 
 #[derive(sqlx::FromRow)]
-struct HistoryRow {
+pub struct HistoryRow {
     id: i64,
     payment_id: Uuid,
     status: String,
@@ -42,96 +37,82 @@ struct HistoryRow {
     released: String,
 }
 
-impl PaymentEvents {
+/// The payment status history as a [`Feed`].
+#[derive(Clone, Copy, Default)]
+pub struct PaymentFeed;
+
+pub type PaymentEvents = FeedReader<PaymentFeed>;
+
+impl FeedReader<PaymentFeed> {
     pub fn new(notifications: NotificationService) -> PaymentEvents {
-        PaymentEvents {
-            pool: notifications.pool().clone(),
-            notifications,
-        }
-    }
-
-    /// Handles up to `limit` history rows after the cursor; returns how many notifications
-    /// it created.
-    pub async fn step(&self, limit: u32) -> Result<usize, NotificationError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO notifications.cursors (name) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(CURSOR)
-            .execute(&mut *tx)
-            .await?;
-        // Row lock: two readers never process the same range concurrently.
-        let position: i64 = sqlx::query_scalar(
-            "SELECT position FROM notifications.cursors WHERE name = $1 FOR UPDATE",
-        )
-        .bind(CURSOR)
-        .fetch_one(&mut *tx)
-        .await?;
-        let rows: Vec<HistoryRow> = sqlx::query_as(
-            "SELECT h.id, h.payment_id, h.status, h.detail, h.at, p.created_by, p.kind,
-                    p.facility_id, p.mint, p.amount::text AS amount, p.label, p.signature,
-                    p.refunded::text AS refunded, p.released::text AS released
-               FROM payments.payment_status_history h
-               JOIN payments.payments p ON p.id = h.payment_id
-              WHERE h.id > $1 ORDER BY h.id LIMIT $2",
-        )
-        .bind(position)
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(last) = rows.last().map(|r| r.id) else {
-            return Ok(0);
-        };
-        let mut created = 0;
-        for row in &rows {
-            if let Some(req) = event_of(row)
-                && self.notifications.send_in(&mut tx, &req).await?.created
-            {
-                created += 1;
-            }
-        }
-        sqlx::query(
-            "UPDATE notifications.cursors SET position = $2, updated_at = now() WHERE name = $1",
-        )
-        .bind(CURSOR)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Steps until caught up; then the caller sleeps and calls again.
-    pub async fn catch_up(&self, batch: u32) -> Result<usize, NotificationError> {
-        let mut total = 0;
-        loop {
-            let before: i64 = self.position().await?;
-            total += self.step(batch).await?;
-            if self.position().await? == before {
-                return Ok(total);
-            }
-        }
-    }
-
-    pub async fn position(&self) -> Result<i64, NotificationError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM notifications.cursors WHERE name = $1")
-                .bind(CURSOR)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
+        FeedReader::with(notifications, PaymentFeed)
     }
 }
 
-/// The notification a history row calls for, if any: the first move out of `pending` into
-/// confirmed or finalized (a payment seen straight as finalized skips `confirmed`), and the
-/// refund and release entries.
-fn event_of(row: &HistoryRow) -> Option<SendRequest> {
+impl Feed for PaymentFeed {
+    const CURSOR: &'static str = CURSOR;
+    const QUERY: &'static str =
+        "SELECT h.id, h.payment_id, h.status, h.detail, h.at, p.created_by, p.kind,
+                p.facility_id, p.mint, p.amount::text AS amount, p.label, p.signature,
+                p.refunded::text AS refunded, p.released::text AS released
+           FROM payments.payment_status_history h
+           JOIN payments.payments p ON p.id = h.payment_id
+          WHERE h.id > $1 ORDER BY h.id LIMIT $2";
+    type Row = HistoryRow;
+
+    fn id(row: &HistoryRow) -> i64 {
+        row.id
+    }
+
+    async fn requests(
+        &self,
+        conn: &mut PgConnection,
+        row: &HistoryRow,
+    ) -> Result<Vec<SendRequest>, NotificationError> {
+        let Some((payer_event, staff_event, data)) = event_of(row) else {
+            return Ok(Vec::new());
+        };
+        let mut out = vec![SendRequest {
+            user_id: row.created_by,
+            event_type: payer_event.to_owned(),
+            data: data.clone(),
+            priority: Priority::Normal,
+            source_key: Some(format!("payments:{}", row.id)),
+            ..SendRequest::default()
+        }];
+        for user in facility_staff(conn, &row.facility_id, &BILLING_ROLES).await? {
+            out.push(SendRequest {
+                user_id: user,
+                event_type: staff_event.to_owned(),
+                data: data.clone(),
+                priority: Priority::Normal,
+                source_key: Some(format!("payments:{}:staff:{user}", row.id)),
+                ..SendRequest::default()
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The event types (payer's, staff's) and template data a history row calls for, if any:
+/// the first move out of `pending` into confirmed or finalized (a payment seen straight as
+/// finalized skips `confirmed`), and the refund and release entries.
+fn event_of(row: &HistoryRow) -> Option<(&'static str, &'static str, Value)> {
     let event = row.detail.get("event").and_then(Value::as_str);
     let from = row.detail.get("from").and_then(Value::as_str);
-    let event_type = match (event, row.status.as_str(), from) {
-        (Some("refunded"), _, _) => EventType::PAYMENT_REFUNDED,
-        (Some("escrow_released"), _, _) => EventType::ESCROW_RELEASED,
-        (None, "confirmed" | "finalized", Some("pending")) => EventType::PAYMENT_CONFIRMED,
+    let (payer_event, staff_event) = match (event, row.status.as_str(), from) {
+        (Some("refunded"), _, _) => (
+            EventType::PAYMENT_REFUNDED,
+            EventType::FACILITY_REFUND_ISSUED,
+        ),
+        (Some("escrow_released"), _, _) => (
+            EventType::ESCROW_RELEASED,
+            EventType::FACILITY_ESCROW_RELEASED,
+        ),
+        (None, "confirmed" | "finalized", Some("pending")) => (
+            EventType::PAYMENT_CONFIRMED,
+            EventType::FACILITY_PAYMENT_RECEIVED,
+        ),
         _ => return None,
     };
     let (asset, decimals) = if row.mint == NATIVE_SOL {
@@ -171,14 +152,7 @@ fn event_of(row: &HistoryRow) -> Option<SendRequest> {
         "released": shown(&amount_in("amount", &row.released)),
         "at": row.at.unix_timestamp(),
     });
-    Some(SendRequest {
-        user_id: row.created_by,
-        event_type: event_type.to_owned(),
-        data,
-        priority: Priority::Normal,
-        source_key: Some(format!("payments:{}", row.id)),
-        ..SendRequest::default()
-    })
+    Some((payer_event, staff_event, data))
 }
 
 /// Base units as a decimal with `decimals` places, trailing zeros trimmed.

@@ -8,3 +8,4 @@ mod common;
 mod outbox;
 mod saga;
 mod service;
+mod staff;

@@ -10,6 +10,17 @@ use uuid::Uuid;
 use crate::common::prefs;
 
 async fn payment(pool: &PgPool, created_by: Uuid, kind: &str, amount: u64) -> Uuid {
+    payment_to(pool, created_by, kind, amount, &"cd".repeat(32)).await
+}
+
+/// A payment row to the facility whose registry id is `facility_hex`.
+pub async fn payment_to(
+    pool: &PgPool,
+    created_by: Uuid,
+    kind: &str,
+    amount: u64,
+    facility_hex: &str,
+) -> Uuid {
     let id = Uuid::now_v7();
     let escrow = kind == "escrow";
     sqlx::query(
@@ -21,7 +32,7 @@ async fn payment(pool: &PgPool, created_by: Uuid, kind: &str, amount: u64) -> Uu
     .bind(id)
     .bind(created_by)
     .bind(kind)
-    .bind("cd".repeat(32))
+    .bind(facility_hex)
     .bind(amount.to_string())
     .bind(escrow.then_some("Arbiter111111111111111111111111111111111111"))
     .bind(escrow.then_some(4_000_000_000i64))
@@ -38,7 +49,7 @@ fn hex_of(id: Uuid) -> String {
 }
 
 /// What the payment service's `history` writes.
-async fn history(pool: &PgPool, payment: Uuid, status: &str, detail: serde_json::Value) {
+pub async fn history(pool: &PgPool, payment: Uuid, status: &str, detail: serde_json::Value) {
     sqlx::query(
         "INSERT INTO payments.payment_status_history (payment_id, status, detail) VALUES ($1, $2, $3)",
     )

@@ -32,6 +32,12 @@ fn entry_wrapper(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> 
     advancia_pay::entry(program_id, accounts, data)
 }
 
+/// Whether the program runs as its SBF build (`ADVANCIA_PREFER_SBF=1`, set by `cargo xtask
+/// test` and `bench programs` where `cargo build-sbf` exists) instead of natively.
+pub fn sbf_mode() -> bool {
+    std::env::var("ADVANCIA_PREFER_SBF").is_ok_and(|v| v == "1")
+}
+
 pub fn id32(s: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out[..s.len()].copy_from_slice(s.as_bytes());
@@ -53,7 +59,7 @@ impl Env {
     /// Runtime with funded role keys; nothing initialized.
     pub async fn bare() -> Env {
         let mut pt = ProgramTest::default();
-        pt.prefer_bpf(std::env::var("ADVANCIA_PREFER_SBF").is_ok_and(|v| v == "1"));
+        pt.prefer_bpf(sbf_mode());
         pt.add_program("advancia_pay", advancia_pay::ID, processor!(entry_wrapper));
         let ctx = pt.start_with_context().await;
         let mut env = Env {
@@ -200,6 +206,36 @@ impl Env {
         }
         self.ctx.banks_client.process_transaction(tx).await?;
         Ok((events, bridge_events))
+    }
+
+    /// Compute units of a transaction holding exactly `ixs` (nothing added, so the figure is
+    /// theirs alone), from the runtime's simulation; then processes it so later steps see its
+    /// state. Panics with the failure if the transaction does not succeed.
+    pub async fn measure(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> u64 {
+        let mut keys: Vec<&Keypair> = vec![&self.ctx.payer];
+        keys.extend_from_slice(signers);
+        let blockhash = self.ctx.banks_client.get_latest_blockhash().await.unwrap();
+        let tx = Transaction::new_signed_with_payer(
+            ixs,
+            Some(&self.ctx.payer.pubkey()),
+            &keys[..],
+            blockhash,
+        );
+        let sim = self
+            .ctx
+            .banks_client
+            .simulate_transaction(tx.clone())
+            .await
+            .unwrap();
+        if let Some(Err(e)) = sim.result {
+            panic!("measured transaction failed: {e:?}");
+        }
+        let units = sim
+            .simulation_details
+            .expect("simulation details")
+            .units_consumed;
+        self.ctx.banks_client.process_transaction(tx).await.unwrap();
+        units
     }
 
     pub async fn lamports(&mut self, key: &Pubkey) -> u64 {

@@ -8,6 +8,7 @@ mod idl;
 
 mod bridge;
 mod config;
+mod cu;
 mod escrow;
 mod facility;
 mod kyc;

@@ -20,14 +20,14 @@ fn light_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
         .unwrap()
 }
 
-fn leaf(i: u64) -> [u8; 32] {
+pub(crate) fn leaf(i: u64) -> [u8; 32] {
     let mut out = [0u8; 32];
     out[24..].copy_from_slice(&(i * 7919 + 1).to_be_bytes());
     out
 }
 
 /// Returns (root, proofs) for `leaves`, zero-padding the right side to a power of two.
-fn tree(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<Vec<[u8; 32]>>) {
+pub(crate) fn tree(leaves: &[[u8; 32]]) -> ([u8; 32], Vec<Vec<[u8; 32]>>) {
     let depth = merkle::tree_depth(leaves.len() as u64);
     let mut level: Vec<[u8; 32]> = leaves.to_vec();
     level.resize(1 << depth, [0u8; 32]);
