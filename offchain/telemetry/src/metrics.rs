@@ -232,18 +232,18 @@ impl Family for Histogram {
         write_header(out, name, "histogram", &self.meta.help);
         let bucket = format!("{name}_bucket");
         for (k, d) in lock(&self.values).iter() {
-            let mut pairs = self.meta.pairs(k);
-            let mut cumulative = 0;
+            let pairs = self.meta.pairs(k);
+            let with_le = |le: &str, out: &mut String, v: u64| {
+                let mut p = pairs.clone();
+                p.push(("le", le));
+                write_sample(out, &bucket, &p, v);
+            };
+            let mut cumulative = 0u64;
             for (b, n) in self.bounds.iter().zip(&d.buckets) {
                 cumulative += n;
-                let le = b.to_string();
-                pairs.push(("le", &le));
-                write_sample(out, &bucket, &pairs, cumulative);
-                pairs.pop();
+                with_le(&b.to_string(), out, cumulative);
             }
-            pairs.push(("le", "+Inf"));
-            write_sample(out, &bucket, &pairs, d.count);
-            pairs.pop();
+            with_le("+Inf", out, d.count);
             write_sample(out, &format!("{name}_sum"), &pairs, d.sum);
             write_sample(out, &format!("{name}_count"), &pairs, d.count);
         }
@@ -351,7 +351,7 @@ pub type RenderFn =
 pub fn render_fn(f: impl Fn() -> String + Send + Sync + 'static) -> RenderFn {
     Arc::new(move || {
         let s = f();
-        Box::pin(async move { s })
+        Box::pin(async move { s }) as Pin<Box<dyn Future<Output = String> + Send>>
     })
 }
 

@@ -129,8 +129,9 @@ pub fn current() -> Option<TraceContext> {
     tracing::Span::current().with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let span = registry.span(id)?;
-        let ext = span.extensions();
-        ext.get::<SpanData>().map(|d| d.ctx)
+        // The nearest span the exporter saw (others may be filtered out for it).
+        span.scope()
+            .find_map(|s| s.extensions().get::<SpanData>().map(|d| d.ctx))
     })?
 }
 
