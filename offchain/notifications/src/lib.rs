@@ -36,11 +36,18 @@ pub use service::NotificationService;
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "notifications",
-    migrations: &[Migration {
-        version: 1,
-        name: "notifications",
-        sql: include_str!("../migrations/0001_notifications.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "notifications",
+            sql: include_str!("../migrations/0001_notifications.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "traceparent",
+            sql: include_str!("../migrations/0002_traceparent.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::NotificationError;
@@ -40,6 +41,7 @@ struct HistoryRow {
     signature: Option<String>,
     refunded: String,
     released: String,
+    traceparent: Option<String>,
 }
 
 impl PaymentEvents {
@@ -68,7 +70,8 @@ impl PaymentEvents {
         let rows: Vec<HistoryRow> = sqlx::query_as(
             "SELECT h.id, h.payment_id, h.status, h.detail, h.at, p.created_by, p.kind,
                     p.facility_id, p.mint, p.amount::text AS amount, p.label, p.signature,
-                    p.refunded::text AS refunded, p.released::text AS released
+                    p.refunded::text AS refunded, p.released::text AS released,
+                    h.traceparent
                FROM payments.payment_status_history h
                JOIN payments.payments p ON p.id = h.payment_id
               WHERE h.id > $1 ORDER BY h.id LIMIT $2",
@@ -82,8 +85,23 @@ impl PaymentEvents {
         };
         let mut created = 0;
         for row in &rows {
-            if let Some(req) = event_of(row)
-                && self.notifications.send_in(&mut tx, &req).await?.created
+            let Some(req) = event_of(row) else { continue };
+            // The notification continues the trace of the request that changed the payment.
+            let span = tracing::info_span!(
+                "payment_event",
+                history_id = row.id,
+                payment_id = %row.payment_id,
+                traceparent = tracing::field::Empty
+            );
+            if let Some(tp) = &row.traceparent {
+                span.record("traceparent", tp.as_str());
+            }
+            if self
+                .notifications
+                .send_in(&mut tx, &req)
+                .instrument(span)
+                .await?
+                .created
             {
                 created += 1;
             }

@@ -470,7 +470,9 @@ mod tests {
         )
         .await
         .unwrap();
-        let resp = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+        let resp = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let body = resp.text().await.unwrap();
         assert!(body.contains("hits_total 1\n"), "{body}");

@@ -72,7 +72,10 @@ impl TraceContext {
         if ver.len() != 2 || ver == "ff" || (ver == "00" && parts.next().is_some()) {
             return Err(TraceparentError::Format);
         }
-        let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let lower_hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         if !lower_hex(ver) || !lower_hex(trace) || !lower_hex(span) || !lower_hex(flags) {
             return Err(TraceparentError::Format);
         }
@@ -477,13 +480,20 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
         ] {
-            assert_eq!(TraceContext::parse(bad), Err(TraceparentError::Format), "{bad}");
+            assert_eq!(
+                TraceContext::parse(bad),
+                Err(TraceparentError::Format),
+                "{bad}"
+            );
         }
         assert_eq!(
             TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
             Err(TraceparentError::ZeroId)
         );
         // A later version with extra fields is read by its first four.
-        assert!(TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x").is_ok());
+        assert!(
+            TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x")
+                .is_ok()
+        );
     }
 }

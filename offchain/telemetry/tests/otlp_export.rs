@@ -74,7 +74,10 @@ async fn remote_parent_and_children_share_one_trace() {
     assert_ne!(unrelated["traceId"], outer["traceId"]);
     assert!(unrelated.get("parentSpanId").is_none());
     // `current()` inside the child is what gets injected downstream.
-    assert_eq!(seen_inside.trace_id_hex(), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(
+        seen_inside.trace_id_hex(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
     assert_eq!(Value::String(seen_inside.span_id_hex()), inner["spanId"]);
     let attrs = inner["attributes"].as_array().unwrap();
     assert!(
