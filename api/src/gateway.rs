@@ -327,7 +327,18 @@ pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, traceparent = tracing::field::Empty);
+        // A caller's W3C `traceparent` makes this span (and all work under it) part of the
+        // caller's trace (advancia-telemetry); an invalid value is ignored.
+        if let Some(tp) = req
+            .headers()
+            .get(advancia_telemetry::trace::TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| advancia_telemetry::TraceContext::parse(v).is_ok())
+        {
+            span.record("traceparent", tp);
+        }
+        span
     });
     router
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))

@@ -2,21 +2,22 @@
 
 pub mod gateway;
 pub mod idempotency;
+pub mod observe;
 pub mod openapi;
+pub mod ops;
 pub mod pagination;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use advancia_db::{ServiceMigrations, sqlx::PgPool};
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub struct AppState {
     pub notifications: advancia_notifications::NotificationService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
+    /// Services this process runs (`--services`); readiness checks their dependencies.
+    pub enabled_services: ops::ServiceSet,
+    pub readiness: ops::ReadinessConfig,
 }
 
 impl AppState {
@@ -70,7 +74,20 @@ impl AppState {
             ledger,
             trusted_proxy_hops: services.trusted_proxy_hops,
             public_url: services.public_url,
+            enabled_services: ops::ServiceSet::all(),
+            readiness: ops::ReadinessConfig::default(),
         }
+    }
+
+    /// Runs only `services` (route groups and readiness checks).
+    pub fn with_services(mut self, services: ops::ServiceSet) -> AppState {
+        self.enabled_services = services;
+        self
+    }
+
+    pub fn with_readiness(mut self, readiness: ops::ReadinessConfig) -> AppState {
+        self.readiness = readiness;
+        self
     }
 }
 
@@ -98,19 +115,43 @@ impl ServicesConfig {
     /// From `ADVANCIA_SOLANA_RPC_URL`, `ADVANCIA_PUBLIC_URL`, `ADVANCIA_PAYMENT_ICON_URL`,
     /// `ADVANCIA_PAYMENT_LABEL`, `ADVANCIA_PAYMENT_TTL_SECS`.
     pub fn from_env(trusted_proxy_hops: usize) -> Result<ServicesConfig, String> {
+        Self::from_vars(|k| std::env::var(k).ok(), trusted_proxy_hops).map_err(|e| e.join("; "))
+    }
+
+    /// [`Self::from_env`] over any variable source; every bad setting is reported, each
+    /// message starting with the setting's name.
+    pub fn from_vars(
+        get: impl Fn(&str) -> Option<String>,
+        trusted_proxy_hops: usize,
+    ) -> Result<ServicesConfig, Vec<String>> {
         let mut c = ServicesConfig {
             trusted_proxy_hops,
             ..ServicesConfig::default()
         };
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let mut errors = Vec::new();
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let http_url = |v: &str| {
+            (v.starts_with("https://") || v.starts_with("http://")) && v.len() > "https://".len()
+        };
         if let Some(v) = var("ADVANCIA_SOLANA_RPC_URL") {
-            c.solana_rpc_url = v;
+            if http_url(&v) {
+                c.solana_rpc_url = v;
+            } else {
+                // The RPC URL may embed a provider API key: describe, do not echo.
+                errors.push(
+                    "ADVANCIA_SOLANA_RPC_URL: not an http(s) URL (expected e.g. http://127.0.0.1:8899)"
+                        .into(),
+                );
+            }
         }
         if let Some(v) = var("ADVANCIA_PUBLIC_URL") {
-            if !(v.starts_with("https://") || v.starts_with("http://")) {
-                return Err(format!("ADVANCIA_PUBLIC_URL: `{v}` is not an http(s) URL"));
+            if http_url(&v) {
+                c.public_url = Some(v);
+            } else {
+                errors.push(format!(
+                    "ADVANCIA_PUBLIC_URL: `{v}` is not an http(s) URL (expected e.g. https://pay.example.com)"
+                ));
             }
-            c.public_url = Some(v);
         }
         if let Some(v) = var("ADVANCIA_PAYMENT_ICON_URL") {
             c.payments.icon_url = v;
@@ -119,13 +160,18 @@ impl ServicesConfig {
             c.payments.label = v;
         }
         if let Some(v) = var("ADVANCIA_PAYMENT_TTL_SECS") {
-            let secs: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| format!("ADVANCIA_PAYMENT_TTL_SECS: `{v}` is not a whole number"))?;
-            c.payments.intent_ttl = Duration::from_secs(secs.max(60));
+            match v.trim().parse::<u64>() {
+                Ok(secs) => c.payments.intent_ttl = Duration::from_secs(secs.max(60)),
+                Err(_) => errors.push(format!(
+                    "ADVANCIA_PAYMENT_TTL_SECS: `{v}` is not a whole number of seconds (minimum 60)"
+                )),
+            }
         }
-        Ok(c)
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -169,43 +215,74 @@ impl ApiConfig {
     /// `ADVANCIA_TRUSTED_PROXY_HOPS`, `ADVANCIA_REQUEST_TIMEOUT_SECS`,
     /// `ADVANCIA_BODY_LIMIT_BYTES`. Each bad value is a start-up error naming it.
     pub fn from_env() -> Result<ApiConfig, String> {
+        Self::from_vars(|k| std::env::var(k).ok()).map_err(|e| e.join("; "))
+    }
+
+    /// [`Self::from_env`] over any variable source; every bad setting is reported, each
+    /// message starting with the setting's name.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<ApiConfig, Vec<String>> {
         let mut c = ApiConfig::default();
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("ADVANCIA_RATE_LIMITS") {
-            c.gateway
-                .apply_rate_limit_overrides(&v)
-                .map_err(|e| format!("ADVANCIA_RATE_LIMITS: {e}"))?;
+        let mut errors = Vec::new();
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("ADVANCIA_RATE_LIMITS")
+            && let Err(e) = c.gateway.apply_rate_limit_overrides(&v)
+        {
+            errors.push(format!(
+                "ADVANCIA_RATE_LIMITS: {e} (expected group=N/unit pairs, e.g. payments=1000/min,default=50/s)"
+            ));
         }
-        c.redis_url = var("ADVANCIA_REDIS_URL");
+        if let Some(v) = var("ADVANCIA_REDIS_URL") {
+            if v.starts_with("redis://") || v.starts_with("rediss://") {
+                c.redis_url = Some(v);
+            } else {
+                // May carry a password: never echoed.
+                errors.push(
+                    "ADVANCIA_REDIS_URL: not a redis:// or rediss:// URL (expected e.g. redis://127.0.0.1:6379)"
+                        .into(),
+                );
+            }
+        }
         if let Some(v) = var("ADVANCIA_REDIS_PREFIX") {
             c.redis_prefix = v;
         }
         if let Some(v) = var("ADVANCIA_CORS_ORIGINS") {
-            c.gateway.cors_origins = v
-                .split(',')
-                .map(|o| {
-                    o.trim()
-                        .parse()
-                        .map_err(|_| format!("ADVANCIA_CORS_ORIGINS: bad origin `{o}`"))
-                })
-                .collect::<Result<_, _>>()?;
+            let mut origins = Vec::new();
+            for o in v.split(',').map(str::trim) {
+                match o.parse() {
+                    Ok(h) if o.starts_with("http://") || o.starts_with("https://") => {
+                        origins.push(h)
+                    }
+                    _ => errors.push(format!(
+                        "ADVANCIA_CORS_ORIGINS: bad origin `{o}` (expected comma-separated scheme://host[:port])"
+                    )),
+                }
+            }
+            c.gateway.cors_origins = origins;
         }
-        let num = |k: &str, v: String| {
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("{k}: `{v}` is not a whole number"))
+        let mut num = |k: &str| -> Option<u64> {
+            let v = var(k)?;
+            match v.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.push(format!("{k}: `{v}` is not a whole number"));
+                    None
+                }
+            }
         };
-        if let Some(v) = var("ADVANCIA_TRUSTED_PROXY_HOPS") {
-            c.gateway.trusted_proxy_hops = num("ADVANCIA_TRUSTED_PROXY_HOPS", v)? as usize;
+        if let Some(n) = num("ADVANCIA_TRUSTED_PROXY_HOPS") {
+            c.gateway.trusted_proxy_hops = n as usize;
         }
-        if let Some(v) = var("ADVANCIA_REQUEST_TIMEOUT_SECS") {
-            c.gateway.request_timeout =
-                Duration::from_secs(num("ADVANCIA_REQUEST_TIMEOUT_SECS", v)?.max(1));
+        if let Some(n) = num("ADVANCIA_REQUEST_TIMEOUT_SECS") {
+            c.gateway.request_timeout = Duration::from_secs(n.max(1));
         }
-        if let Some(v) = var("ADVANCIA_BODY_LIMIT_BYTES") {
-            c.gateway.body_limit_bytes = num("ADVANCIA_BODY_LIMIT_BYTES", v)? as usize;
+        if let Some(n) = num("ADVANCIA_BODY_LIMIT_BYTES") {
+            c.gateway.body_limit_bytes = n as usize;
         }
-        Ok(c)
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -249,37 +326,19 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Readiness: dependencies answer. A load balancer stops routing here on 503.
-#[utoipa::path(get, path = "/ready", tag = "operations",
-    responses(
-        (status = 200, description = "Every dependency answers"),
-        (status = 503, description = "A dependency is unreachable", body = Problem, content_type = "application/problem+json")
-    ))]
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(2), advancia_db::ping(&state.pool)).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "status": "ready", "checks": { "database": "ok" } })),
-        )
-            .into_response(),
-        Ok(Err(e)) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
-            .with_detail(format!("database: {e}"))
-            .into_response(),
-        Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
-            .with_detail("database: no answer within 2s")
-            .into_response(),
-    }
-}
+pub use ops::ready;
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "No such route")
 }
 
-/// The routes without gateway layers (tests of single handlers use this).
+/// The routes without gateway layers (tests of single handlers use this): the enabled
+/// services' route groups plus health, readiness and the API reference.
 pub fn routes(state: AppState) -> Router {
     let doc = Arc::new(openapi::document());
     let page = openapi::reference_page(&doc);
-    Router::new()
+    let on = |name: &str| state.enabled_services.has(name);
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route(
@@ -289,16 +348,29 @@ pub fn routes(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .route("/api/v1/docs", get(move || async move { page.clone() }))
-        .merge(routes::auth::router())
-        .merge(routes::indexer::router())
-        .merge(routes::facilities::router())
-        .merge(routes::notifications::router())
-        .merge(money_moving(routes::ledger::router(), &state))
-        .merge(money_moving(routes::payments::router(), &state))
-        .merge(money_moving(routes::blockchain::router(), &state))
-        .fallback(not_found)
-        .with_state(state)
+        .route("/api/v1/docs", get(move || async move { page.clone() }));
+    if on("auth") {
+        router = router.merge(routes::auth::router());
+    }
+    if on("indexer") {
+        router = router.merge(routes::indexer::router());
+    }
+    if on("facilities") {
+        router = router.merge(routes::facilities::router());
+    }
+    if on("notifications") {
+        router = router.merge(routes::notifications::router());
+    }
+    if on("ledger") {
+        router = router.merge(money_moving(routes::ledger::router(), &state));
+    }
+    if on("payments") {
+        router = router.merge(money_moving(routes::payments::router(), &state));
+    }
+    if on("blockchain") {
+        router = router.merge(money_moving(routes::blockchain::router(), &state));
+    }
+    router.fallback(not_found).with_state(state)
 }
 
 /// Routes whose POSTs move money honour `Idempotency-Key`. (Not applied to auth routes:
@@ -315,6 +387,15 @@ fn money_moving(router: Router<AppState>, state: &AppState) -> Router<AppState> 
 
 /// The full application: routes inside the gateway layers.
 pub async fn app(state: AppState, config: ApiConfig) -> anyhow::Result<Router> {
+    app_with_metrics(state, config, None).await
+}
+
+/// [`app`] with request metrics (golden signals per matched route) recorded in `metrics`.
+pub async fn app_with_metrics(
+    state: AppState,
+    config: ApiConfig,
+    metrics: Option<observe::HttpMetrics>,
+) -> anyhow::Result<Router> {
     let limiter = match &config.redis_url {
         Some(url) => Limiter::Redis(
             RedisLimiter::connect(url, &config.redis_prefix)
@@ -331,7 +412,13 @@ pub async fn app(state: AppState, config: ApiConfig) -> anyhow::Result<Router> {
     let inner = gateway::with_rate_limit(routes(state), &config.gateway, limiter).layer(
         axum::middleware::from_fn_with_state(identify, principal::identify),
     );
-    Ok(gateway::apply_outer(inner, config.gateway))
+    let outer = gateway::apply_outer(inner, config.gateway);
+    // Outermost, so rejected, rate-limited and timed-out requests are counted too; added
+    // with `Router::layer`, it sees each request's `MatchedPath`.
+    Ok(match metrics {
+        Some(m) => outer.layer(axum::middleware::from_fn_with_state(m, observe::track)),
+        None => outer,
+    })
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, with peer addresses

@@ -1,8 +1,14 @@
-use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use advancia_api::{ApiConfig, AppState, all_migrations};
-use advancia_auth::{AuthConfig, AuthService, SigningKeys};
+use advancia_api::observe::HttpMetrics;
+use advancia_api::ops::{Shutdown, Workers};
+use advancia_api::settings::{ServeConfig, Settings};
+use advancia_api::{AppState, all_migrations};
+use advancia_auth::AuthService;
 use advancia_db::DbConfig;
+use advancia_telemetry::{Registry, TelemetryConfig};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -13,6 +19,9 @@ use clap::{Parser, Subcommand};
     about = "Advancia Pay Ledger API and services"
 )]
 struct Cli {
+    /// TOML configuration file; environment variables override it, flags override both.
+    #[arg(long, global = true, env = "ADVANCIA_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,104 +30,235 @@ struct Cli {
 enum Command {
     /// Apply pending migrations, then serve the API until SIGINT/SIGTERM.
     Serve {
-        #[arg(long, env = "ADVANCIA_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        /// API address (setting ADVANCIA_LISTEN, default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Prometheus `/metrics` address, or `off` (ADVANCIA_METRICS_LISTEN, default
+        /// 127.0.0.1:9465).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Services to run, e.g. `payments,ledger` (ADVANCIA_SERVICES, default all).
+        #[arg(long)]
+        services: Option<String>,
         /// Do not apply migrations at start-up (run `advancia migrate` separately).
         #[arg(long)]
         no_migrate: bool,
     },
     /// Apply pending migrations of every service and exit.
     Migrate,
+    /// Validate the configuration (file, environment) and exit: 0 when valid, 2 otherwise.
+    CheckConfig,
 }
 
+/// Exit status for configuration errors (distinct from runtime failures).
+const BAD_CONFIG: u8 = 2;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn")
-            }),
-        )
-        .init();
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let db = DbConfig::from_env();
-    match cli.command {
-        Command::Migrate => {
-            let pool = db.connect().await.context("connecting to Postgres")?;
-            let report = advancia_db::migrate(&pool, &all_migrations()).await?;
-            println!(
-                "migrations: {} applied, {} already present",
-                report.applied.len(),
-                report.already_applied
-            );
+    let mut settings = match Settings::load(cli.config.as_deref(), |k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("advancia: {e}");
+            return ExitCode::from(BAD_CONFIG);
         }
-        Command::Serve { listen, no_migrate } => {
-            let config = ApiConfig::from_env().map_err(anyhow::Error::msg)?;
-            let pool = db.pool()?;
-            if !no_migrate {
-                // Readiness reports the database later; serving starts only on a known schema.
-                advancia_db::migrate(&pool, &all_migrations())
-                    .await
-                    .context("applying migrations")?;
+    };
+    let result = match cli.command {
+        Command::Migrate => migrate(&settings).await,
+        Command::CheckConfig => match ServeConfig::from_settings(&settings) {
+            Ok(c) => {
+                println!(
+                    "configuration valid: listen {}, services {}",
+                    c.listen,
+                    c.services.names().join(",")
+                );
+                Ok(())
             }
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
-            tracing::info!(%listen, "advancia API listening");
-            // Idempotency records are kept for 24 hours, purged hourly.
-            let purge_pool = pool.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-                loop {
-                    tick.tick().await;
-                    let day = std::time::Duration::from_secs(86_400);
-                    if let Err(e) = advancia_api::idempotency::purge_expired(&purge_pool, day).await
-                    {
-                        tracing::warn!(error = %e, "idempotency purge failed");
-                    }
+            Err(e) => {
+                eprintln!("advancia: {e}");
+                return ExitCode::from(BAD_CONFIG);
+            }
+        },
+        Command::Serve {
+            listen,
+            metrics_listen,
+            services,
+            no_migrate,
+        } => {
+            for (name, v) in [
+                ("ADVANCIA_LISTEN", listen),
+                ("ADVANCIA_METRICS_LISTEN", metrics_listen),
+                ("ADVANCIA_SERVICES", services),
+            ] {
+                if let Some(v) = v {
+                    settings.set_flag(name, v);
                 }
-            });
-            let auth = AuthService::new(
-                pool.clone(),
-                AuthConfig::from_env().context("auth configuration")?,
-                SigningKeys::from_env().context("auth signing keys")?,
-            )
-            .context("auth configuration")?;
-            let ledger = advancia_ledger::Ledger::new(pool.clone(), Default::default());
-            // Pending transfers with a timeout lapse on their own.
-            ledger.spawn_expiry_task(std::time::Duration::from_secs(1));
-            let services =
-                advancia_api::ServicesConfig::from_env(config.gateway.trusted_proxy_hops)
-                    .map_err(anyhow::Error::msg)?;
-            tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
-            let state = AppState::new(pool, auth, ledger, services);
-            // Notification delivery (outbox) and payment-event reader, beside the API.
-            let channels = advancia_notifications::config::ChannelsConfig::from_env()
-                .map_err(anyhow::Error::msg)?
-                .channels(&state.notifications)?;
-            tokio::spawn(advancia_notifications::config::run_background(
-                state.notifications.clone(),
-                channels,
-                Default::default(),
-                advancia_db::shutdown_signal(),
-            ));
-            // Certification reminders (facilities outbox → staff notifications), hourly.
-            let facilities = state.facilities.clone();
-            let expiry_days =
-                advancia_facilities::expiry_days_from_env().map_err(anyhow::Error::msg)?;
-            tokio::spawn(async move {
-                facilities
-                    .run_expiry_schedule(
-                        expiry_days,
-                        std::time::Duration::from_secs(3600),
-                        advancia_db::shutdown_signal(),
-                    )
-                    .await
-            });
-            let app = advancia_api::app(state, config).await?;
-            advancia_api::serve(listener, app, advancia_db::shutdown_signal()).await?;
-            tracing::info!("shut down cleanly");
+            }
+            let config = match ServeConfig::from_settings(&settings) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("advancia: {e}");
+                    return ExitCode::from(BAD_CONFIG);
+                }
+            };
+            serve(config, no_migrate).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let telemetry = TelemetryConfig::from_vars(|k| settings.get(k), "advancia").unwrap_or_default();
+    let _ = advancia_telemetry::init(&telemetry, "info,sqlx::postgres::notice=warn");
+    let db = DbConfig::new(
+        settings
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| advancia_db::DEFAULT_DATABASE_URL.into()),
+    );
+    let pool = db.connect().await.context("connecting to Postgres")?;
+    let report = advancia_db::migrate(&pool, &all_migrations()).await?;
+    println!(
+        "migrations: {} applied, {} already present",
+        report.applied.len(),
+        report.already_applied
+    );
+    Ok(())
+}
+
+async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
+    let telemetry =
+        advancia_telemetry::init(&config.telemetry, "info,sqlx::postgres::notice=warn")?;
+    let services = config.services.clone();
+    let pool = config.db.pool()?;
+    if !no_migrate {
+        // Readiness reports the database later; serving starts only on a known schema.
+        advancia_db::migrate(&pool, &all_migrations())
+            .await
+            .context("applying migrations")?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+
+    // One signal for the server and every worker, installed before anything serves.
+    let shutdown = Shutdown::new();
+    {
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            advancia_db::shutdown_signal().await;
+            s.trigger();
+        });
+    }
+    let mut workers = Workers::default();
+
+    // Idempotency records are kept for 24 hours, purged hourly.
+    let purge_pool = pool.clone();
+    let stop = shutdown.wait();
+    workers.spawn("idempotency-purge", async move {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            let day = Duration::from_secs(86_400);
+            if let Err(e) = advancia_api::idempotency::purge_expired(&purge_pool, day).await {
+                tracing::warn!(error = %e, "idempotency purge failed");
+            }
+        }
+    });
+
+    let auth =
+        AuthService::new(pool.clone(), config.auth, config.keys).context("auth configuration")?;
+    let ledger = advancia_ledger::Ledger::new(pool.clone(), Default::default());
+    if services.has("ledger") {
+        // Pending transfers with a timeout lapse on their own. Each run is one database
+        // transaction, so stopping it between or inside runs loses nothing.
+        let expiry = ledger.spawn_expiry_task(Duration::from_secs(1));
+        let stop = shutdown.wait();
+        workers.spawn("ledger-expiry", async move {
+            stop.await;
+            expiry.abort();
+        });
+    }
+    tracing::info!(solana_rpc = %advancia_db::redact_url(&config.chain.solana_rpc_url), "chain services");
+    let state = AppState::new(pool.clone(), auth, ledger, config.chain)
+        .with_services(services.clone())
+        .with_readiness(config.readiness);
+    if services.has("notifications") {
+        // Notification delivery (outbox) and payment-event reader, beside the API.
+        let channels = config.channels.channels(&state.notifications)?;
+        let svc = state.notifications.clone();
+        let stop = shutdown.wait();
+        workers.spawn("notifications", async move {
+            if let Err(e) = advancia_notifications::config::run_background(
+                svc,
+                channels,
+                Default::default(),
+                stop,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "notification workers stopped");
+            }
+        });
+    }
+
+    if services.has("facilities") {
+        // Certification reminders (facilities outbox → compliance staff notifications),
+        // hourly; each run writes at most one row per certification and expiry date.
+        let days = advancia_facilities::expiry_days_from_env().map_err(anyhow::Error::msg)?;
+        let facilities = state.facilities.clone();
+        let stop = shutdown.wait();
+        workers.spawn("certification-expiry", async move {
+            facilities
+                .run_expiry_schedule(days, Duration::from_secs(3600), stop)
+                .await
+        });
+    }
+
+    let registry = Registry::new("advancia", env!("CARGO_PKG_VERSION"));
+    let http_metrics = HttpMetrics::new(registry);
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let (bound, task) = advancia_telemetry::metrics::serve(
+                addr,
+                advancia_api::observe::render(&http_metrics, pool.clone()),
+            )
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+            tracing::info!(%bound, "metrics on http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
+
+    let app = advancia_api::app_with_metrics(state, config.api, Some(http_metrics)).await?;
+    tracing::info!(listen = %config.listen, services = %services.names().join(","), "advancia API listening");
+    let drained =
+        advancia_api::ops::serve_with_drain(listener, app, shutdown.wait(), config.drain).await?;
+    // Workers were told to stop with the server; give them the same deadline.
+    let late = workers.join(config.drain).await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    if !drained {
+        tracing::warn!(
+            drain_secs = config.drain.as_secs(),
+            "drain deadline passed; remaining requests cut off"
+        );
+    }
+    if !late.is_empty() {
+        tracing::warn!(workers = ?late, "workers still running at the drain deadline were aborted");
+    }
+    tracing::info!("shut down cleanly");
+    telemetry.shutdown(Duration::from_secs(3)).await;
     Ok(())
 }

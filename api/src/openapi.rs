@@ -17,7 +17,7 @@ use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications
         description = "Payments, escrow and settlement for healthcare facilities. Errors are RFC 9457 problem details."
     ),
     paths(
-        crate::health, crate::ready,
+        crate::health, crate::ops::ready,
         auth::register, auth::login, auth::verify_2fa, auth::refresh, auth::logout,
         auth::enroll_2fa, auth::confirm_2fa, auth::disable_2fa,
         auth::siws_challenge, auth::siws_verify,

@@ -18,13 +18,21 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     base: String,
+    metrics: String,
 }
 
 impl Server {
     fn start(database_url: &str) -> Server {
         let port = free_port();
+        let metrics_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_advancia"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
             .env("DATABASE_URL", database_url)
             // Dev-only key material: 32-byte hex seeds.
             .env("AUTH_SIGNING_KEY", "11".repeat(32))
@@ -36,6 +44,7 @@ impl Server {
         Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
         }
     }
 
@@ -101,6 +110,24 @@ async fn health_and_ready_against_real_postgres() {
     assert_eq!(
         missing.headers()["content-type"],
         "application/problem+json"
+    );
+
+    // The binary's own metrics listener counted the requests above.
+    let text = reqwest::get(&server.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "advancia_http_requests_total{route=\"/ready\",method=\"GET\",status=\"200\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE advancia_payment_success_ratio gauge"),
+        "{text}"
     );
 
     let status = server.terminate();

@@ -132,11 +132,8 @@ macro_rules! serve_steps {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // Text or JSON logs (ADVANCIA_LOG_FORMAT), OTLP traces when configured.
+    let _telemetry = advancia_telemetry::init_from_env("advancia-indexer", "info")?;
     let args = Args::parse();
     if let Some(Command::Bench {
         transactions,

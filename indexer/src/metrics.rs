@@ -1,5 +1,5 @@
 //! Prometheus metrics of the indexer, rendered by hand in the text exposition format
-//! (version 0.0.4) and served on `GET /metrics` by a minimal HTTP/1.1 responder.
+//! (version 0.0.4) and served on `GET /metrics` by the responder in `advancia-telemetry`.
 //!
 //! Hand-written rather than `prometheus-client` + an HTTP server crate: a dozen counters
 //! and gauges with one label need no registry, and the indexer otherwise has no server
@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use advancia_pay::client::AdvanciaEvent;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::IndexerError;
 
@@ -209,74 +207,18 @@ impl Metrics {
     }
 }
 
-/// Binds `addr` and answers `GET /metrics` until the task is dropped; returns the bound
-/// address (useful with port 0) and the serving task.
+/// Binds `addr` and answers `GET /metrics` until the task is aborted; returns the bound
+/// address (useful with port 0) and the serving task. The responder is the one every
+/// binary shares (`advancia-telemetry`).
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), std::io::Error> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                // Read the request head (bounded); only the request line matters.
-                let mut buf = Vec::with_capacity(1024);
-                let mut chunk = [0u8; 1024];
-                let head_done = loop {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        conn.read(&mut chunk),
-                    )
-                    .await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break false,
-                        Ok(Ok(n)) => {
-                            buf.extend_from_slice(&chunk[..n]);
-                            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                                break true;
-                            }
-                            if buf.len() > 16 * 1024 {
-                                break false;
-                            }
-                        }
-                    }
-                };
-                if !head_done {
-                    return;
-                }
-                let line = buf.split(|b| *b == b'\r').next().unwrap_or_default();
-                let mut parts = line.split(|b| *b == b' ');
-                let method = parts.next().unwrap_or_default();
-                let path = parts.next().unwrap_or_default();
-                let path = path.split(|b| *b == b'?').next().unwrap_or_default();
-                let (status, ctype, body) = match (method, path) {
-                    (b"GET", b"/metrics") => (
-                        "200 OK",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                        metrics.render(),
-                    ),
-                    (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".into()),
-                    _ => (
-                        "405 Method Not Allowed",
-                        "text/plain",
-                        "method not allowed\n".into(),
-                    ),
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(response.as_bytes()).await;
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    Ok((local, task))
+    advancia_telemetry::metrics::serve(
+        addr,
+        advancia_telemetry::metrics::render_fn(move || metrics.render()),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use advancia_localnet::{Localnet, LocalnetConfig};
+use advancia_localnet::{Commitment, Localnet, LocalnetConfig};
 use clap::Parser;
 use solana_signer::Signer;
 
@@ -36,19 +36,40 @@ struct Args {
     /// Serve the `localnetDropTransaction` / `localnetAdvanceSlot` test methods.
     #[arg(long)]
     test_methods: bool,
+    /// Prometheus `/metrics` address, or `off`.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:9466",
+        env = "LOCALNET_METRICS_LISTEN"
+    )]
+    metrics_listen: String,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // program-test's throwaway bank server (see `install_syscall_stubs`) logs a harmless
     // transport warning when it is dropped; `tarpc=error` hides it.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=error")),
-        )
-        .init();
+    let _telemetry =
+        match advancia_telemetry::init_from_env("advancia-localnet", "info,tarpc=error") {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("advancia-localnet: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let args = Args::parse();
+    let metrics_addr = match args.metrics_listen.trim() {
+        "off" => None,
+        v => match v.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                eprintln!(
+                    "advancia-localnet: --metrics-listen / LOCALNET_METRICS_LISTEN: `{v}` is not host-ip:port or `off`"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let config = LocalnetConfig {
         bind_ip: args.bind,
         rpc_port: args.rpc_port,
@@ -90,6 +111,41 @@ async fn main() -> ExitCode {
     }
     println!(" Try: solana config set --url {}", node.rpc_url());
     println!("==============================================================");
+    if let Some(addr) = metrics_addr {
+        let registry =
+            advancia_telemetry::Registry::new("advancia-localnet", env!("CARGO_PKG_VERSION"));
+        let node_state = node.node().clone();
+        let render = advancia_telemetry::metrics::render_fn(move || {
+            let mut out = registry.render();
+            advancia_telemetry::metrics::write_header(
+                &mut out,
+                "advancia_localnet_slot",
+                "gauge",
+                "Current slot by commitment level.",
+            );
+            let chain = node_state.chain();
+            for (label, c) in [
+                ("processed", Commitment::Processed),
+                ("confirmed", Commitment::Confirmed),
+                ("finalized", Commitment::Finalized),
+            ] {
+                advancia_telemetry::metrics::write_sample(
+                    &mut out,
+                    "advancia_localnet_slot",
+                    &[("commitment", label)],
+                    chain.slot(c),
+                );
+            }
+            out
+        });
+        match advancia_telemetry::metrics::serve(addr, render).await {
+            Ok((bound, _task)) => println!(" Metrics:        http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("advancia-localnet: binding the metrics address {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     shutdown_signal().await;
     println!("advancia-localnet: shutting down");

@@ -28,7 +28,13 @@ impl ChannelsConfig {
     /// `_PASSWORD`, `_FROM`), `ADVANCIA_TWILIO_ACCOUNT_SID` (with `_AUTH_TOKEN`, `_FROM`,
     /// `_BASE_URL`), `ADVANCIA_FCM_PROJECT_ID` (with `_ACCESS_TOKEN`, `_BASE_URL`).
     pub fn from_env() -> Result<ChannelsConfig, String> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`Self::from_env`] over any variable source (a configuration file overlaid by the
+    /// environment, a map in tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<ChannelsConfig, String> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let need = |k: &str| var(k).ok_or_else(|| format!("{k} is required"));
         let mut c = ChannelsConfig::default();
         if let Some(host) = var("ADVANCIA_SMTP_HOST") {

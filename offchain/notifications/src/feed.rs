@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use sqlx::postgres::PgRow;
+use tracing::Instrument;
 use sqlx::{PgConnection, PgPool};
 
 use crate::NotificationError;
@@ -22,6 +23,12 @@ pub trait Feed: Send + Sync {
     type Row: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin;
 
     fn id(row: &Self::Row) -> i64;
+
+    /// The W3C trace context the source recorded with the row, if any: the notifications
+    /// (and, through them, their deliveries) continue that trace.
+    fn traceparent(_row: &Self::Row) -> Option<&str> {
+        None
+    }
 
     /// The notifications `row` calls for (none, or one per recipient), read inside the
     /// step's transaction.
@@ -71,11 +78,25 @@ impl<F: Feed> FeedReader<F> {
         };
         let mut created = 0;
         for row in &rows {
-            for req in self.feed.requests(&mut tx, row).await? {
-                if self.notifications.send_in(&mut tx, &req).await?.created {
-                    created += 1;
-                }
+            let span = tracing::info_span!(
+                "feed_row",
+                feed = F::CURSOR,
+                id = F::id(row),
+                traceparent = tracing::field::Empty
+            );
+            if let Some(tp) = F::traceparent(row) {
+                span.record("traceparent", tp);
             }
+            async {
+                for req in self.feed.requests(&mut tx, row).await? {
+                    if self.notifications.send_in(&mut tx, &req).await?.created {
+                        created += 1;
+                    }
+                }
+                Ok::<_, NotificationError>(())
+            }
+            .instrument(span)
+            .await?;
         }
         sqlx::query(
             "UPDATE notifications.cursors SET position = $2, updated_at = now() WHERE name = $1",

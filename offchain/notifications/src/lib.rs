@@ -48,8 +48,13 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
         },
         Migration {
             version: 2,
+            name: "traceparent",
+            sql: include_str!("../migrations/0002_traceparent.sql"),
+        },
+        Migration {
+            version: 3,
             name: "facility staff templates",
-            sql: include_str!("../migrations/0002_facility_templates.sql"),
+            sql: include_str!("../migrations/0003_facility_templates.sql"),
         },
     ],
 };

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use rand::Rng;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::NotificationError;
@@ -155,6 +156,17 @@ impl OutboxWorker {
         .map(|(id, url, secret)| (id, Endpoint { url, secret }))
         .collect();
 
+        // Trace context of each notification, so its deliveries join the creator's trace.
+        let traceparents: HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT id, traceparent FROM notifications.notifications
+              WHERE id = ANY ($1) AND traceparent IS NOT NULL",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+
         let mut jobs = Vec::with_capacity(claimed.len());
         for (id, notification_id, channel, destination, key, attempt, max_attempts) in claimed {
             let (Some(kind), Some(n)) = (
@@ -181,12 +193,25 @@ impl OutboxWorker {
         }
 
         let outcomes: Vec<Result<Outcome, NotificationError>> = futures_util::stream::iter(jobs)
-            .map(|(msg, max_attempts)| async move {
-                let result = match self.channels.get(msg.channel) {
-                    Some(ch) => ch.deliver(&msg).await,
-                    None => Err(DeliveryError::Retry("channel not configured".into())),
-                };
-                self.record(claim, &msg, max_attempts, result).await
+            .map(|(msg, max_attempts)| {
+                let span = tracing::info_span!(
+                    "notification_delivery",
+                    delivery_id = %msg.delivery_id,
+                    channel = msg.channel.as_str(),
+                    attempt = msg.attempt,
+                    traceparent = tracing::field::Empty
+                );
+                if let Some(tp) = traceparents.get(&msg.notification.id) {
+                    span.record("traceparent", tp.as_str());
+                }
+                async move {
+                    let result = match self.channels.get(msg.channel) {
+                        Some(ch) => ch.deliver(&msg).await,
+                        None => Err(DeliveryError::Retry("channel not configured".into())),
+                    };
+                    self.record(claim, &msg, max_attempts, result).await
+                }
+                .instrument(span)
             })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
@@ -301,10 +326,14 @@ impl OutboxWorker {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
         loop {
-            let round = tokio::select! {
+            // Shutdown is checked between rounds, never inside one: a round's claimed
+            // deliveries finish (the caller bounds the wait with its drain deadline).
+            tokio::select! {
+                biased;
                 _ = &mut shutdown => return Ok(()),
-                r = self.run_once() => r,
-            };
+                _ = std::future::ready(()) => {}
+            }
+            let round = self.run_once().await;
             match round {
                 Ok(r) if r.claimed > 0 => continue,
                 Ok(_) => {}

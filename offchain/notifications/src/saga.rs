@@ -35,6 +35,7 @@ pub struct HistoryRow {
     signature: Option<String>,
     refunded: String,
     released: String,
+    traceparent: Option<String>,
 }
 
 /// The payment status history as a [`Feed`].
@@ -54,7 +55,8 @@ impl Feed for PaymentFeed {
     const QUERY: &'static str =
         "SELECT h.id, h.payment_id, h.status, h.detail, h.at, p.created_by, p.kind,
                 p.facility_id, p.mint, p.amount::text AS amount, p.label, p.signature,
-                p.refunded::text AS refunded, p.released::text AS released
+                p.refunded::text AS refunded, p.released::text AS released,
+                h.traceparent
            FROM payments.payment_status_history h
            JOIN payments.payments p ON p.id = h.payment_id
           WHERE h.id > $1 ORDER BY h.id LIMIT $2";
@@ -62,6 +64,10 @@ impl Feed for PaymentFeed {
 
     fn id(row: &HistoryRow) -> i64 {
         row.id
+    }
+
+    fn traceparent(row: &HistoryRow) -> Option<&str> {
+        row.traceparent.as_deref()
     }
 
     async fn requests(

@@ -381,8 +381,8 @@ impl NotificationService {
         let inserted: Option<Notification> = sqlx::query_as(&format!(
             "INSERT INTO notifications.notifications
                  (id, user_id, event_type, template_key, priority, subject, body_text, body_html,
-                  data, source_key, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  data, source_key, created_by, traceparent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (source_key) DO NOTHING
              RETURNING {NOTIFICATION_COLS}"
         ))
@@ -397,6 +397,8 @@ impl NotificationService {
         .bind(&data)
         .bind(&req.source_key)
         .bind(req.created_by)
+        // Delivery spans (outbox worker) join the trace of whoever created this.
+        .bind(advancia_telemetry::current_traceparent())
         .fetch_optional(&mut *conn)
         .await?;
         let Some(notification) = inserted else {

@@ -31,11 +31,18 @@ pub use service::{PaymentService, PaymentsConfig};
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "payments",
-    migrations: &[Migration {
-        version: 1,
-        name: "payments",
-        sql: include_str!("../migrations/0001_payments.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "payments",
+            sql: include_str!("../migrations/0001_payments.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "traceparent",
+            sql: include_str!("../migrations/0002_traceparent.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1002,11 +1002,14 @@ async fn history(
     detail: serde_json::Value,
 ) -> Result<(), PaymentError> {
     sqlx::query(
-        "INSERT INTO payments.payment_status_history (payment_id, status, detail) VALUES ($1, $2, $3)",
+        "INSERT INTO payments.payment_status_history (payment_id, status, detail, traceparent)
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(id)
     .bind(status)
     .bind(detail)
+    // The saga readers of this log continue the trace of the change's request or job.
+    .bind(advancia_telemetry::current_traceparent())
     .execute(&mut **db)
     .await?;
     Ok(())

@@ -71,6 +71,9 @@ impl WebhookChannel {
         let body = Self::body(msg)?;
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = signing::sign(&key, &msg.idempotency_key, timestamp, &body);
+        // The receiver may continue the delivery's trace (W3C trace context).
+        let mut trace = reqwest::header::HeaderMap::new();
+        advancia_telemetry::trace::inject_headers(&mut trace);
         let resp = self
             .http
             .post(&endpoint.url)
@@ -78,6 +81,7 @@ impl WebhookChannel {
             .header("webhook-id", &msg.idempotency_key)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
+            .headers(trace)
             .body(body)
             .send()
             .await

@@ -1,0 +1,313 @@
+//! Observability of the API: golden signals per matched route (a middleware), business
+//! metrics read from Postgres on each scrape, and the remote trace context of requests.
+//! Names are listed in `offchain/telemetry/METRICS.md`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use advancia_db::sqlx::{self, PgPool};
+use advancia_telemetry::Registry;
+use advancia_telemetry::metrics::{
+    Counter, Gauge, Histogram, LATENCY_BUCKETS, RenderFn, write_header, write_sample,
+};
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Route label of requests no route matched (keeps the label set bounded).
+pub const UNMATCHED: &str = "unmatched";
+
+/// The API's request metrics.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    pub registry: Registry,
+    requests: Arc<Counter>,
+    duration: Arc<Histogram>,
+    in_flight: Arc<Gauge>,
+    errors: Arc<Counter>,
+}
+
+impl HttpMetrics {
+    pub fn new(registry: Registry) -> HttpMetrics {
+        HttpMetrics {
+            requests: registry.counter(
+                "advancia_http_requests_total",
+                "Requests answered, by matched route, method and status code.",
+                &["route", "method", "status"],
+            ),
+            duration: registry.histogram(
+                "advancia_http_request_duration_seconds",
+                "Time from request to response head, by matched route and method.",
+                &["route", "method"],
+                LATENCY_BUCKETS,
+            ),
+            in_flight: registry.gauge(
+                "advancia_http_requests_in_flight",
+                "Requests being handled, by matched route.",
+                &["route"],
+            ),
+            errors: registry.counter(
+                "advancia_http_errors_total",
+                "Responses with a 4xx or 5xx status, by matched route, method and class.",
+                &["route", "method", "class"],
+            ),
+            registry,
+        }
+    }
+
+    /// Requests counted for a route/method/status (tests and self-checks).
+    pub fn requests(&self, route: &str, method: &str, status: u16) -> u64 {
+        self.requests.get(&[route, method, &status.to_string()])
+    }
+}
+
+/// Decrements the in-flight gauge also when the handler's future is dropped (client gone,
+/// timeout), so the gauge cannot drift upwards.
+struct InFlight<'a> {
+    gauge: &'a Gauge,
+    route: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge.add(&[self.route], -1);
+    }
+}
+
+/// Middleware: counts, times and tracks every request under its route template.
+pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    m.in_flight.add(&[&route], 1);
+    let _guard = InFlight {
+        gauge: &m.in_flight,
+        route: &route,
+    };
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    m.duration
+        .observe(&[&route, &method], start.elapsed().as_secs_f64());
+    m.requests.inc(&[&route, &method, status.as_str()]);
+    if status.is_server_error() {
+        m.errors.inc(&[&route, &method, "5xx"]);
+    } else if status.is_client_error() {
+        m.errors.inc(&[&route, &method, "4xx"]);
+    }
+    resp
+}
+
+/// `true` when `schema.table` exists (a deployment may not run every service).
+async fn table_exists(pool: &PgPool, qualified: &str) -> Result<bool, sqlx::Error> {
+    let oid: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(qualified)
+        .fetch_one(pool)
+        .await?;
+    Ok(oid.is_some())
+}
+
+/// Business metrics from Postgres. A failing query is counted in
+/// `advancia_metrics_scrape_errors_total{query}` and its families are left out; the rest
+/// are still rendered.
+pub async fn render_business(pool: &PgPool, scrape_errors: &Counter) -> String {
+    let mut out = String::new();
+    if let Err(e) = payments(pool, &mut out).await {
+        tracing::warn!(error = %e, "payments metrics query failed");
+        scrape_errors.inc(&["payments"]);
+    }
+    if let Err(e) = indexer(pool, &mut out).await {
+        tracing::warn!(error = %e, "indexer metrics query failed");
+        scrape_errors.inc(&["indexer"]);
+    }
+    if let Err(e) = bridge(pool, &mut out).await {
+        tracing::warn!(error = %e, "bridge metrics query failed");
+        scrape_errors.inc(&["bridge"]);
+    }
+    if let Err(e) = notifications(pool, &mut out).await {
+        tracing::warn!(error = %e, "notifications metrics query failed");
+        scrape_errors.inc(&["notifications"]);
+    }
+    out
+}
+
+async fn payments(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
+    if !table_exists(pool, "payments.payments").await? {
+        return Ok(());
+    }
+    // Sums stay numeric text: u64 amounts summed exceed bigint, and money is never a float.
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT mint, status, count(*), sum(amount)::text
+           FROM payments.payments GROUP BY mint, status ORDER BY mint, status",
+    )
+    .fetch_all(pool)
+    .await?;
+    write_header(
+        out,
+        "advancia_payments_total",
+        "gauge",
+        "Payment intents by asset (mint) and status.",
+    );
+    for (mint, status, n, _) in &rows {
+        write_sample(
+            out,
+            "advancia_payments_total",
+            &[("mint", mint), ("status", status)],
+            *n,
+        );
+    }
+    write_header(
+        out,
+        "advancia_payment_volume_base_units",
+        "gauge",
+        "Sum of payment amounts in the asset's base units, by asset (mint) and status.",
+    );
+    for (mint, status, _, sum) in &rows {
+        write_sample(
+            out,
+            "advancia_payment_volume_base_units",
+            &[("mint", mint), ("status", status)],
+            sum.as_str(),
+        );
+    }
+    let count = |s: &str| -> i64 { rows.iter().filter(|r| r.1 == s).map(|r| r.2).sum() };
+    let ok = count("finalized");
+    let resolved = ok + count("failed") + count("expired");
+    write_header(
+        out,
+        "advancia_payment_success_ratio",
+        "gauge",
+        "Finalized intents over resolved ones (finalized + failed + expired).",
+    );
+    let ratio = if resolved == 0 {
+        f64::NAN
+    } else {
+        ok as f64 / resolved as f64
+    };
+    write_sample(out, "advancia_payment_success_ratio", &[], ratio);
+    Ok(())
+}
+
+async fn indexer(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
+    if !table_exists(pool, "indexer.cursors").await? {
+        return Ok(());
+    }
+    let rows: Vec<(String, Option<i64>, f64)> = sqlx::query_as(
+        "SELECT source, slot, EXTRACT(EPOCH FROM now() - updated_at)::double precision
+           FROM indexer.cursors ORDER BY source",
+    )
+    .fetch_all(pool)
+    .await?;
+    write_header(
+        out,
+        "advancia_indexer_cursor_position",
+        "gauge",
+        "Slot (or height) the indexer's stored cursor has reached, by source.",
+    );
+    for (source, slot, _) in &rows {
+        write_sample(
+            out,
+            "advancia_indexer_cursor_position",
+            &[("source", source)],
+            slot.unwrap_or(0),
+        );
+    }
+    write_header(
+        out,
+        "advancia_indexer_cursor_age_seconds",
+        "gauge",
+        "Seconds since the indexer last moved its cursor, by source.",
+    );
+    for (source, _, age) in &rows {
+        write_sample(
+            out,
+            "advancia_indexer_cursor_age_seconds",
+            &[("source", source)],
+            *age,
+        );
+    }
+    Ok(())
+}
+
+async fn bridge(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
+    if !table_exists(pool, "bridge.deliveries").await? {
+        return Ok(());
+    }
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT destination_domain::bigint, status, count(*) FROM bridge.deliveries
+          WHERE status <> 'delivered' GROUP BY 1, 2
+         UNION ALL
+         SELECT m.destination_domain::bigint, 'not_queued', count(*) FROM bridge.messages m
+          WHERE NOT EXISTS (SELECT 1 FROM bridge.deliveries d WHERE d.message_id = m.id)
+          GROUP BY 1
+         ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    write_header(
+        out,
+        "advancia_bridge_backlog",
+        "gauge",
+        "Undelivered bridge messages by destination domain and delivery status.",
+    );
+    for (d, status, n) in &rows {
+        write_sample(
+            out,
+            "advancia_bridge_backlog",
+            &[("destination", &d.to_string()), ("status", status)],
+            *n,
+        );
+    }
+    Ok(())
+}
+
+async fn notifications(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
+    if !table_exists(pool, "notifications.deliveries").await? {
+        return Ok(());
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM notifications.deliveries GROUP BY status ORDER BY status",
+    )
+    .fetch_all(pool)
+    .await?;
+    write_header(
+        out,
+        "advancia_notifications_outbox",
+        "gauge",
+        "Notification deliveries by status (pending, delivered, dead).",
+    );
+    for (status, n) in &rows {
+        write_sample(
+            out,
+            "advancia_notifications_outbox",
+            &[("status", status)],
+            *n,
+        );
+    }
+    Ok(())
+}
+
+/// What the API's `/metrics` serves: the registry (request metrics and anything else
+/// registered on it) followed by the business metrics.
+pub fn render(metrics: &HttpMetrics, pool: PgPool) -> RenderFn {
+    let registry = metrics.registry.clone();
+    let scrape_errors = registry.counter(
+        "advancia_metrics_scrape_errors_total",
+        "Business-metric queries that failed during a scrape, by query.",
+        &["query"],
+    );
+    Arc::new(move || {
+        let registry = registry.clone();
+        let pool = pool.clone();
+        let scrape_errors = scrape_errors.clone();
+        Box::pin(async move {
+            let business = render_business(&pool, &scrape_errors).await;
+            let mut out = registry.render();
+            out.push_str(&business);
+            out
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
+    })
+}
