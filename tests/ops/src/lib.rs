@@ -1,0 +1,308 @@
+//! Helpers of the operations checks in `tests/`: row counts of a whole database (the
+//! backup/restore round trip) and the metric names our binaries expose versus those the
+//! Grafana dashboards query.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use sqlx::PgPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// The repository root (this crate lives in `tests/ops`).
+pub fn repo_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest)
+}
+
+/// Row count of every ordinary and partitioned table outside the system schemas, keyed
+/// `schema.table` — the same set `deploy/scripts/pg-backup.sh` records.
+pub async fn table_counts(pool: &PgPool) -> Result<BTreeMap<String, i64>, OpsError> {
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+          ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut counts = BTreeMap::new();
+    for (schema, table) in tables {
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            quote_ident(&schema),
+            quote_ident(&table)
+        );
+        let n: i64 = sqlx::query_scalar(&sql).fetch_one(pool).await?;
+        counts.insert(format!("{schema}.{table}"), n);
+    }
+    Ok(counts)
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Metric names (`advancia_*`) in a PromQL expression. Label names never start with
+/// `advancia_` and label values are skipped, so what remains are metric names.
+pub fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut in_quotes = false;
+    let mut prev = ' ';
+    let mut i = 0;
+    while i < expr.len() {
+        let rest = &expr[i..];
+        let Some(c) = rest.chars().next() else { break };
+        if c == '"' && prev != '\\' {
+            in_quotes = !in_quotes;
+        }
+        let starts_name = !in_quotes
+            && rest.starts_with("advancia_")
+            && !(prev.is_ascii_alphanumeric() || prev == '_' || prev == ':');
+        if starts_name {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            names.insert(rest[..end].to_owned());
+            prev = '_';
+            i += end;
+            continue;
+        }
+        prev = c;
+        i += c.len_utf8();
+    }
+    names
+}
+
+/// Every PromQL expression of a Grafana dashboard (`targets[].expr` of every panel, rows
+/// included, and the templating queries), with the panel title for messages.
+pub fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    fn panels(v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in v.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or("(untitled)").to_owned();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_owned()));
+                }
+            }
+            panels(&p["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    panels(&dashboard["panels"], &mut out);
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let q = var["query"]
+            .as_str()
+            .or_else(|| var["query"]["query"].as_str());
+        if let (Some(q), Some("query")) = (q, var["type"].as_str()) {
+            out.push((format!("variable {}", var["name"]), q.to_owned()));
+        }
+    }
+    out
+}
+
+/// Names our binaries expose: every `advancia_*` name documented in the telemetry
+/// contract (`offchain/telemetry/METRICS.md`, or `ADVANCIA_METRICS_MD`) and every one
+/// a hand-written text exposition in the code writes (string literals in the `src/` files
+/// of the binaries' crates that contain `# TYPE`).
+pub fn exposed_metrics(root: &Path) -> Result<ExposedMetrics, OpsError> {
+    let mut exposed = ExposedMetrics::default();
+    let md = std::env::var_os("ADVANCIA_METRICS_MD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("offchain/telemetry/METRICS.md"));
+    if md.is_file() {
+        let text = read(&md)?;
+        for name in backquoted_names(&text) {
+            exposed.documented.insert(name);
+        }
+        exposed.contract = Some(md);
+    }
+    let mut dirs = vec![
+        root.join("api/src"),
+        root.join("indexer/src"),
+        root.join("relayer/src"),
+        root.join("localnet/src"),
+    ];
+    let offchain = root.join("offchain");
+    for entry in std::fs::read_dir(&offchain).map_err(|source| OpsError::Io {
+        path: offchain.clone(),
+        source,
+    })? {
+        let entry = entry.map_err(|source| OpsError::Io {
+            path: offchain.clone(),
+            source,
+        })?;
+        dirs.push(entry.path().join("src"));
+    }
+    for dir in dirs {
+        scan_sources(&dir, &mut exposed.in_code)?;
+    }
+    Ok(exposed)
+}
+
+#[derive(Debug, Default)]
+pub struct ExposedMetrics {
+    /// The metrics contract read, if the tree has one.
+    pub contract: Option<PathBuf>,
+    pub documented: BTreeSet<String>,
+    pub in_code: BTreeSet<String>,
+}
+
+impl ExposedMetrics {
+    /// `name` as a series of an exposed metric (histograms expose `_bucket`, `_sum`, `_count`).
+    pub fn exposes(&self, name: &str) -> bool {
+        let known = |n: &str| self.documented.contains(n) || self.in_code.contains(n);
+        known(name)
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(known))
+    }
+}
+
+fn read(path: &Path) -> Result<String, OpsError> {
+    std::fs::read_to_string(path).map_err(|source| OpsError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `advancia_*` names between backquotes (METRICS.md's tables and lists), labels and
+/// braces stripped: `advancia_bridge_backlog{destination,status}` → `advancia_bridge_backlog`.
+fn backquoted_names(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("advancia_"))
+        .map(|s| {
+            s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or(s)
+                .to_owned()
+        })
+        .collect()
+}
+
+fn scan_sources(dir: &Path, out: &mut BTreeSet<String>) -> Result<(), OpsError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // a crate without src/ (or not there yet)
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|source| OpsError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
+        if path.is_dir() {
+            scan_sources(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = read(&path)?;
+            if !text.contains("# TYPE") {
+                continue; // not a text exposition
+            }
+            // Names as the exposition writes them: in string literals, at a literal's
+            // start (`"advancia_x`) or after `# TYPE ` / `# HELP `.
+            for piece in text.split('"').skip(1).step_by(2) {
+                for line in piece.split("\\n") {
+                    let line = line
+                        .trim_start_matches("# TYPE ")
+                        .trim_start_matches("# HELP ");
+                    if line.starts_with("advancia_") {
+                        let end = line
+                            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                            .unwrap_or(line.len());
+                        out.insert(line[..end].to_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads and parses every `*.json` in `dir`, sorted by file name.
+pub fn dashboards(dir: &Path) -> Result<Vec<(PathBuf, serde_json::Value)>, OpsError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| OpsError::Io {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = read(&path)?;
+            let json = serde_json::from_str(&text).map_err(|source| OpsError::Json {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((path, json))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn finds_metric_names_not_labels_or_values() {
+        let e = r#"histogram_quantile(0.95, sum by (le, route) (rate(advancia_http_request_duration_seconds_bucket{route!="advancia_x"}[5m]))) / advancia_up"#;
+        let names: Vec<_> = metric_names(e).into_iter().collect();
+        assert_eq!(
+            names,
+            [
+                "advancia_http_request_duration_seconds_bucket",
+                "advancia_up"
+            ]
+        );
+        assert!(metric_names("my_advancia_thing + 1").is_empty());
+    }
+
+    #[test]
+    fn backquoted_names_drop_labels() {
+        let md = "| `advancia_payments_total` | gauge |\n`advancia_bridge_backlog{destination,status}` and `route`";
+        assert_eq!(
+            backquoted_names(md),
+            ["advancia_payments_total", "advancia_bridge_backlog"]
+        );
+    }
+
+    #[test]
+    fn histogram_series_count_as_exposed() {
+        let mut m = ExposedMetrics::default();
+        m.in_code.insert("advancia_x_seconds".into());
+        assert!(m.exposes("advancia_x_seconds_bucket"));
+        assert!(m.exposes("advancia_x_seconds"));
+        assert!(!m.exposes("advancia_y_total"));
+    }
+}
