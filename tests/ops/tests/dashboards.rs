@@ -134,18 +134,13 @@ fn balanced(expr: &str) -> bool {
         } else if !in_str {
             match c {
                 '(' | '[' | '{' => stack.push(c),
-                ')' => {
-                    if stack.pop() != Some('(') {
-                        return false;
-                    }
-                }
-                ']' => {
-                    if stack.pop() != Some('[') {
-                        return false;
-                    }
-                }
-                '}' => {
-                    if stack.pop() != Some('{') {
+                ')' | ']' | '}' => {
+                    let open = match c {
+                        ')' => '(',
+                        ']' => '[',
+                        _ => '{',
+                    };
+                    if stack.pop() != Some(open) {
                         return false;
                     }
                 }
