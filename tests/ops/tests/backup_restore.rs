@@ -281,6 +281,11 @@ async fn round_trip_keeps_every_row_and_the_audit_chain() {
         (report.head_seq, report.entries_checked),
         (audit.head_seq, audit.entries_checked)
     );
+    // Balances recomputed from the restored transfer log agree with the stored ones, and
+    // debits equal credits per ledger.
+    let rebuilt = restored.rebuild_balances(false).await.unwrap();
+    assert!(rebuilt.is_consistent(), "{rebuilt:?}");
+    assert_eq!(rebuilt.accounts_checked, 7);
     for (id, balance) in &balances {
         assert_eq!(
             &restored.balance(*id).await.unwrap().unwrap(),
