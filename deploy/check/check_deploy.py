@@ -93,10 +93,11 @@ def secure_workloads(docs: list[dict], values: dict) -> int:
     checked = 0
     image = None
     for d in docs:
-        if d["kind"] not in ("Deployment", "Job"):
+        if d["kind"] not in ("Deployment", "Job", "CronJob"):
             continue
         name = f"{d['kind']}/{d['metadata']['name']}"
-        pod = d["spec"]["template"]["spec"]
+        spec = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
+        pod = spec["template"]["spec"]
         check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
         check(pod.get("automountServiceAccountToken") is False, f"{name}: service account token mounted")
         for c in pod.get("initContainers", []) + pod["containers"]:
@@ -107,8 +108,12 @@ def secure_workloads(docs: list[dict], values: dict) -> int:
             res = c.get("resources", {})
             check("memory" in res.get("limits", {}), f"{name}/{c['name']}: no memory limit")
             check({"cpu", "memory"} <= set(res.get("requests", {})), f"{name}/{c['name']}: no requests")
-            check(image in (None, c["image"]), f"{name}/{c['name']}: a second image {c['image']}")
-            image = c["image"]
+            if d["kind"] == "CronJob":
+                # Backups run the Postgres client tools' image, nothing of ours.
+                check(c["image"] == values["backup"]["image"], f"{name}: image {c['image']}")
+            else:
+                check(image in (None, c["image"]), f"{name}/{c['name']}: a second image {c['image']}")
+                image = c["image"]
             for e in c.get("env", []):
                 secretish = any(w in e["name"] for w in ("DATABASE_URL", "REDIS_URL", "PASSWORD", "TOKEN", "ENCRYPTION_KEY"))
                 if secretish:
@@ -225,6 +230,28 @@ def migrations(docs: list[dict], values: dict) -> None:
     check(commands[0] == ["/usr/local/bin/advancia", "migrate"], f"migration commands {commands}")
 
 
+def backups(docs: list[dict], values: dict, root: pathlib.Path) -> str:
+    cron = by_kind(docs, "CronJob").get(f"{RELEASE}-advancia-backup")
+    if not values["backup"]["enabled"]:
+        check(cron is None, "backup CronJob rendered although disabled")
+        return "disabled"
+    check(cron is not None, "no backup CronJob")
+    check(cron["spec"]["concurrencyPolicy"] == "Forbid", "overlapping backups allowed")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    db = next(e for e in c["env"] if e["name"] == "DATABASE_URL")
+    check("secretKeyRef" in db.get("valueFrom", {}), "backup: DATABASE_URL not from a Secret")
+    check("pg-backup.sh -o /backups" in c["args"][0], f"backup command {c['args']}")
+    pvc = next(v for v in pod["volumes"] if v["name"] == "backups")["persistentVolumeClaim"]
+    check(pvc["claimName"] == values["backup"]["existingClaim"], "backup: another volume claim")
+    script = by_kind(docs, "ConfigMap")[f"{RELEASE}-advancia-backup-script"]["data"]["pg-backup.sh"]
+    shipped = (root / "deploy" / "scripts" / "pg-backup.sh").read_text()
+    # A copy, not a symlink (Helm logs every symlink it follows): it must not drift.
+    check(script.rstrip("\n") == shipped.rstrip("\n"),
+          "deploy/helm/advancia/files/pg-backup.sh differs from deploy/scripts/pg-backup.sh: copy it over")
+    return f"schedule {cron['spec']['schedule']}, script identical to deploy/scripts/pg-backup.sh"
+
+
 def config_map(docs: list[dict], values: dict) -> None:
     cm = by_kind(docs, "ConfigMap").get(f"{RELEASE}-advancia-config")
     check(cm is not None, "no ConfigMap with advancia.toml")
@@ -272,6 +299,8 @@ REJECTED = {
         "validators": {"quorum": 2, "instances": [
             {"name": "v1", "mode": "evm", "keySecret": {"name": "k1", "key": "key"}, "args": []}]}
     },
+    "scheduled backups without a volume": {"backup": {"enabled": True}},
+    "a backup schedule that is not cron": {"backup": {"enabled": False, "schedule": "daily at 2"}},
     "an ingress default to a disabled service": {
         "ingress": {"enabled": True, "defaultService": "analytics"},
         "api": {"services": {"analytics": {"enabled": False}}},
@@ -349,6 +378,7 @@ def main() -> int:
             lambda v=values: f"{chain_nodes(docs, v)} workloads")
         run(f"{label}: migration hook", lambda v=values: migrations(docs, v))
         run(f"{label}: config file", lambda v=values: config_map(docs, v))
+        run(f"{label}: backup CronJob", lambda v=values: backups(docs, v, root))
 
     for why, overrides in REJECTED.items():
         def refused(overrides=overrides):
