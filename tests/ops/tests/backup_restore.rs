@@ -1,12 +1,17 @@
 //! deploy/scripts/pg-backup.sh and pg-restore.sh against real Postgres: a database with
-//! real ledger activity is dumped, restored into a fresh database, and the restored one
-//! must hold every row of every table and pass the ledger's own audit-chain verification.
+//! real ledger activity (and users with sessions) is dumped, restored into a fresh
+//! database, and the restored one must hold every row of every table, pass the ledger's
+//! own audit-chain verification and serve logins and the sessions made before the backup.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use advancia_auth::{
+    AuthConfig, AuthService, ClientInfo, LoginOutcome, PasswordHashing, RegisterRequest,
+    SigningKeys, TokenPair,
+};
 use advancia_ledger::{
     AccountKind, ExternalRef, Ledger, LedgerConfig, LedgerDef, MIGRATIONS, NewAccount, NewTransfer,
     OwnerKind, OwnerRef, account_flags as af, transfer_flags as tf,
@@ -156,6 +161,43 @@ async fn seed(ledger: &Ledger) -> Vec<u128> {
     vec![CASH, PAYABLE, ESCROW, FEES, SOL_VAULT, SOL_PAYABLE, RETIRED]
 }
 
+const PASSWORD: &str = "correct horse battery staple";
+const USERS: [&str; 3] = [
+    "billing@clinic.example",
+    "nurse@clinic.example",
+    "patient@example.org",
+];
+
+fn client() -> ClientInfo {
+    ClientInfo {
+        ip: Some(std::net::IpAddr::from([203, 0, 113, 7])),
+        user_agent: Some("ops-tests/1.0".into()),
+    }
+}
+
+async fn login(auth: &AuthService, email: &str) -> TokenPair {
+    match auth.login(email, PASSWORD, client()).await.unwrap() {
+        LoginOutcome::Tokens(t) => t,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+/// Users (argon2id hashes) with login sessions in the `auth` schema, through the auth
+/// service; returns a refresh token issued before the backup.
+async fn seed_auth(auth: &AuthService) -> TokenPair {
+    for email in USERS {
+        auth.register(RegisterRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+            display_name: "Ops Test".into(),
+        })
+        .await
+        .unwrap();
+    }
+    login(auth, USERS[1]).await;
+    login(auth, USERS[0]).await
+}
+
 fn scripts() -> PathBuf {
     repo_root().join("deploy/scripts")
 }
@@ -218,10 +260,18 @@ async fn backup(db: &TestDb, dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn round_trip_keeps_every_row_and_the_audit_chain() {
-    let src = TestDb::new(&[&MIGRATIONS]).await;
+    let src = TestDb::new(&[&MIGRATIONS, &advancia_auth::MIGRATIONS]).await;
     let ledger = Ledger::new(src.pool.clone(), LedgerConfig::default());
     let accounts = seed(&ledger).await;
+    let auth_config = AuthConfig {
+        password_hashing: PasswordHashing::INSECURE_FAST,
+        ..AuthConfig::default()
+    };
+    let keys = SigningKeys::generate();
+    let auth = AuthService::new(src.pool.clone(), auth_config.clone(), keys.clone()).unwrap();
+    let session = seed_auth(&auth).await;
     let before = table_counts(&src.pool).await.unwrap();
+    assert_eq!(before["auth.users"], 3);
     let audit = ledger.verify_audit_chain().await.unwrap();
     assert!(audit.is_intact(), "{audit:?}");
     assert_eq!(before["ledger.accounts"], 7);
@@ -259,7 +309,8 @@ async fn round_trip_keeps_every_row_and_the_audit_chain() {
     .await;
     assert!(out.ok, "restore failed: {}", out.stderr);
     assert!(
-        out.stderr.contains("counts match the backup"),
+        out.stderr
+            .contains("every table's row count matches the backup"),
         "{}",
         out.stderr
     );
@@ -312,6 +363,21 @@ async fn round_trip_keeps_every_row_and_the_audit_chain() {
     assert!(e.to_string().contains("ledger."), "{e}");
     assert!(restored.verify_audit_chain().await.unwrap().is_intact());
 
+    // The auth schema came back usable: password hashes verify, and the login session
+    // made before the backup refreshes (its refresh-token family was restored).
+    let restored_auth = AuthService::new(dst.pool.clone(), auth_config, keys).unwrap();
+    login(&restored_auth, USERS[2]).await;
+    let refreshed = restored_auth
+        .refresh(session.refresh_token.expose())
+        .await
+        .unwrap();
+    let claims = restored_auth
+        .verify_access_token(refreshed.access_token.expose())
+        .await
+        .unwrap();
+    assert_eq!(claims.sid, Some(session.session_id));
+    assert_eq!(refreshed.session_id, session.session_id);
+
     // Restoring over a database that has tables is refused (no silent merge).
     let again = run(
         "pg-restore.sh",
@@ -351,7 +417,7 @@ async fn damaged_archive_is_refused_before_anything_is_written() {
     assert!(table_counts(&dst.pool).await.unwrap().is_empty());
 
     // A counts file that disagrees with the archive (even with a matching checksum) is
-    // caught by the completeness check after the restore.
+    // caught by the completeness check, which rolls the whole restore back.
     bytes[mid] ^= 0x01;
     std::fs::write(&dump, &bytes).unwrap();
     let counts = dir.join("ledger.counts");
@@ -379,5 +445,7 @@ async fn damaged_archive_is_refused_before_anything_is_written() {
     .await;
     assert!(!out.ok);
     assert!(out.stderr.contains("row counts differ"), "{}", out.stderr);
+    // Checked inside the restore's transaction: nothing of it was committed.
+    assert!(table_counts(&dst.pool).await.unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
