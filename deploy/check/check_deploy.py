@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
 import subprocess
 import sys
 import sysconfig
@@ -253,13 +254,43 @@ def backups(docs: list[dict], values: dict, root: pathlib.Path) -> str:
     return f"schedule {cron['spec']['schedule']}, script identical to deploy/scripts/pg-backup.sh"
 
 
-def config_map(docs: list[dict], values: dict) -> None:
+def known_settings(root: pathlib.Path) -> set[str] | None:
+    """The setting names `advancia serve` accepts (api/src/settings.rs, `KNOWN`), if the
+    tree has that configuration loader."""
+    src = root / "api" / "src" / "settings.rs"
+    if not src.is_file():
+        return None
+    text = src.read_text()
+    start = text.find("pub const KNOWN")
+    if start < 0:
+        return None
+    body = text[start:text.find("];", start)]
+    return set(re.findall(r'"([A-Z0-9_]+)"', body))
+
+
+def flatten(table: dict, prefix: str = "") -> list[str]:
+    """advancia.toml keys as the environment names they stand for ([a.b] c -> A_B_C)."""
+    out = []
+    for k, v in table.items():
+        name = f"{prefix}_{k}" if prefix else k
+        out.extend(flatten(v, name) if isinstance(v, dict) else [name.upper()])
+    return out
+
+
+def config_map(docs: list[dict], values: dict, root: pathlib.Path) -> str:
     cm = by_kind(docs, "ConfigMap").get(f"{RELEASE}-advancia-config")
     check(cm is not None, "no ConfigMap with advancia.toml")
     import tomllib
 
     parsed = tomllib.loads(cm["data"]["advancia.toml"])
     check(parsed == values.get("config", {}), f"advancia.toml {parsed} != config value")
+    known = known_settings(root)
+    names = flatten(parsed)
+    if known is None:
+        return f"{len(names)} settings; names not checked: api/src/settings.rs (KNOWN) is not in this tree"
+    unknown = [n for n in names if n not in known]
+    check(not unknown, f"advancia serve would refuse these settings: {unknown}")
+    return f"{len(names)} settings, all known to advancia serve"
 
 
 def merged(chart_dir: pathlib.Path, overrides: dict) -> dict:
@@ -281,8 +312,11 @@ def merged(chart_dir: pathlib.Path, overrides: dict) -> dict:
 REJECTED = {
     "a password in the environment": {"env": {"ADVANCIA_SMTP_PASSWORD": "hunter2"}},
     "a database URL inline": {"env": {"DATABASE_URL": "postgres://u:p@db/x"}},
-    "a token in the config file": {"config": {"sms": {"auth_token": "abc"}}},
-    "a secret key name in the config file": {"config": {"totp_encryption_key": "00"}},
+    "a token in the config file": {"config": {"advancia": {"twilio": {"auth_token": "abc"}}}},
+    "a secret key name in the config file": {"config": {"auth": {"totp_encryption_key": "00"}}},
+    "an SMTP password in the config file": {"config": {"advancia": {"smtp": {"password": "x"}}}},
+    "the database URL as a config table": {"config": {"database": {"url": "postgres://u:p@db/x"}}},
+    "the Redis URL as a config table": {"config": {"advancia": {"redis": {"url": "redis://:p@r"}}}},
     "an unknown API service": {"api": {"services": {"billing": {"enabled": True}}}},
     "running as root": {"podSecurityContext": {"runAsNonRoot": False, "runAsUser": 0}},
     "a writable root filesystem": {
@@ -378,7 +412,7 @@ def main() -> int:
         run(f"{label}: indexers, validators, relayers",
             lambda v=values: f"{chain_nodes(docs, v)} workloads")
         run(f"{label}: migration hook", lambda v=values: migrations(docs, v))
-        run(f"{label}: config file", lambda v=values: config_map(docs, v))
+        run(f"{label}: config file", lambda v=values: config_map(docs, v, root))
         run(f"{label}: backup CronJob", lambda v=values: backups(docs, v, root))
 
     for why, overrides in REJECTED.items():
