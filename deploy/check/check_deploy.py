@@ -26,8 +26,8 @@ import yaml
 # The chart's kubeVersion floor and the newest schema set kubernetes-validate bundles.
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 API_SERVICES = (
-    "payments", "ledger", "auth", "facilities", "kyc",
-    "notifications", "analytics", "agents", "indexer-api",
+    "auth", "payments", "ledger", "blockchain", "indexer", "facilities",
+    "notifications", "kyc", "analytics", "agents",
 )
 RELEASE, NAMESPACE = "adv", "advancia"
 
@@ -126,7 +126,7 @@ def secure_workloads(docs: list[dict], values: dict) -> int:
     return checked
 
 
-def api_services(docs: list[dict], values: dict) -> int:
+def api_services(docs: list[dict], values: dict, root: pathlib.Path) -> str:
     deployments, hpas = by_kind(docs, "Deployment"), by_kind(docs, "HorizontalPodAutoscaler")
     pdbs, services = by_kind(docs, "PodDisruptionBudget"), by_kind(docs, "Service")
     defaults = values["api"]["defaults"]
@@ -164,7 +164,12 @@ def api_services(docs: list[dict], values: dict) -> int:
     extra = [n for n in deployments if n.startswith(f"{RELEASE}-advancia-api-")
              and n.removeprefix(f"{RELEASE}-advancia-api-") not in enabled]
     check(not extra, f"Deployments of disabled services: {extra}")
-    return len(enabled)
+    known = binary_services(root)
+    if known is None:
+        return f"{len(enabled)} services; names not checked: api/src/ops.rs (SERVICES) is not in this tree"
+    unknown = [s for s in enabled if s not in known]
+    check(not unknown, f"`advancia serve --services` does not know {unknown} (api/src/ops.rs SERVICES: {sorted(known)})")
+    return f"{len(enabled)} services, all known to advancia serve"
 
 
 def chain_nodes(docs: list[dict], values: dict) -> int:
@@ -182,8 +187,9 @@ def chain_nodes(docs: list[dict], values: dict) -> int:
         c = dep["spec"]["template"]["spec"]["containers"][0]
         check(c["command"] == ["/usr/local/bin/advancia-indexer"], f"{full}: command")
         args = c.get("args", [])
-        if ix["source"] != "solana":
-            check(args[:1] == [ix["source"]], f"{full}: subcommand {args[:1]} for {ix['source']}")
+        own, source_args = ix.get("args", []), ix.get("sourceArgs", [])
+        want = own + ([ix["source"]] + source_args if ix["source"] != "solana" else [])
+        check(args == want, f"{full}: args {args}, want {want} (own flags, subcommand, its flags)")
         n += 1
     validators = values.get("validators", {}).get("instances", [])
     for v in validators:
@@ -268,6 +274,19 @@ def known_settings(root: pathlib.Path) -> set[str] | None:
     return set(re.findall(r'"([A-Z0-9_]+)"', body))
 
 
+def binary_services(root: pathlib.Path) -> set[str] | None:
+    """The services `advancia serve --services` accepts (api/src/ops.rs, `SERVICES`), if
+    the tree has that list."""
+    src = root / "api" / "src" / "ops.rs"
+    if not src.is_file():
+        return None
+    text = src.read_text()
+    start = text.find("pub const SERVICES")
+    if start < 0:
+        return None
+    return set(re.findall(r'"([a-z0-9-]+)"', text[start:text.find("];", start)]))
+
+
 def flatten(table: dict, prefix: str = "") -> list[str]:
     """advancia.toml keys as the environment names they stand for ([a.b] c -> A_B_C)."""
     out = []
@@ -325,6 +344,10 @@ REJECTED = {
     "an unknown top-level key": {"replicaCount": 3},
     "an indexer of an unknown chain": {
         "indexers": [{"name": "btc", "enabled": True, "source": "bitcoin",
+                      "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}}]
+    },
+    "subcommand flags for the Solana indexer (it has no subcommand)": {
+        "indexers": [{"name": "solana", "enabled": True, "source": "solana", "sourceArgs": ["--depth", "1"],
                       "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}}]
     },
     "a validator without a key Secret": {
@@ -408,7 +431,7 @@ def main() -> int:
         run(f"{label}: pod security and secrets",
             lambda v=values: f"{secure_workloads(docs, v)} containers")
         run(f"{label}: API services (Deployment, Service, HPA, PDB, probes)",
-            lambda v=values: f"{api_services(docs, v)} services")
+            lambda v=values: api_services(docs, v, root))
         run(f"{label}: indexers, validators, relayers",
             lambda v=values: f"{chain_nodes(docs, v)} workloads")
         run(f"{label}: migration hook", lambda v=values: migrations(docs, v))
