@@ -139,6 +139,9 @@ pub fn exposed_metrics(root: &Path) -> Result<ExposedMetrics, OpsError> {
         for name in backquoted_names(&text) {
             exposed.documented.insert(name);
         }
+        for (name, labels) in documented_labels(&text) {
+            exposed.labels.entry(name).or_default().extend(labels);
+        }
         exposed.contract = Some(md);
     }
     let mut dirs = vec![
@@ -159,7 +162,7 @@ pub fn exposed_metrics(root: &Path) -> Result<ExposedMetrics, OpsError> {
         dirs.push(entry.path().join("src"));
     }
     for dir in dirs {
-        scan_sources(&dir, &mut exposed.in_code)?;
+        scan_sources(&dir, &mut exposed.in_code, &mut exposed.labels)?;
     }
     Ok(exposed)
 }
@@ -170,17 +173,111 @@ pub struct ExposedMetrics {
     pub contract: Option<PathBuf>,
     pub documented: BTreeSet<String>,
     pub in_code: BTreeSet<String>,
+    /// Label names of each metric, from the contract's tables and lists and from the
+    /// expositions' series (`name{label="…"}`).
+    pub labels: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl ExposedMetrics {
     /// `name` as a series of an exposed metric (histograms expose `_bucket`, `_sum`, `_count`).
     pub fn exposes(&self, name: &str) -> bool {
-        let known = |n: &str| self.documented.contains(n) || self.in_code.contains(n);
-        known(name)
-            || ["_bucket", "_sum", "_count"]
-                .iter()
-                .any(|s| name.strip_suffix(s).is_some_and(known))
+        self.family(name).is_some()
     }
+
+    /// The exposed metric `name` is a series of: itself, or the histogram it belongs to.
+    fn family<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let known = |n: &str| self.documented.contains(n) || self.in_code.contains(n);
+        if known(name) {
+            return Some(name);
+        }
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|s| name.strip_suffix(s))
+            .find(|base| known(base))
+    }
+
+    /// Whether series `name` can carry `label`: its own labels, the target labels
+    /// Prometheus adds (`job`, `instance`), and `le` on histogram buckets.
+    pub fn has_label(&self, name: &str, label: &str) -> bool {
+        if matches!(label, "job" | "instance" | "__name__") {
+            return true;
+        }
+        let Some(family) = self.family(name) else {
+            return false;
+        };
+        (label == "le" && name.ends_with("_bucket"))
+            || self.labels.get(family).is_some_and(|l| l.contains(label))
+    }
+}
+
+/// Label matchers of each selector in a PromQL expression: `(metric, [label, …])` for
+/// every `advancia_x{label="v", other=~"w"}` (metrics without braces have none).
+pub fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for name in metric_names(expr) {
+        let mut rest = expr;
+        while let Some(i) = rest.find(name.as_str()) {
+            let after = &rest[i + name.len()..];
+            let ends_name = !after
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ends_name && after.starts_with('{') {
+                let body = &after[1..after.find('}').unwrap_or(after.len())];
+                let labels = split_top_level(body)
+                    .into_iter()
+                    .filter_map(|m| {
+                        let l = m.split(['=', '!', '~']).next()?.trim();
+                        (!l.is_empty()).then(|| l.to_owned())
+                    })
+                    .collect();
+                out.push((name.clone(), labels));
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+/// Label names in `by (…)` / `without (…)` clauses of a PromQL expression.
+pub fn grouping_labels(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for kw in ["by", "without"] {
+        let mut rest = expr;
+        while let Some(i) = rest.find(kw) {
+            let before = rest[..i].chars().next_back();
+            let after = rest[i + kw.len()..].trim_start();
+            let word_start = !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if word_start && let Some(list) = after.strip_prefix('(') {
+                let list = &list[..list.find(')').unwrap_or(list.len())];
+                out.extend(
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            rest = &rest[i + kw.len()..];
+        }
+    }
+    out
+}
+
+/// `a="x,y", b=~"z"` split at the commas outside quotes.
+fn split_top_level(body: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut in_quotes, mut prev) = (0, false, ' ');
+    for (i, c) in body.char_indices() {
+        if c == '"' && prev != '\\' {
+            in_quotes = !in_quotes;
+        } else if c == ',' && !in_quotes {
+            parts.push(&body[start..i]);
+            start = i + 1;
+        }
+        prev = c;
+    }
+    parts.push(&body[start..]);
+    parts
 }
 
 fn read(path: &Path) -> Result<String, OpsError> {
@@ -188,6 +285,41 @@ fn read(path: &Path) -> Result<String, OpsError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Labels the contract gives each metric: a table row's labels column
+/// (`| `name` | type | `a`, `b` | … |`) or braces in a list (`` `name{a,b}` ``).
+fn documented_labels(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 5 && cells[1].starts_with("`advancia_") {
+            let name = cells[1].trim_matches('`').to_owned();
+            let labels = cells[3]
+                .split(',')
+                .map(|l| l.trim().trim_matches('`'))
+                .filter(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .map(str::to_owned)
+                .collect();
+            out.push((name, labels));
+        }
+    }
+    for quoted in text.split('`').skip(1).step_by(2) {
+        if let (true, Some((name, rest))) =
+            (quoted.starts_with("advancia_"), quoted.split_once('{'))
+        {
+            let labels = rest
+                .trim_end_matches('}')
+                .split(',')
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect();
+            out.push((name.to_owned(), labels));
+        }
+    }
+    out
 }
 
 /// `advancia_*` names between backquotes (METRICS.md's tables and lists), labels and
@@ -206,7 +338,11 @@ fn backquoted_names(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn scan_sources(dir: &Path, out: &mut BTreeSet<String>) -> Result<(), OpsError> {
+fn scan_sources(
+    dir: &Path,
+    out: &mut BTreeSet<String>,
+    labels: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<(), OpsError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(()); // a crate without src/ (or not there yet)
     };
@@ -218,7 +354,7 @@ fn scan_sources(dir: &Path, out: &mut BTreeSet<String>) -> Result<(), OpsError> 
             })?
             .path();
         if path.is_dir() {
-            scan_sources(&path, out)?;
+            scan_sources(&path, out, labels)?;
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = read(&path)?;
             if !text.contains("# TYPE") {
@@ -235,7 +371,18 @@ fn scan_sources(dir: &Path, out: &mut BTreeSet<String>) -> Result<(), OpsError> 
                         let end = line
                             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                             .unwrap_or(line.len());
-                        out.insert(line[..end].to_owned());
+                        let name = line[..end].to_owned();
+                        // A series with labels: `name{{a=\"…\",b=\"…\"}}` in a format string.
+                        let series = line[end..].trim_start_matches('{');
+                        if line[end..].starts_with('{') {
+                            let set = labels.entry(name.clone()).or_default();
+                            for pair in series.split(',') {
+                                if let Some((l, _)) = pair.split_once('=') {
+                                    set.insert(l.trim().to_owned());
+                                }
+                            }
+                        }
+                        out.insert(name);
                     }
                 }
             }
@@ -295,6 +442,45 @@ mod tests {
             backquoted_names(md),
             ["advancia_payments_total", "advancia_bridge_backlog"]
         );
+    }
+
+    #[test]
+    fn selector_and_grouping_labels() {
+        let e = r#"sum by (le, route) (rate(advancia_x_bucket{job=~"$job", route!="a,b"}[5m])) / advancia_y"#;
+        assert_eq!(
+            selectors(e),
+            [(
+                "advancia_x_bucket".to_owned(),
+                vec!["job".to_owned(), "route".to_owned()]
+            ),]
+        );
+        assert_eq!(grouping_labels(e), ["le", "route"]);
+        assert!(grouping_labels("max(advancia_standby)").is_empty());
+    }
+
+    #[test]
+    fn labels_from_contract_and_code() {
+        let md = "| `advancia_a_total` | counter | `route`, `method` | x |\n`advancia_b{kind}` and `advancia_c`";
+        let got = documented_labels(md);
+        assert_eq!(
+            got[0],
+            (
+                "advancia_a_total".into(),
+                vec!["route".into(), "method".into()]
+            )
+        );
+        assert_eq!(got[1], ("advancia_b".into(), vec!["kind".into()]));
+        let mut m = ExposedMetrics::default();
+        m.in_code.insert("advancia_h_seconds".into());
+        m.labels
+            .entry("advancia_h_seconds".into())
+            .or_default()
+            .insert("destination".into());
+        assert!(m.has_label("advancia_h_seconds_bucket", "le"));
+        assert!(m.has_label("advancia_h_seconds_sum", "destination"));
+        assert!(!m.has_label("advancia_h_seconds_sum", "le"));
+        assert!(!m.has_label("advancia_h_seconds", "domain"));
+        assert!(m.has_label("advancia_h_seconds", "job"));
     }
 
     #[test]

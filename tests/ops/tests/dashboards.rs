@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use advancia_ops_tests::{dashboard_queries, dashboards, exposed_metrics, metric_names, repo_root};
+use advancia_ops_tests::{
+    dashboard_queries, dashboards, exposed_metrics, grouping_labels, metric_names, repo_root,
+    selectors,
+};
 
 #[test]
 fn every_dashboard_metric_is_exposed_by_a_binary() {
@@ -57,6 +60,58 @@ fn every_dashboard_metric_is_exposed_by_a_binary() {
     ] {
         assert!(used.contains(name), "no dashboard shows {name}");
     }
+}
+
+/// A panel filtering or grouping by a label its metric does not have shows nothing, silently.
+#[test]
+fn every_dashboard_label_is_one_its_metric_has() {
+    let root = repo_root();
+    let exposed = exposed_metrics(&root).unwrap();
+    // The expositions in the code give their series' labels.
+    assert!(exposed.has_label("advancia_bridge_backlog", "destination"));
+    assert!(exposed.has_label("advancia_indexer_events_total", "kind"));
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (path, dashboard) in dashboards(&root.join("deploy/grafana")).unwrap() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (panel, expr) in dashboard_queries(&dashboard) {
+            let names = metric_names(&expr);
+            if !names.iter().all(|n| exposed.exposes(n)) {
+                continue; // reported by every_dashboard_metric_is_exposed_by_a_binary
+            }
+            for (metric, labels) in selectors(&expr) {
+                for label in labels {
+                    checked += 1;
+                    if !exposed.has_label(&metric, &label) {
+                        wrong.push(format!("{file} / {panel}: {metric} has no label {label}"));
+                    }
+                }
+            }
+            for label in grouping_labels(&expr) {
+                checked += 1;
+                if !names.iter().any(|n| exposed.has_label(n, &label)) {
+                    wrong.push(format!(
+                        "{file} / {panel}: no metric of `{expr}` has label {label}"
+                    ));
+                }
+            }
+            // label_values(metric, label) in template variables.
+            if let Some(args) = expr.strip_prefix("label_values(") {
+                let label = args
+                    .trim_end_matches(')')
+                    .rsplit(',')
+                    .next()
+                    .unwrap()
+                    .trim();
+                checked += 1;
+                if !names.iter().any(|n| exposed.has_label(n, label)) {
+                    wrong.push(format!("{file} / {panel}: no label {label} in `{expr}`"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(checked >= 20, "only {checked} label uses checked");
 }
 
 #[test]
