@@ -449,3 +449,50 @@ async fn damaged_archive_is_refused_before_anything_is_written() {
     assert!(table_counts(&dst.pool).await.unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn scripts_never_print_the_password() {
+    let src = TestDb::new(&[&MIGRATIONS]).await;
+    seed(&Ledger::new(src.pool.clone(), LedgerConfig::default())).await;
+    let dst = TestDb::empty().await;
+    // URLs with a password: the one they have, or one added to the user (the test server
+    // trusts local connections, so an added password is accepted and ignored).
+    let (secret, src_url) = password_url(&src.url);
+    let (_, dst_url) = password_url(&dst.url);
+    let dir = scratch_dir("password");
+    let dir_arg = dir.to_str().unwrap();
+    let out = run(
+        "pg-backup.sh",
+        &["-d", &src_url, "-o", dir_arg, "-n", "ledger"],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let dump = dir.join("ledger.dump");
+    let restore = run(
+        "pg-restore.sh",
+        &["-d", &dst_url, "-f", dump.to_str().unwrap()],
+    )
+    .await;
+    assert!(restore.ok, "{}", restore.stderr);
+    for text in [&out.stdout, &out.stderr, &restore.stdout, &restore.stderr] {
+        assert!(!text.contains(&secret), "password printed: {text}");
+    }
+    assert!(out.stderr.contains(":***@"), "{}", out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `(password, url)`: `url` with a password in its user info.
+fn password_url(url: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, host) = rest
+        .split_once('@')
+        .unwrap_or_else(|| panic!("DATABASE_URL without a user: {scheme}://…"));
+    match userinfo.split_once(':') {
+        Some((_, password)) => (password.to_owned(), url.to_owned()),
+        None => {
+            let password = "s3cr3t-Passw0rd".to_owned();
+            let url = format!("{scheme}://{userinfo}:{password}@{host}");
+            (password, url)
+        }
+    }
+}
