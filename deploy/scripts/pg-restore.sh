@@ -65,9 +65,11 @@ existing="$(psql "$url" -X -A -t -v ON_ERROR_STOP=1 -c "
 # that every table's row count equals the one recorded in the backup's snapshot (and that
 # no table is missing or extra). Any error or difference rolls everything back, so the
 # target is either a verified copy or as empty as it was.
-expected_values="$(awk -F'\t' 'NF == 2 {
+# The counts become SQL literals: a line that is not `schema.table<TAB>digits` is refused.
+expected_values="$(awk -F'\t' 'NF != 2 || $2 !~ /^[0-9]+$/ { bad = 1; exit 1 } {
     gsub(/\047/, "\047\047", $1);
-    printf "%s(\047%s\047, %s)", (n++ ? ",\n" : ""), $1, $2 }' "$dir/$name.counts")"
+    printf "%s(\047%s\047, %s)", (n++ ? ",\n" : ""), $1, $2 }' "$dir/$name.counts")" \
+  || die "$dir/$name.counts is malformed"
 echo "pg-restore: restoring $base into $(redact "$url")" >&2
 restore_sql() {
   echo 'BEGIN;'
