@@ -1,6 +1,7 @@
-"""Checks deploy/: the Helm chart rendered by Helm's own engine and validated, the Dockerfile linted.
+"""Checks deploy/: the Helm chart rendered by Helm's own engine and validated; the Dockerfile,
+the backup scripts and the dashboards' PromQL linted.
 
-Run by `cargo xtask deploy --check` (and so by `cargo xtask test`) with the interpreter of
+Run by `cargo xtask deploy` (and so by `cargo xtask test`) with the interpreter of
 the target/py virtual environment, which holds these PyPI packages:
   helm-python-sdk      Helm v4's Go SDK behind a C ABI: lint, values.schema.json, rendering
   kubernetes-validate  the Kubernetes OpenAPI schemas, strict mode (unknown fields fail)
