@@ -126,9 +126,10 @@ pub fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)>
 }
 
 /// Names our binaries expose: every `advancia_*` name documented in the telemetry
-/// contract (`offchain/telemetry/METRICS.md`, or `ADVANCIA_METRICS_MD`) and every one
-/// a hand-written text exposition in the code writes (string literals in the `src/` files
-/// of the binaries' crates that contain `# TYPE`).
+/// contract (`offchain/telemetry/METRICS.md`, or `ADVANCIA_METRICS_MD`), every one a
+/// hand-written text exposition in the code writes (string literals in the `src/` files of
+/// the binaries' crates that contain `# TYPE`), and every one registered with a metrics
+/// registry (`.counter("advancia_…", help, &[labels])`, `.gauge(`, `.histogram(`).
 pub fn exposed_metrics(root: &Path) -> Result<ExposedMetrics, OpsError> {
     let mut exposed = ExposedMetrics::default();
     let md = std::env::var_os("ADVANCIA_METRICS_MD")
@@ -357,9 +358,11 @@ fn scan_sources(
             scan_sources(&path, out, labels)?;
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = read(&path)?;
+            registrations(&text, out, labels);
             if !text.contains("# TYPE") {
                 continue; // not a text exposition
             }
+            series_labels(&text, labels);
             // Names as the exposition writes them: in string literals, at a literal's
             // start (`"advancia_x`) or after `# TYPE ` / `# HELP `.
             for piece in text.split('"').skip(1).step_by(2) {
@@ -371,24 +374,120 @@ fn scan_sources(
                         let end = line
                             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                             .unwrap_or(line.len());
-                        let name = line[..end].to_owned();
-                        // A series with labels: `name{{a=\"…\",b=\"…\"}}` in a format string.
-                        let series = line[end..].trim_start_matches('{');
-                        if line[end..].starts_with('{') {
-                            let set = labels.entry(name.clone()).or_default();
-                            for pair in series.split(',') {
-                                if let Some((l, _)) = pair.split_once('=') {
-                                    set.insert(l.trim().to_owned());
-                                }
-                            }
-                        }
-                        out.insert(name);
+                        out.insert(line[..end].to_owned());
                     }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Metrics registered with a registry: `.counter("advancia_x", "help", &["a", "b"])`,
+/// likewise `.gauge(` and `.histogram(` (the name, the help text, then the label names).
+fn registrations(
+    text: &str,
+    out: &mut BTreeSet<String>,
+    labels: &mut BTreeMap<String, BTreeSet<String>>,
+) {
+    for call in [".counter(", ".gauge(", ".histogram("] {
+        let mut rest = text;
+        while let Some(i) = rest.find(call) {
+            rest = &rest[i + call.len()..];
+            let args = rest.trim_start();
+            let Some(name) = args
+                .strip_prefix('"')
+                .and_then(|a| a.split('"').next())
+                .filter(|n| n.starts_with("advancia_"))
+            else {
+                continue;
+            };
+            out.insert(name.to_owned());
+            // The label list is the first `&[...]` after the name and the help literal.
+            let after_name = &args[name.len() + 2..];
+            let after_help = skip_string_literal(after_name.trim_start_matches([',', ' ', '\n']));
+            if let Some(list) = after_help
+                .find("&[")
+                .map(|j| &after_help[j + 2..])
+                .and_then(|l| l.split(']').next())
+            {
+                let set = labels.entry(name.to_owned()).or_default();
+                for label in list.split(',') {
+                    let label = label.trim().trim_matches('"');
+                    if !label.is_empty() {
+                        set.insert(label.to_owned());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Labels of the series a hand-written exposition formats, read from the source text:
+/// `advancia_x{{a=\"{v}\",b=\"…\"}}` (a format string) or `advancia_x{a="…"}`. Values
+/// are skipped quote to quote, so braces inside them (`{v}`) do not end the label set.
+fn series_labels(text: &str, labels: &mut BTreeMap<String, BTreeSet<String>>) {
+    let ident = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut rest = text;
+    while let Some(i) = rest.find("advancia_") {
+        let tail = &rest[i..];
+        let end = ident(tail);
+        let name = &tail[..end];
+        let mut cur = &tail[end..];
+        rest = cur;
+        let Some(body) = cur.strip_prefix("{{").or_else(|| cur.strip_prefix('{')) else {
+            continue;
+        };
+        cur = body;
+        let mut found = Vec::new();
+        loop {
+            let n = ident(cur);
+            let (label, after) = cur.split_at(n);
+            let Some(value) = after.strip_prefix('=') else {
+                break;
+            };
+            // The value: \"…\" inside a Rust literal, or "…".
+            let close = if value.starts_with("\\\"") {
+                "\\\""
+            } else {
+                "\""
+            };
+            let Some(v) = value.strip_prefix(close) else {
+                break;
+            };
+            let Some(j) = v.find(close) else { break };
+            if !label.is_empty() {
+                found.push(label.to_owned());
+            }
+            cur = &v[j + close.len()..];
+            match cur.strip_prefix(',') {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        if !found.is_empty() {
+            labels.entry(name.to_owned()).or_default().extend(found);
+        }
+    }
+}
+
+/// `s` after the string literal it starts with (escapes honoured); `s` itself otherwise.
+fn skip_string_literal(s: &str) -> &str {
+    let Some(body) = s.strip_prefix('"') else {
+        return s;
+    };
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return &body[i + 1..],
+            _ => escaped = false,
+        }
+    }
+    ""
 }
 
 /// Reads and parses every `*.json` in `dir`, sorted by file name.
@@ -481,6 +580,44 @@ mod tests {
         assert!(!m.has_label("advancia_h_seconds_sum", "le"));
         assert!(!m.has_label("advancia_h_seconds", "domain"));
         assert!(m.has_label("advancia_h_seconds", "job"));
+    }
+
+    #[test]
+    fn series_labels_of_format_strings() {
+        let code = r#"writeln!(out, "advancia_bridge_backlog{{destination=\"{d}\",status=\"{status}\"}} {n}");
+            "advancia_indexer_events_total{kind=\"payment_made\"} 3\n"
+            "advancia_plain 1""#;
+        let mut labels = BTreeMap::new();
+        series_labels(code, &mut labels);
+        let got = |n: &str| labels[n].iter().cloned().collect::<Vec<String>>();
+        assert_eq!(got("advancia_bridge_backlog"), ["destination", "status"]);
+        assert_eq!(got("advancia_indexer_events_total"), ["kind"]);
+        assert!(!labels.contains_key("advancia_plain"));
+    }
+
+    #[test]
+    fn registry_registrations_give_names_and_labels() {
+        let code = r#"
+            requests: registry.counter(
+                "advancia_http_requests_total",
+                "Requests answered, by route (see \"docs\"), [method] and status.",
+                &["route", "method", "status"],
+            ),
+            other: registry.gauge(name, "dynamic", &[]),
+            dur: registry.histogram("advancia_x_seconds", "h", &["route"], BUCKETS),
+        "#;
+        let (mut names, mut labels) = (BTreeSet::new(), BTreeMap::new());
+        registrations(code, &mut names, &mut labels);
+        assert_eq!(
+            names.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["advancia_http_requests_total", "advancia_x_seconds"]
+        );
+        let l: Vec<_> = labels["advancia_http_requests_total"]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(l, ["method", "route", "status"]);
+        assert!(labels["advancia_x_seconds"].contains("route"));
     }
 
     #[test]
