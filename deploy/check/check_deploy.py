@@ -140,6 +140,12 @@ def api_services(docs: list[dict], values: dict, root: pathlib.Path) -> str:
         check(args[0] == "serve" and "--no-migrate" in args, f"{full}: args {args}")
         check(args[args.index("--services") + 1] == svc, f"{full}: --services is not {svc}")
         check(c["livenessProbe"]["httpGet"]["path"] == "/health", f"{full}: liveness not on /health")
+        # SIGKILL must not cut the drain short: grace > preStop sleep + the drain window.
+        drain = int(values.get("config", {}).get("advancia", {}).get("shutdown_drain_secs", 25))
+        pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", ["", "", "0"])
+        grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        check(grace > int(pre[-1]) + drain,
+              f"{full}: terminationGracePeriodSeconds {grace} <= preStop {pre[-1]}s + drain {drain}s")
         check(c["readinessProbe"]["httpGet"]["path"] == "/ready", f"{full}: readiness not on /ready")
         check(full in services and selects(services[full]["spec"]["selector"], pod_labels(dep)),
               f"{full}: Service does not select the pods")
@@ -363,6 +369,9 @@ REJECTED = {
     },
     "scheduled backups without a volume": {"backup": {"enabled": True}},
     "a backup schedule that is not cron": {"backup": {"enabled": False, "schedule": "daily at 2"}},
+    "a grace period shorter than the API's drain": {
+        "api": {"terminationGracePeriodSeconds": 30}, "config": {"advancia": {"shutdown_drain_secs": 60}},
+    },
     "an ingress default to a disabled service": {
         "ingress": {"enabled": True, "defaultService": "facilities"},
         "api": {"services": {"facilities": {"enabled": False}}},
