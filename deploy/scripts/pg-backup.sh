@@ -42,15 +42,20 @@ mkdir -p "$out"
 dump="$out/$name.dump"
 [[ ! -e "$dump" ]] || die "$dump already exists"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"; [[ -n "${PSQL_PID:-}" ]] && kill "$PSQL_PID" 2>/dev/null || true' EXIT
+psql_pid=""
+trap 'rm -rf "$tmp"; [[ -n "$psql_pid" ]] && kill "$psql_pid" 2>/dev/null || true' EXIT
 
 # One psql session holds a repeatable-read transaction open and exports its snapshot:
 # pg_dump reads that snapshot, and the row counts are taken in it too.
 coproc PSQL { psql "$url" -X -q -A -t -F $'\t' -v ON_ERROR_STOP=1 2>&1; }
+# Bash unsets PSQL and PSQL_PID as soon as the coprocess exits: keep our own copies.
+# shellcheck disable=SC2153 # PSQL_PID is set by `coproc PSQL`
+psql_pid="${PSQL_PID:?psql exited at once}"
+exec {to_psql}>&"${PSQL[1]}" {from_psql}<&"${PSQL[0]}"
 printf '%s\n' \
   'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;' \
-  'SELECT pg_export_snapshot();' >&"${PSQL[1]}"
-IFS= read -r -t 30 snapshot <&"${PSQL[0]}" || die "could not export a snapshot"
+  'SELECT pg_export_snapshot();' >&"$to_psql"
+IFS= read -r -t 30 snapshot <&"$from_psql" || die "could not export a snapshot"
 [[ "$snapshot" =~ ^[0-9A-F-]+$ ]] || die "could not export a snapshot: $snapshot"
 
 echo "pg-backup: dumping $db from $(redact "$url") (snapshot $snapshot)" >&2
@@ -66,17 +71,22 @@ printf '%s\n' \
       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
     ORDER BY 1 \\gexec" \
   '\echo __counts_done__' \
-  'COMMIT;' >&"${PSQL[1]}"
+  'COMMIT;' \
+  '\echo __committed__' >&"$to_psql"
 : >"$tmp/backup.counts"
-while IFS= read -r -t 300 line <&"${PSQL[0]}"; do
+while IFS= read -r -t 300 line <&"$from_psql"; do
   [[ "$line" == "__counts_done__" ]] && break
   [[ "$line" == *$'\t'* ]] || die "counting rows: $line"
   printf '%s\n' "$line" >>"$tmp/backup.counts"
 done
 [[ "${line:-}" == "__counts_done__" ]] || die "counting rows did not finish"
-printf '%s\n' '\q' >&"${PSQL[1]}"
-wait "$PSQL_PID" || die "psql session failed"
-PSQL_PID=""
+# ON_ERROR_STOP: psql echoes the marker only if COMMIT went through.
+IFS= read -r -t 60 line <&"$from_psql" && [[ "$line" == "__committed__" ]] \
+  || die "the snapshot transaction did not end cleanly: ${line:-no answer}"
+printf '%s\n' '\q' >&"$to_psql"
+exec {to_psql}>&- {from_psql}<&-
+wait "$psql_pid" 2>/dev/null || true # already reaped by bash if it exited first
+psql_pid=""
 sort -o "$tmp/backup.counts" "$tmp/backup.counts"
 
 mv "$tmp/backup.dump" "$dump"
