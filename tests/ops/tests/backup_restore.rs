@@ -202,21 +202,32 @@ fn scripts() -> PathBuf {
     repo_root().join("deploy/scripts")
 }
 
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "advancia-backup-{tag}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory for one test's backup files, removed when dropped (also on panic).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
 }
 
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(tag: &str) -> Scratch {
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "advancia-backup-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Scratch(dir)
 }
 
 struct Run {
@@ -390,7 +401,6 @@ async fn round_trip_keeps_every_row_and_the_audit_chain() {
         "{}",
         again.stderr
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -433,7 +443,7 @@ async fn damaged_archive_is_refused_before_anything_is_written() {
     )
     .unwrap();
     let sums = std::process::Command::new("sha256sum")
-        .current_dir(&dir)
+        .current_dir(&*dir)
         .args(["ledger.dump", "ledger.counts"])
         .output()
         .unwrap();
@@ -447,7 +457,6 @@ async fn damaged_archive_is_refused_before_anything_is_written() {
     assert!(out.stderr.contains("row counts differ"), "{}", out.stderr);
     // Checked inside the restore's transaction: nothing of it was committed.
     assert!(table_counts(&dst.pool).await.unwrap().is_empty());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -478,7 +487,6 @@ async fn scripts_never_print_the_password() {
         assert!(!text.contains(&secret), "password printed: {text}");
     }
     assert!(out.stderr.contains(":***@"), "{}", out.stderr);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `(password, url)`: `url` with a password in its user info.
