@@ -3,6 +3,7 @@
 //! missing (idempotently, one line per step) before doing its job.
 
 mod demo;
+mod deploy;
 mod evm;
 mod postgres;
 mod step;
@@ -63,6 +64,28 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Check deploy/: lint and render the Helm chart with Helm's engine for every scenario
+    /// in deploy/helm/advancia/ci, validate the manifests against the Kubernetes schemas,
+    /// lint the Dockerfile (also part of `test`). `--template` writes the manifests instead.
+    Deploy {
+        /// Write the rendered manifests (like `helm template`) instead of checking.
+        #[arg(long)]
+        template: bool,
+        /// Values file for `--template` (merged over the chart's values.yaml).
+        #[arg(long, short = 'f', requires = "template")]
+        values: Option<PathBuf>,
+        /// Where `--template` writes the manifests.
+        #[arg(
+            long,
+            short = 'o',
+            default_value = "target/deploy/advancia.yaml",
+            requires = "template"
+        )]
+        output: PathBuf,
+        /// Accepted for symmetry with `idl --check` / `evm --check`: checking is the default.
+        #[arg(long, conflicts_with = "template")]
+        check: bool,
+    },
     /// Benchmarks that report ratios against a reference measured in the same run.
     Bench {
         /// What to benchmark.
@@ -105,6 +128,20 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Idl { check } => idl(check),
         Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
         Cmd::Evm { check } => evm::build(check).map(|anvil| println!("{}", anvil.display())),
+        Cmd::Deploy {
+            template,
+            values,
+            output,
+            ..
+        } => {
+            let python = toolchain::ensure_python_test_env()?;
+            deploy::ensure_tools(&python)?;
+            if template {
+                deploy::template(&python, values.as_deref(), &output)
+            } else {
+                deploy::check(&python)
+            }
+        }
     }
 }
 
@@ -128,6 +165,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     if !no_lint {
         lint()?;
     }
+    // Seconds, no cargo build: before the long stages so a broken chart fails fast.
+    deploy::ensure_tools(&python)?;
+    deploy::check(&python)?;
     toolchain::check_single_solana_major()?;
     let sbf_dir = toolchain::build_sbf_programs()?;
 
