@@ -230,6 +230,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_payments::MIGRATIONS,
         &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
+        &advancia_analytics::MIGRATIONS,
     ]
 }
 
@@ -294,6 +295,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(routes::indexer::router())
         .merge(routes::facilities::router())
         .merge(routes::notifications::router())
+        .merge(routes::analytics::router())
         .merge(money_moving(routes::ledger::router(), &state))
         .merge(money_moving(routes::payments::router(), &state))
         .merge(money_moving(routes::blockchain::router(), &state))

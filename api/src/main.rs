@@ -102,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
                 Default::default(),
                 advancia_db::shutdown_signal(),
             ));
+            // Analytics rollups follow the indexer and payment intents behind their cursors.
+            tokio::spawn(advancia_analytics::Rollup::new(state.pool.clone()).run(
+                std::time::Duration::from_secs(2),
+                advancia_db::shutdown_signal(),
+            ));
             let app = advancia_api::app(state, config).await?;
             advancia_api::serve(listener, app, advancia_db::shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

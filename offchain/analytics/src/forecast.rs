@@ -201,7 +201,9 @@ mod tests {
     /// Trend + weekly pattern, no noise: Holt-Winters should all but reproduce it.
     fn synthetic(n: usize) -> Vec<f64> {
         let week = [10.0, 12.0, 15.0, 11.0, 9.0, 30.0, 25.0];
-        (0..n).map(|t| 100.0 + 2.0 * t as f64 + week[t % 7]).collect()
+        (0..n)
+            .map(|t| 100.0 + 2.0 * t as f64 + week[t % 7])
+            .collect()
     }
 
     #[test]
@@ -214,7 +216,10 @@ mod tests {
         assert!((r.baseline.mae - 21.0).abs() < 1e-9, "{}", r.baseline.mae);
         assert!(r.holdout.mae < r.baseline.mae);
         let expected: Vec<i128> = (70..77)
-            .map(|t| (100.0 + 2.0 * t as f64 + [10.0, 12.0, 15.0, 11.0, 9.0, 30.0, 25.0][t % 7]).round() as i128)
+            .map(|t| {
+                (100.0 + 2.0 * t as f64 + [10.0, 12.0, 15.0, 11.0, 9.0, 30.0, 25.0][t % 7]).round()
+                    as i128
+            })
             .collect();
         for (f, e) in r.forecast.iter().zip(&expected) {
             assert!((f - e).abs() <= 1, "forecast {f} vs {e}");
@@ -237,12 +242,19 @@ mod tests {
         let y: Vec<f64> = synthetic(120)
             .into_iter()
             .map(|v| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 v + ((s >> 33) % 7) as f64 - 3.0
             })
             .collect();
         let r = evaluate(&y, 7, 21, 7).unwrap();
-        assert!(r.holdout.mae < r.baseline.mae, "{:?} vs {:?}", r.holdout, r.baseline);
+        assert!(
+            r.holdout.mae < r.baseline.mae,
+            "{:?} vs {:?}",
+            r.holdout,
+            r.baseline
+        );
         assert!(r.holdout.smape < 5.0);
     }
 

@@ -49,7 +49,8 @@ pub const COLUMNS: [&str; 13] = [
 ];
 
 fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn cells(p: &TrendPoint) -> [String; 13] {
@@ -67,7 +68,9 @@ fn cells(p: &TrendPoint) -> [String; 13] {
         f.refunded.clone(),
         f.attempts.to_string(),
         f.succeeded.to_string(),
-        f.success_rate().map(|r| format!("{r:.4}")).unwrap_or_default(),
+        f.success_rate()
+            .map(|r| format!("{r:.4}"))
+            .unwrap_or_default(),
     ]
 }
 
@@ -105,9 +108,7 @@ fn esc(s: &str) -> String {
 }
 
 pub fn html(title: &str, from: OffsetDateTime, to: OffsetDateTime, rows: &[TrendPoint]) -> String {
-    let mut h = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-    );
+    let mut h = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">");
     let _ = write!(
         h,
         "<title>{t}</title><style>body{{font-family:system-ui,sans-serif;margin:2rem}}\
@@ -131,7 +132,11 @@ pub fn html(title: &str, from: OffsetDateTime, to: OffsetDateTime, rows: &[Trend
         }
         h.push_str("</tr>");
     }
-    let _ = write!(h, "</tbody></table><p>{} rows.</p></body></html>", rows.len());
+    let _ = write!(
+        h,
+        "</tbody></table><p>{} rows.</p></body></html>",
+        rows.len()
+    );
     h
 }
 

@@ -93,7 +93,10 @@ impl Deltas {
     }
 
     async fn apply(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), AnalyticsError> {
-        for (table, map) in [("rollup_hourly", &self.hourly), ("rollup_daily", &self.daily)] {
+        for (table, map) in [
+            ("rollup_hourly", &self.hourly),
+            ("rollup_daily", &self.daily),
+        ] {
             let rows: Vec<_> = map.iter().filter(|(_, d)| !d.is_zero()).collect();
             if rows.is_empty() {
                 continue;
@@ -336,12 +339,12 @@ impl Rollup {
             .bind(name)
             .execute(&mut **tx)
             .await?;
-        Ok(sqlx::query_scalar(
-            "SELECT position FROM analytics.cursors WHERE name = $1 FOR UPDATE",
+        Ok(
+            sqlx::query_scalar("SELECT position FROM analytics.cursors WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_one(&mut **tx)
+                .await?,
         )
-        .bind(name)
-        .fetch_one(&mut **tx)
-        .await?)
     }
 
     async fn save_cursor(

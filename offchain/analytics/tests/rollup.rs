@@ -45,7 +45,11 @@ async fn db() -> TestDb {
 
 async fn assert_matches_reference(pool: &PgPool, when: &str) {
     for (gran, reference, rollup) in [
-        ("daily", REFERENCE_DAILY_SQL.to_owned(), ROLLUP_DAILY_SQL.to_owned()),
+        (
+            "daily",
+            REFERENCE_DAILY_SQL.to_owned(),
+            ROLLUP_DAILY_SQL.to_owned(),
+        ),
         (
             "hourly",
             REFERENCE_DAILY_SQL.replace("'day'", "'hour'"),
@@ -161,7 +165,13 @@ fn chain_data() -> Vec<ChainTransaction> {
 async fn finalize(pool: &PgPool, txs: &[&ChainTransaction], slot_shift: u64) {
     let updates: Vec<(String, u64, Commitment)> = txs
         .iter()
-        .map(|t| (t.signature.clone(), t.slot + slot_shift, Commitment::Finalized))
+        .map(|t| {
+            (
+                t.signature.clone(),
+                t.slot + slot_shift,
+                Commitment::Finalized,
+            )
+        })
         .collect();
     set_commitments(pool, "solana", &updates).await.unwrap();
 }
@@ -187,10 +197,8 @@ async fn incremental_rollups_equal_the_reference_through_finality_and_rollbacks(
     assert_eq!(counted, 0);
 
     // Two thirds finalized (stream positions renewed), a step or two at a time.
-    let (to_finalize, rest): (Vec<_>, Vec<_>) = txs
-        .iter()
-        .enumerate()
-        .partition(|(i, _)| i % 3 != 2);
+    let (to_finalize, rest): (Vec<_>, Vec<_>) =
+        txs.iter().enumerate().partition(|(i, _)| i % 3 != 2);
     let to_finalize: Vec<&ChainTransaction> = to_finalize.into_iter().map(|(_, t)| t).collect();
     for part in to_finalize.chunks(25) {
         finalize(pool, part, 0).await;
@@ -214,7 +222,11 @@ async fn incremental_rollups_equal_the_reference_through_finality_and_rollbacks(
     };
     for (k, (_, t)) in rest.iter().enumerate() {
         if k % 2 == 0 && !opens_escrow(t) {
-            assert!(undo_transaction(pool, "solana", SOURCE, &t.signature).await.unwrap());
+            assert!(
+                undo_transaction(pool, "solana", SOURCE, &t.signature)
+                    .await
+                    .unwrap()
+            );
         } else {
             finalize(pool, &[t], 0).await;
         }
@@ -238,7 +250,11 @@ async fn incremental_rollups_equal_the_reference_through_finality_and_rollbacks(
         .execute(pool)
         .await
         .unwrap();
-    assert!(undo_transaction(pool, "solana", SOURCE, victim).await.unwrap());
+    assert!(
+        undo_transaction(pool, "solana", SOURCE, victim)
+            .await
+            .unwrap()
+    );
     rollup.catch_up().await.unwrap();
     assert_matches_reference(pool, "after a rollback of counted rows").await;
 
@@ -299,7 +315,14 @@ async fn success_rate_counts_latest_terminal_outcome_per_intent() {
     let mut ids = Vec::new();
     for i in 0..12 {
         let facility = if i % 2 == 0 { "FacA" } else { "FacB" };
-        ids.push(intent(pool, facility, "So11111111111111111111111111111111111111112").await);
+        ids.push(
+            intent(
+                pool,
+                facility,
+                "So11111111111111111111111111111111111111112",
+            )
+            .await,
+        );
     }
     for (i, id) in ids.iter().enumerate() {
         history(pool, *id, "confirmed", 0).await;
