@@ -58,9 +58,9 @@
     return e;
   }
 
-  // One bar chart of `field` per day; bar heights use Number() (drawing only), the exact
-  // figure is kept in data-v and the tooltip.
-  function chart(title, points, field, key) {
+  // One bar chart of `field` per day on a continuous day axis [from, to); bar heights use
+  // Number() (drawing only), the exact figure is kept in data-v and the tooltip.
+  function chart(title, points, field, key, from, to) {
     const W = 360, H = 140, P = 24;
     const box = document.createElement("div");
     box.className = "chart";
@@ -69,9 +69,11 @@
     box.appendChild(h);
     const svg = el("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img" });
     const max = Math.max(1, ...points.map(p => Number(p[field])));
-    const bw = (W - 2 * P) / Math.max(1, points.length);
+    const days = Math.max(1, Math.round((to - from) / 86400000));
+    const bw = (W - 2 * P) / days;
     svg.appendChild(el("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#999" }));
-    points.forEach(function (p, i) {
+    points.forEach(function (p) {
+      const i = Math.floor((Date.parse(p.bucket) - from) / 86400000);
       const v = Number(p[field]);
       const bh = (H - 2 * P) * v / max;
       const rect = el("rect", {
@@ -88,6 +90,12 @@
     const label = el("text", { x: P, y: 14, "font-size": 10, fill: "#555" });
     label.textContent = "max " + points.reduce((m, p) => (Number(p[field]) >= Number(m) ? p[field] : m), "0");
     svg.appendChild(label);
+    const first = el("text", { x: P, y: H - 8, "font-size": 10, fill: "#555" });
+    first.textContent = new Date(from).toISOString().slice(0, 10);
+    svg.appendChild(first);
+    const last = el("text", { x: W - P, y: H - 8, "font-size": 10, fill: "#555", "text-anchor": "end" });
+    last.textContent = new Date(to - 86400000).toISOString().slice(0, 10);
+    svg.appendChild(last);
     box.appendChild(svg);
     return box;
   }
@@ -139,8 +147,10 @@
       Object.keys(series).sort().forEach(function (k) {
         const [chain, mint] = k.split("|");
         const short = mint.length > 12 ? mint.slice(0, 6) + "…" + mint.slice(-4) : mint;
+        const names = { volume: "volume", fees: "fees (revenue)", succeeded: "intents finalized" };
         for (const f of ["volume", "fees", "succeeded"]) {
-          charts.appendChild(chart(chain + " · " + short + " · " + f, series[k], f, "trend|" + k));
+          charts.appendChild(chart(chain + " · " + short + " · " + names[f], series[k], f, "trend|" + k,
+            Date.parse(summary.from), Date.parse(summary.to)));
         }
       });
       status.textContent = "Updated " + new Date().toISOString();
