@@ -286,7 +286,7 @@ pub struct Rollup {
 
 impl Rollup {
     pub fn new(pool: PgPool) -> Rollup {
-        Rollup { pool, batch: 500 }
+        Rollup { pool, batch: 2_000 }
     }
 
     pub fn with_batch(mut self, batch: u32) -> Rollup {
@@ -386,66 +386,68 @@ impl Rollup {
         let mut deltas = Deltas::default();
         // Rows read now still exist, so they come after any rollback of their transaction
         // in this batch: take rollbacks back first, then re-count the events.
-        for r in rows.iter().filter(|r| r.kind == "rollback") {
+        let (rollbacks, events): (Vec<&StreamRow>, Vec<&StreamRow>) =
+            rows.iter().partition(|r| r.kind == "rollback");
+        if !rollbacks.is_empty() {
+            let chains: Vec<&str> = rollbacks.iter().map(|r| r.chain.as_str()).collect();
+            let sigs: Vec<&str> = rollbacks.iter().map(|r| r.signature.as_str()).collect();
             let gone: Vec<Contribution> = sqlx::query_as(
-                "DELETE FROM analytics.counted_events WHERE chain = $1 AND signature = $2
-                 RETURNING kind, extract(epoch FROM at)::bigint AS at, chain, facility, mint,
-                           amount::text AS amount, fee::text AS fee",
+                "DELETE FROM analytics.counted_events c
+                  USING unnest($1::text[], $2::text[]) AS u(chain, signature)
+                  WHERE c.chain = u.chain AND c.signature = u.signature
+                 RETURNING c.kind, extract(epoch FROM c.at)::bigint AS at, c.chain, c.facility,
+                           c.mint, c.amount::text AS amount, c.fee::text AS fee",
             )
-            .bind(&r.chain)
-            .bind(&r.signature)
+            .bind(&chains)
+            .bind(&sigs)
             .fetch_all(&mut *tx)
             .await?;
             for c in gone {
                 take_back(&mut deltas, c)?;
             }
         }
-        for r in rows.iter().filter(|r| r.kind != "rollback") {
-            let old: Option<Contribution> = sqlx::query_as(
-                "DELETE FROM analytics.counted_events
-                  WHERE chain = $1 AND signature = $2 AND ix_index = $3 AND inner_index = $4
-                 RETURNING kind, extract(epoch FROM at)::bigint AS at, chain, facility, mint,
-                           amount::text AS amount, fee::text AS fee",
+        if !events.is_empty() {
+            // Whatever these rows added before (an earlier stream position) is taken back,
+            // then the finalized ones are counted again as they are now.
+            let col = |f: fn(&StreamRow) -> &str| events.iter().map(|r| f(r)).collect::<Vec<_>>();
+            let ix: Vec<i32> = events.iter().map(|r| r.ix_index).collect();
+            let inner: Vec<i32> = events.iter().map(|r| r.inner_index).collect();
+            let old: Vec<Contribution> = sqlx::query_as(
+                "DELETE FROM analytics.counted_events c
+                  USING unnest($1::text[], $2::text[], $3::int4[], $4::int4[])
+                        AS u(chain, signature, ix_index, inner_index)
+                  WHERE (c.chain, c.signature, c.ix_index, c.inner_index)
+                      = (u.chain, u.signature, u.ix_index, u.inner_index)
+                 RETURNING c.kind, extract(epoch FROM c.at)::bigint AS at, c.chain, c.facility,
+                           c.mint, c.amount::text AS amount, c.fee::text AS fee",
             )
-            .bind(&r.chain)
-            .bind(&r.signature)
-            .bind(r.ix_index)
-            .bind(r.inner_index)
-            .fetch_optional(&mut *tx)
+            .bind(col(|r| &r.chain))
+            .bind(col(|r| &r.signature))
+            .bind(&ix)
+            .bind(&inner)
+            .fetch_all(&mut *tx)
             .await?;
-            if let Some(c) = old {
+            for c in old {
                 take_back(&mut deltas, c)?;
             }
-            let (Some(at), Some(facility), Some(mint), Some(amount), Some(fee)) =
-                (r.at, &r.facility, &r.mint, &r.amount, &r.fee)
-            else {
-                continue;
-            };
-            if r.commitment != "finalized" {
-                continue;
+            let mut new = CountedRows::default();
+            for r in &events {
+                let (Some(at), Some(facility), Some(mint), Some(amount), Some(fee)) =
+                    (r.at, &r.facility, &r.mint, &r.amount, &r.fee)
+                else {
+                    continue;
+                };
+                if r.commitment != "finalized" {
+                    continue;
+                }
+                deltas.add(
+                    at,
+                    (r.chain.clone(), facility.clone(), mint.clone()),
+                    Delta::of_event(&r.kind, units(amount)?, units(fee)?, 1),
+                );
+                new.push(r, at, facility, mint, amount, fee);
             }
-            sqlx::query(
-                "INSERT INTO analytics.counted_events
-                    (chain, signature, ix_index, inner_index, kind, at, facility, mint, amount, fee)
-                 VALUES ($1, $2, $3, $4, $5, to_timestamp($6), $7, $8, $9::numeric, $10::numeric)",
-            )
-            .bind(&r.chain)
-            .bind(&r.signature)
-            .bind(r.ix_index)
-            .bind(r.inner_index)
-            .bind(&r.kind)
-            .bind(at)
-            .bind(facility)
-            .bind(mint)
-            .bind(amount)
-            .bind(fee)
-            .execute(&mut *tx)
-            .await?;
-            deltas.add(
-                at,
-                (r.chain.clone(), facility.clone(), mint.clone()),
-                Delta::of_event(&r.kind, units(amount)?, units(fee)?, 1),
-            );
+            new.insert(&mut tx).await?;
         }
         deltas.apply(&mut tx).await?;
         Self::save_cursor(&mut tx, INDEXER_CURSOR, last).await?;
@@ -577,6 +579,71 @@ impl Rollup {
         Self::save_cursor(&mut tx, INTENTS_CURSOR, last).await?;
         tx.commit().await?;
         Ok(rows.len().max(1))
+    }
+}
+
+/// Newly counted events, inserted with one statement.
+#[derive(Default)]
+struct CountedRows<'a> {
+    chain: Vec<&'a str>,
+    signature: Vec<&'a str>,
+    ix_index: Vec<i32>,
+    inner_index: Vec<i32>,
+    kind: Vec<&'a str>,
+    at: Vec<i64>,
+    facility: Vec<&'a str>,
+    mint: Vec<&'a str>,
+    amount: Vec<&'a str>,
+    fee: Vec<&'a str>,
+}
+
+impl<'a> CountedRows<'a> {
+    fn push(
+        &mut self,
+        r: &'a StreamRow,
+        at: i64,
+        facility: &'a str,
+        mint: &'a str,
+        amount: &'a str,
+        fee: &'a str,
+    ) {
+        self.chain.push(&r.chain);
+        self.signature.push(&r.signature);
+        self.ix_index.push(r.ix_index);
+        self.inner_index.push(r.inner_index);
+        self.kind.push(&r.kind);
+        self.at.push(at);
+        self.facility.push(facility);
+        self.mint.push(mint);
+        self.amount.push(amount);
+        self.fee.push(fee);
+    }
+
+    async fn insert(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), AnalyticsError> {
+        if self.chain.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO analytics.counted_events
+                (chain, signature, ix_index, inner_index, kind, at, facility, mint, amount, fee)
+             SELECT c, s, i, n, k, to_timestamp(a), f, m, am::numeric, fe::numeric
+               FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::text[],
+                           $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[])
+                    AS u(c, s, i, n, k, a, f, m, am, fe)",
+        )
+        .bind(&self.chain)
+        .bind(&self.signature)
+        .bind(&self.ix_index)
+        .bind(&self.inner_index)
+        .bind(&self.kind)
+        .bind(&self.at)
+        .bind(&self.facility)
+        .bind(&self.mint)
+        .bind(&self.amount)
+        .bind(&self.fee)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }
 
