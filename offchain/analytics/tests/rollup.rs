@@ -351,3 +351,52 @@ async fn success_rate_counts_latest_terminal_outcome_per_intent() {
     .unwrap();
     assert_eq!((attempts, succeeded), (12, 7));
 }
+
+#[tokio::test]
+async fn intents_cursor_never_passes_an_uncommitted_smaller_id() {
+    let db = db().await;
+    let pool = &db.pool;
+    let rollup = Rollup::new(pool.clone());
+    let a = intent(pool, "FacA", "M").await;
+    let b = intent(pool, "FacA", "M").await;
+    rollup.catch_up().await.unwrap();
+
+    // Writer A draws the smaller id and stays open; writer B draws a larger one and commits.
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO payments.payment_status_history (payment_id, status, at)
+         VALUES ($1, 'finalized', to_timestamp($2))",
+    )
+    .bind(a)
+    .bind(DAY0)
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+    history(pool, b, "failed", 0).await;
+
+    // With A in flight the step waits briefly for the lock, gives up, and moves nothing.
+    let before = rollup
+        .position(advancia_analytics::rollup::INTENTS_CURSOR)
+        .await
+        .unwrap();
+    assert_eq!(rollup.step().await.unwrap().intents, 0);
+    assert_eq!(
+        rollup
+            .position(advancia_analytics::rollup::INTENTS_CURSOR)
+            .await
+            .unwrap(),
+        before
+    );
+    slow.commit().await.unwrap();
+
+    // Once A commits both rows are counted: neither is skipped.
+    rollup.catch_up().await.unwrap();
+    assert_matches_reference(pool, "after an out-of-order commit").await;
+    let (attempts, succeeded): (i64, i64) = sqlx::query_as(
+        "SELECT sum(attempts)::bigint, sum(succeeded)::bigint FROM analytics.rollup_daily",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((attempts, succeeded), (2, 1));
+}
