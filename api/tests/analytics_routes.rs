@@ -261,6 +261,14 @@ async fn reports_dashboards_and_forecast() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = api
+        .post(
+            "/api/v1/analytics/dashboards",
+            Some(&admin),
+            json!({"name": "x", "definition": {"days": 120, "granularity": "hour"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Forecast of facility A's daily SOL volume (weekly pattern + trend).
     let (s, f) = get(

@@ -194,6 +194,9 @@ const FIGURE_SUMS: &str = "sum(payments)::bigint AS payments, sum(releases)::big
 const FILTER: &str = "bucket >= $1 AND bucket < $2 AND ($3::text IS NULL OR chain = $3)
     AND ($4::text IS NULL OR facility = $4) AND ($5::text IS NULL OR mint = $5)";
 
+/// Largest report [`AnalyticsService::report_rows`] produces.
+pub const MAX_REPORT_ROWS: usize = 100_000;
+
 #[derive(Clone)]
 pub struct AnalyticsService {
     pool: PgPool,
@@ -272,18 +275,20 @@ impl AnalyticsService {
         .await?)
     }
 
-    /// Per bucket and (chain, facility, mint) — the rows of a report.
+    /// Per bucket and (chain, facility, mint) — the rows of a report (at most
+    /// [`MAX_REPORT_ROWS`]; a larger period or finer granularity is refused, not cut).
     pub async fn report_rows(
         &self,
         g: Granularity,
         p: Period,
         f: &Filter,
     ) -> Result<Vec<TrendPoint>, AnalyticsError> {
-        Ok(sqlx::query_as(&format!(
+        let rows: Vec<TrendPoint> = sqlx::query_as(&format!(
             "SELECT bucket, chain, facility, mint, {FIGURE_SUMS} FROM {} WHERE {FILTER}
               GROUP BY bucket, chain, facility, mint ORDER BY bucket, chain, facility, mint
-              LIMIT 100000",
-            g.table()
+              LIMIT {}",
+            g.table(),
+            MAX_REPORT_ROWS + 1
         ))
         .bind(p.from)
         .bind(p.to)
@@ -291,7 +296,14 @@ impl AnalyticsService {
         .bind(&f.facility)
         .bind(&f.mint)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        if rows.len() > MAX_REPORT_ROWS {
+            return Err(AnalyticsError::Invalid(format!(
+                "the report would exceed {MAX_REPORT_ROWS} rows: narrow the period, use daily \
+                 granularity or filter by facility"
+            )));
+        }
+        Ok(rows)
     }
 
     /// User figures straight from `auth.users` (one aggregate over one row per account,
@@ -428,6 +440,11 @@ impl AnalyticsService {
         }
         if !(1..=366).contains(&definition.days) {
             return Err(AnalyticsError::Invalid("days must be 1–366".into()));
+        }
+        if definition.granularity == Granularity::Hour && definition.days > 93 {
+            return Err(AnalyticsError::Invalid(
+                "hourly dashboards cover at most 93 days".into(),
+            ));
         }
         let id = Uuid::now_v7();
         let json = serde_json::to_value(definition)

@@ -73,7 +73,7 @@ impl Delta {
     }
 }
 
-/// (unix seconds of the event, chain, facility, mint).
+/// (chain, facility, mint).
 type Key = (String, String, String);
 
 /// Deltas per bucket, both granularities; sorted keys keep lock order stable across
@@ -578,6 +578,8 @@ impl Rollup {
         deltas.apply(&mut tx).await?;
         Self::save_cursor(&mut tx, INTENTS_CURSOR, last).await?;
         tx.commit().await?;
+        // The cursor moved (possibly over a gap of ids with no rows): report progress so
+        // `catch_up` looks again.
         Ok(rows.len().max(1))
     }
 }
