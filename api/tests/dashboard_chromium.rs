@@ -152,7 +152,7 @@ async fn dashboard_renders_the_api_figures() {
         "data-from=\"{}\"",
         summary["from"].as_str().unwrap()
     )));
-    let shown = figures(&dom);
+    let mut shown = figures(&dom);
 
     let mut expected = BTreeMap::new();
     let fields = [
@@ -177,6 +177,44 @@ async fn dashboard_renders_the_api_figures() {
         }
         expected.insert(format!("{prefix}|success_rate"), shown_rate(r));
     }
+    // The forecast table: one row per (chain, mint), from the forecast endpoint.
+    let mut smapes = BTreeMap::new();
+    for t in summary["totals"].as_array().unwrap() {
+        let (chain, mint) = (as_text(&t["chain"]), as_text(&t["mint"]));
+        let (s, f) = api
+            .call(
+                Method::GET,
+                &format!(
+                    "/api/v1/analytics/revenue/forecast?metric=fees&chain={chain}&mint={mint}"
+                ),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert!(s.is_success(), "{f}");
+        let key = format!("forecast|{chain}|{mint}");
+        let next: Vec<String> = f["forecast"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(as_text)
+            .collect();
+        assert_eq!(next.len(), 7);
+        expected.insert(format!("{key}|next"), next.join(" "));
+        for (k, v) in [
+            ("mae", &f["holdout"]["mae"]),
+            ("naive_mae", &f["baseline"]["mae"]),
+        ] {
+            expected.insert(
+                format!("{key}|{k}"),
+                format!("{}", v.as_f64().unwrap().round()),
+            );
+        }
+        smapes.insert(
+            format!("{key}|smape"),
+            f["holdout"]["smape"].as_f64().unwrap(),
+        );
+    }
     for p in trends.as_array().unwrap() {
         let day = &p["bucket"].as_str().unwrap()[..10];
         for f in ["volume", "fees", "succeeded"] {
@@ -192,6 +230,18 @@ async fn dashboard_renders_the_api_figures() {
     }
     // Seeded: 2 assets, 2 facilities, 30 days of facility A and the others.
     assert!(expected.len() > 100, "{} figures", expected.len());
+    // sMAPE is shown with one decimal: compare as a number (JS and Rust may round a tie
+    // differently), then the rest as text.
+    for (key, want) in &smapes {
+        let text = shown
+            .remove(key)
+            .unwrap_or_else(|| panic!("{key} not drawn"));
+        let got: f64 = text.trim_end_matches('%').parse().unwrap();
+        assert!(
+            (got - want).abs() <= 0.05 + 1e-9,
+            "{key}: shown {text}, API {want}"
+        );
+    }
     assert_eq!(
         shown, expected,
         "rendered figures differ from the API's JSON"

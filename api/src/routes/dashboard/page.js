@@ -153,6 +153,28 @@
             Date.parse(summary.from), Date.parse(summary.to)));
         }
       });
+      const fb2 = document.querySelector("#forecast tbody");
+      fb2.textContent = "";
+      for (const t of summary.totals) {
+        const tr = document.createElement("tr");
+        cell(tr, t.chain);
+        cell(tr, t.mint);
+        const key = "forecast|" + t.chain + "|" + t.mint;
+        try {
+          const f = await get("/api/v1/analytics/revenue/forecast?metric=fees&chain=" +
+            encodeURIComponent(t.chain) + "&mint=" + encodeURIComponent(t.mint), token);
+          cell(tr, f.forecast.join(" "), key + "|next", true);
+          cell(tr, String(Math.round(f.holdout.mae)), key + "|mae", true);
+          cell(tr, String(Math.round(f.baseline.mae)), key + "|naive_mae", true);
+          cell(tr, f.holdout.smape.toFixed(1) + "%", key + "|smape", true);
+        } catch (e) {
+          const td = document.createElement("td");
+          td.colSpan = 4;
+          td.textContent = e.message;
+          tr.appendChild(td);
+        }
+        fb2.appendChild(tr);
+      }
       status.textContent = "Updated " + new Date().toISOString();
       status.className = "";
       document.body.dataset.state = "ready";
