@@ -329,18 +329,25 @@ const SCRIPT: &str = include_str!("dashboard/page.js");
 /// script reads the analytics JSON with the token the user supplies. The CSP allows only
 /// this script (by hash) and requests to this origin.
 pub async fn dashboard_page() -> Response {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(sha2::Sha256::digest(format!("\n{SCRIPT}\n").as_bytes()));
-    let html = PAGE.replace("\n__SCRIPT__\n", &format!("\n{SCRIPT}\n"));
-    let mut resp = Html(html).into_response();
+    // Built once: the page with its script inlined and the CSP naming the script's hash.
+    static PAGE_AND_CSP: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let script = format!("\n{SCRIPT}\n");
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&script));
+        (
+            PAGE.replace("\n__SCRIPT__\n", &script),
+            format!(
+                "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; form-action 'none'; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
+        )
+    });
+    let (html, csp) = &*PAGE_AND_CSP;
+    let mut resp = Html(html.clone()).into_response();
     let h = resp.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
-         connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; \
-         base-uri 'none'"
-    )) {
+    if let Ok(csp) = HeaderValue::from_str(csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
