@@ -302,6 +302,7 @@ async fn reports_dashboards_and_forecast() {
         "/api/v1/analytics/transactions/summary",
         "/api/v1/analytics/revenue/trends",
         "/api/v1/analytics/revenue/forecast",
+        "/api/v1/analytics/revenue/reconciliation",
         "/api/v1/analytics/users/metrics",
         "/api/v1/analytics/reports/generate",
         "/api/v1/analytics/dashboards/{id}",
@@ -375,4 +376,35 @@ async fn serve_runs_the_rollup_worker() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The rollups' fee revenue equals the ledger's fee-revenue accounts once the indexer's
+/// ledger feed has posted the same finalized events.
+#[tokio::test]
+async fn fee_revenue_reconciles_with_the_ledger() {
+    let api = TestApi::start().await;
+    seed(&api.db.pool).await;
+    let (_, admin) = api.token_for("admin@example.com", Role::Admin).await;
+    let path =
+        |mint: &str| format!("/api/v1/analytics/revenue/reconciliation?chain=solana&mint={mint}");
+
+    // Before the feed runs the ledger has nothing: the difference is all of it.
+    let (s, before) = get(&api, &path(SOL), Some(&admin)).await;
+    assert_eq!(s, StatusCode::OK, "{before}");
+    assert_eq!(before["ledger_fee_revenue"], "0");
+    assert_eq!(before["matches"], false);
+
+    let assets =
+        advancia_indexer::feed::ConfiguredAssets::parse("solana", &format!("{SOL}=9,{}=6", usdc()))
+            .unwrap();
+    let mut feed = advancia_indexer::LedgerFeed::new(api.state.ledger.clone(), "solana");
+    while feed.run_once(&assets, 500).await.unwrap() > 0 {}
+
+    for mint in [SOL.to_owned(), usdc()] {
+        let (s, r) = get(&api, &path(&mint), Some(&admin)).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(r["matches"], true, "{r}");
+        assert_ne!(r["analytics_fees"], "0", "{r}");
+        assert_eq!(r["difference"], "0");
+    }
 }

@@ -275,6 +275,20 @@ impl AnalyticsService {
         .await?)
     }
 
+    /// All fees (platform revenue) of one (chain, mint) ever counted, in base units — the
+    /// figure the ledger's fee-revenue account must match once its feed has caught up.
+    pub async fn fees_all_time(&self, chain: &str, mint: &str) -> Result<i128, AnalyticsError> {
+        let v: String = sqlx::query_scalar(
+            "SELECT COALESCE(sum(fees), 0)::text FROM analytics.rollup_daily
+              WHERE chain = $1 AND mint = $2",
+        )
+        .bind(chain)
+        .bind(mint)
+        .fetch_one(&self.pool)
+        .await?;
+        crate::units(&v)
+    }
+
     /// Per bucket and (chain, facility, mint) — the rows of a report (at most
     /// [`MAX_REPORT_ROWS`]; a larger period or finer granularity is refused, not cut).
     pub async fn report_rows(
