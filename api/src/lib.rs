@@ -307,6 +307,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_payments::MIGRATIONS,
         &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
+        &advancia_analytics::MIGRATIONS,
     ]
 }
 
@@ -360,6 +361,9 @@ pub fn routes(state: AppState) -> Router {
     }
     if on("notifications") {
         router = router.merge(routes::notifications::router());
+    }
+    if on("analytics") {
+        router = router.merge(routes::analytics::router());
     }
     if on("ledger") {
         router = router.merge(money_moving(routes::ledger::router(), &state));

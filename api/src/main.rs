@@ -211,6 +211,14 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         });
     }
 
+    if services.has("analytics") {
+        // Rollups follow the indexer and payment intents behind their cursors.
+        let rollup = advancia_analytics::Rollup::new(pool.clone());
+        let stop = shutdown.wait();
+        workers.spawn("analytics-rollup", async move {
+            rollup.run(Duration::from_secs(2), stop).await
+        });
+    }
     if services.has("facilities") {
         // Certification reminders (facilities outbox → compliance staff notifications),
         // hourly; each run writes at most one row per certification and expiry date.

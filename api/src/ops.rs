@@ -28,6 +28,7 @@ pub const SERVICES: &[&str] = &[
     "indexer",
     "facilities",
     "notifications",
+    "analytics",
 ];
 
 /// The services enabled in this process (default: all).

@@ -161,6 +161,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     toolchain::ensure_nextest()?;
     toolchain::ensure_system_libraries()?;
     toolchain::ensure_node()?;
+    toolchain::ensure_chromium()?;
     let python = toolchain::ensure_python_test_env()?;
     if !no_lint {
         lint()?;

@@ -129,6 +129,12 @@ pub fn ensure_python_test_env() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Headless Chromium for the dashboard test (`api/tests/dashboard_chromium.rs`), which
+/// loads the page and reads back the rendered DOM. Debian's `chromium` package.
+pub fn ensure_chromium() -> Result<()> {
+    ensure_apt("chromium", "chromium")
+}
+
 /// C libraries that -sys crates link against (see `.cargo/config.toml`).
 pub fn ensure_system_libraries() -> Result<()> {
     ensure_apt("pkg-config", "pkgconf")?;

@@ -1,5 +1,6 @@
 //! Route groups, one module per service.
 
+pub mod analytics;
 pub mod auth;
 pub mod blockchain;
 pub mod facilities;

@@ -1,0 +1,426 @@
+//! `/api/v1/analytics/*` (seed section 7) and the `/dashboard` page. Figures come from the
+//! analytics rollups (`advancia-analytics`), never the raw event tables.
+//!
+//! RBAC: admins and compliance officers (the finance-facing role) read, and API keys with
+//! `analytics:read`; reports and saved dashboards need one of those roles on a user token;
+//! user metrics are admin-only.
+
+use advancia_analytics::query::{DashboardDefinition, Filter, Metric};
+use advancia_analytics::report::{self, Format};
+use advancia_analytics::{AnalyticsError, AnalyticsService, Granularity, Period};
+use advancia_auth::Role;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::principal::{AuthProblem, Principal};
+use crate::problem::Problem;
+
+const READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
+const READ_SCOPE: &str = "analytics:read";
+
+pub enum ApiError {
+    Auth(AuthProblem),
+    Analytics(AnalyticsError),
+}
+
+impl From<AuthProblem> for ApiError {
+    fn from(e: AuthProblem) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(e: AnalyticsError) -> Self {
+        ApiError::Analytics(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = match self {
+            ApiError::Auth(a) => return a.into_response(),
+            ApiError::Analytics(e) => e,
+        };
+        let (status, kind) = match &e {
+            AnalyticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            AnalyticsError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            AnalyticsError::Corrupt(_) | AnalyticsError::Database(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let title = status.canonical_reason().unwrap_or("Error");
+        let mut p = Problem::new(status, kind, title);
+        if status.is_server_error() {
+            tracing::error!(error = %e, "analytics error");
+        } else {
+            p = p.with_detail(e.to_string());
+        }
+        p.into_response()
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn service(st: &AppState) -> AnalyticsService {
+    AnalyticsService::new(st.pool.clone())
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::Analytics(AnalyticsError::Invalid(msg.into()))
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339.
+fn instant(name: &str, s: &str) -> Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &fmt)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            invalid(format!(
+                "`{name}`: `{s}` is neither YYYY-MM-DD nor RFC 3339"
+            ))
+        })
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct RangeQuery {
+    /// Start (inclusive), `YYYY-MM-DD` or RFC 3339; default 30 days before `to`.
+    pub from: Option<String>,
+    /// End (exclusive); default the next midnight UTC.
+    pub to: Option<String>,
+    pub chain: Option<String>,
+    pub facility: Option<String>,
+    pub mint: Option<String>,
+    pub granularity: Option<Granularity>,
+}
+
+impl RangeQuery {
+    fn period(&self) -> Result<Period> {
+        let to = match &self.to {
+            Some(s) => instant("to", s)?,
+            None => {
+                advancia_analytics::query::floor_day(OffsetDateTime::now_utc())
+                    + time::Duration::days(1)
+            }
+        };
+        let from = match &self.from {
+            Some(s) => instant("from", s)?,
+            None => to - time::Duration::days(30),
+        };
+        Ok(Period::new(from, to)?)
+    }
+
+    fn filter(&self) -> Filter {
+        let some = |v: &Option<String>| v.as_ref().filter(|s| !s.is_empty()).cloned();
+        Filter {
+            chain: some(&self.chain),
+            facility: some(&self.facility),
+            mint: some(&self.mint),
+        }
+    }
+}
+
+/// Totals per (chain, mint) and per facility: payments, escrow releases, refunds, volume,
+/// fees (revenue), refunded and success rate. Amounts are base-unit strings.
+#[utoipa::path(get, path = "/api/v1/analytics/transactions/summary", tag = "analytics",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query),
+           ("chain" = Option<String>, Query), ("facility" = Option<String>, Query), ("mint" = Option<String>, Query)),
+    responses((status = 200, description = "Summary"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn summary(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response> {
+    p.require_scope_or_role(READ_SCOPE, READERS)?;
+    Ok(Json(service(&st).summary(q.period()?, &q.filter()).await?).into_response())
+}
+
+/// Volume, fees, refunds and outcomes per hour or day and (chain, mint).
+#[utoipa::path(get, path = "/api/v1/analytics/revenue/trends", tag = "analytics",
+    params(("granularity" = Option<String>, Query, description = "hour | day"),
+           ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+           ("chain" = Option<String>, Query), ("facility" = Option<String>, Query), ("mint" = Option<String>, Query)),
+    responses((status = 200, description = "Series"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn trends(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response> {
+    p.require_scope_or_role(READ_SCOPE, READERS)?;
+    let g = q.granularity.unwrap_or_default();
+    Ok(Json(service(&st).trends(g, q.period()?, &q.filter()).await?).into_response())
+}
+
+/// Accounts: totals, by role, two-factor, sign-ups per day (admin only).
+#[utoipa::path(get, path = "/api/v1/analytics/users/metrics", tag = "analytics",
+    params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
+    responses((status = 200, description = "User metrics"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn users(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<RangeQuery>,
+) -> Result<Response> {
+    p.require_role(&[Role::Admin])?;
+    Ok(Json(service(&st).user_metrics(q.period()?).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ForecastQuery {
+    pub chain: String,
+    pub mint: String,
+    pub facility: Option<String>,
+    pub metric: Option<Metric>,
+    /// Days of history used (21–730, default 91).
+    pub history_days: Option<u16>,
+    /// Last days held out and scored (default 14).
+    pub holdout: Option<usize>,
+    /// Days forecast (default 7).
+    pub horizon: Option<usize>,
+}
+
+/// Daily fees (or volume) forecast: additive Holt-Winters, weekly season, parameters
+/// grid-searched on the training days; MAE and sMAPE on held-out days beside a
+/// seasonal-naive baseline measured on the same days.
+#[utoipa::path(get, path = "/api/v1/analytics/revenue/forecast", tag = "analytics",
+    params(("chain" = String, Query), ("mint" = String, Query), ("facility" = Option<String>, Query),
+           ("metric" = Option<String>, Query, description = "fees | volume"),
+           ("history_days" = Option<u16>, Query), ("holdout" = Option<usize>, Query), ("horizon" = Option<usize>, Query)),
+    responses((status = 200, description = "Forecast and its measured error"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn forecast(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<ForecastQuery>,
+) -> Result<Response> {
+    p.require_scope_or_role(READ_SCOPE, READERS)?;
+    let f = service(&st)
+        .forecast(
+            q.metric.unwrap_or_default(),
+            &q.chain,
+            &q.mint,
+            q.facility.as_deref().filter(|s| !s.is_empty()),
+            q.history_days.unwrap_or(91),
+            q.holdout.unwrap_or(14),
+            q.horizon.unwrap_or(7),
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    Ok(Json(f).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AssetQuery {
+    pub chain: String,
+    pub mint: String,
+}
+
+/// Fee revenue of one asset two ways: the analytics rollups (finalized indexed events) and
+/// the ledger's fee-revenue account for that mint (posted by the indexer's ledger feed from
+/// the same finalized events). They match once the feed has caught up; a difference that
+/// persists means one of the two projections is wrong.
+#[utoipa::path(get, path = "/api/v1/analytics/revenue/reconciliation", tag = "analytics",
+    params(("chain" = String, Query), ("mint" = String, Query)),
+    responses((status = 200, description = "Both figures and their difference"), (status = 403, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn reconciliation(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<AssetQuery>,
+) -> Result<Response> {
+    p.require_scope_or_role(READ_SCOPE, READERS)?;
+    let analytics = service(&st).fees_all_time(&q.chain, &q.mint).await?;
+    let account = advancia_indexer::feed::pool_account_id(
+        &q.chain,
+        &q.mint,
+        advancia_indexer::feed::Role::FeeRevenue,
+    );
+    let ledger: i128 = match st.ledger.balance(account).await {
+        // A revenue account grows by credits.
+        Ok(Some(b)) => {
+            i128::try_from(b.credits_posted).unwrap_or(i128::MAX)
+                - i128::try_from(b.debits_posted).unwrap_or(i128::MAX)
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "ledger balance for reconciliation");
+            return Err(ApiError::Analytics(AnalyticsError::Corrupt(
+                "ledger unavailable".into(),
+            )));
+        }
+    };
+    Ok(Json(serde_json::json!({
+        "chain": q.chain,
+        "mint": q.mint,
+        "analytics_fees": analytics.to_string(),
+        "ledger_fee_revenue": ledger.to_string(),
+        "difference": (analytics - ledger).to_string(),
+        "matches": analytics == ledger,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportRequest {
+    pub format: Format,
+    #[serde(flatten)]
+    pub range: RangeQuery,
+}
+
+/// A report for a period as CSV or HTML (a download), one row per bucket and
+/// (chain, facility, mint).
+#[utoipa::path(post, path = "/api/v1/analytics/reports/generate", tag = "analytics",
+    request_body(content = Object, description = "{format: csv|html, from, to, granularity, chain, facility, mint}"),
+    responses((status = 200, description = "The report file"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn generate_report(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<ReportRequest>,
+) -> Result<Response> {
+    p.require_role(READERS)?;
+    let period = b.range.period()?;
+    let g = b.range.granularity.unwrap_or_default();
+    let rows = service(&st)
+        .report_rows(g, period, &b.range.filter())
+        .await?;
+    let body = match b.format {
+        Format::Csv => report::csv(&rows),
+        Format::Html => report::html("Advancia analytics report", period.from, period.to, &rows),
+    };
+    let name = format!(
+        "attachment; filename=\"advancia-report-{}-{}.{}\"",
+        period.from.date(),
+        period.to.date(),
+        b.format.extension()
+    );
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(b.format.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewDashboard {
+    pub name: String,
+    pub definition: DashboardDefinition,
+}
+
+/// Save a dashboard definition (filters, days, granularity).
+#[utoipa::path(post, path = "/api/v1/analytics/dashboards", tag = "analytics",
+    request_body(content = Object, description = "{name, definition: {days, granularity, chain, facility, mint}}"),
+    responses((status = 201, description = "Saved"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_dashboard(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<NewDashboard>,
+) -> Result<Response> {
+    let claims = p.require_role(READERS)?;
+    let d = service(&st)
+        .create_dashboard(&b.name, &b.definition, claims.sub)
+        .await?;
+    Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+/// A saved dashboard with its figures evaluated now: summary and trends over its last
+/// `days` days.
+#[utoipa::path(get, path = "/api/v1/analytics/dashboards/{id}", tag = "analytics",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Definition and data"), (status = 404, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn get_dashboard(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    p.require_scope_or_role(READ_SCOPE, READERS)?;
+    let svc = service(&st);
+    let d = svc.dashboard(id).await?;
+    let to =
+        advancia_analytics::query::floor_day(OffsetDateTime::now_utc()) + time::Duration::days(1);
+    let period = Period::new(to - time::Duration::days(i64::from(d.definition.days)), to)?;
+    let filter = Filter {
+        chain: d.definition.chain.clone(),
+        facility: d.definition.facility.clone(),
+        mint: d.definition.mint.clone(),
+    };
+    let summary = svc.summary(period, &filter).await?;
+    let trends = svc
+        .trends(d.definition.granularity, period, &filter)
+        .await?;
+    Ok(
+        Json(serde_json::json!({ "dashboard": d, "summary": summary, "trends": trends }))
+            .into_response(),
+    )
+}
+
+const PAGE: &str = include_str!("dashboard/page.html");
+const SCRIPT: &str = include_str!("dashboard/page.js");
+
+/// The dashboard page: static HTML with its own script (no data, no token inside); the
+/// script reads the analytics JSON with the token the user supplies. The CSP allows only
+/// this script (by hash) and requests to this origin.
+pub async fn dashboard_page() -> Response {
+    // Built once: the page with its script inlined and the CSP naming the script's hash.
+    static PAGE_AND_CSP: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let script = format!("\n{SCRIPT}\n");
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&script));
+        (
+            PAGE.replace("\n__SCRIPT__\n", &script),
+            format!(
+                "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self' data:; form-action 'none'; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
+        )
+    });
+    let (html, csp) = &*PAGE_AND_CSP;
+    let mut resp = Html(html.clone()).into_response();
+    let h = resp.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(dashboard_page))
+        .route("/api/v1/analytics/transactions/summary", get(summary))
+        .route("/api/v1/analytics/revenue/trends", get(trends))
+        .route("/api/v1/analytics/revenue/forecast", get(forecast))
+        .route(
+            "/api/v1/analytics/revenue/reconciliation",
+            get(reconciliation),
+        )
+        .route("/api/v1/analytics/users/metrics", get(users))
+        .route("/api/v1/analytics/reports/generate", post(generate_report))
+        .route("/api/v1/analytics/dashboards", post(create_dashboard))
+        .route("/api/v1/analytics/dashboards/{id}", get(get_dashboard))
+}

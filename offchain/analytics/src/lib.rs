@@ -1,0 +1,41 @@
+//! Analytics over the ledger's sources (schema `analytics`, read-only over `indexer.*`,
+//! `payments.*` and `auth.users`): a rollup worker keeps hourly and daily buckets per
+//! (chain, facility, mint) up to date behind cursors; requests read the buckets.
+//! See docs/decisions/0018-analytics.md.
+
+pub mod forecast;
+pub mod query;
+pub mod report;
+pub mod rollup;
+
+use advancia_db::{Migration, ServiceMigrations};
+
+pub use query::{AnalyticsService, Granularity, Period};
+pub use rollup::Rollup;
+
+pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
+    schema: "analytics",
+    migrations: &[Migration {
+        version: 1,
+        name: "analytics",
+        sql: include_str!("../migrations/0001_analytics.sql"),
+    }],
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("stored data is not what analytics expects: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Base units from Postgres `numeric::text` (integers only).
+pub(crate) fn units(s: &str) -> Result<i128, AnalyticsError> {
+    s.parse::<i128>()
+        .map_err(|_| AnalyticsError::Corrupt(format!("amount `{s}` is not an integer")))
+}
