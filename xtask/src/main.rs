@@ -6,6 +6,7 @@ mod demo;
 mod evm;
 mod postgres;
 mod step;
+mod substreams;
 mod toolchain;
 mod wasm;
 
@@ -56,6 +57,13 @@ enum Cmd {
     /// Build the CosmWasm contract to a size-optimized wasm the CosmWasm VM accepts
     /// (wasm32 build, binaryen lowering, cosmwasm-check); prints its path and size.
     Wasm,
+    /// The Substreams module (indexer/substreams) as a wasm the Substreams runtime loads:
+    /// buffa code regenerated from its .proto (Debian protoc), wasm32 build, import check.
+    Substreams {
+        /// Fail if the checked-in generated code is stale instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Compile contracts/evm with solc (npm) into the committed contracts/evm/out/*.json and
     /// install anvil (npm) for the bridge tests.
     Evm {
@@ -101,6 +109,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
         Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
+        Cmd::Substreams { check } => {
+            substreams::build(check).map(|path| println!("{}", path.display()))
+        }
         Cmd::Evm { check } => evm::build(check).map(|anvil| println!("{}", anvil.display())),
     }
 }
