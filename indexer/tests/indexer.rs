@@ -1612,17 +1612,17 @@ async fn indexed_rows(pool: &sqlx::PgPool) -> Vec<ComparableRow> {
     let mut out = Vec::new();
     for t in &advancia_indexer::rows::TABLES {
         let cols: Vec<String> = t.cols.iter().map(|c| format!("{}::text", c.0)).collect();
-        let rows: Vec<(String, i32, i32, i64, Option<i64>, Vec<Option<String>>)> =
-            sqlx::query_as(&format!(
-                "SELECT signature, ix_index, inner_index, slot, block_time, ARRAY[{}]
+        type DbRow = (String, i32, i32, i64, Option<i64>, Vec<Option<String>>);
+        let rows: Vec<DbRow> = sqlx::query_as(&format!(
+            "SELECT signature, ix_index, inner_index, slot, block_time, ARRAY[{}]
                    FROM indexer.{} WHERE chain = $1",
-                cols.join(", "),
-                t.name
-            ))
-            .bind(SOLANA)
-            .fetch_all(pool)
-            .await
-            .unwrap();
+            cols.join(", "),
+            t.name
+        ))
+        .bind(SOLANA)
+        .fetch_all(pool)
+        .await
+        .unwrap();
         for (sig, ix, inner, slot, bt, values) in rows {
             let named = t.cols.iter().map(|c| c.0.to_string()).zip(values).collect();
             out.push((

@@ -141,6 +141,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     // Before nextest: the CosmWasm VM tests load this file.
     let cosmwasm_wasm = wasm::build()?;
+    // The Substreams module's wasm (ADR 0017): builds for wasm32 and imports only from the
+    // Substreams host. Its native tests run in nextest below.
+    substreams::wasm()?;
     // The bridge tests deploy the committed EVM artifacts on this anvil.
     let anvil = evm::build(true)?;
 

@@ -213,3 +213,22 @@ fn failed_and_foreign_transactions_have_no_rows() {
             .is_empty()
     );
 }
+
+#[test]
+fn output_round_trips_through_protobuf() {
+    use buffa::Message as _;
+    let mut all = Rows::default();
+    for block in blocks() {
+        all.rows
+            .extend(advancia_substreams::map_events(block).unwrap().rows);
+    }
+    // NULL columns (unset) and empty strings must stay distinct on the wire.
+    assert!(
+        all.rows
+            .iter()
+            .any(|r| r.columns.iter().any(|c| c.value.is_none()))
+    );
+    let bytes = all.encode_to_vec();
+    let back = Rows::decode_from_slice(&bytes).unwrap();
+    assert_eq!(back, all);
+}
