@@ -141,9 +141,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     // Before nextest: the CosmWasm VM tests load this file.
     let cosmwasm_wasm = wasm::build()?;
-    // The Substreams module's wasm (ADR 0017): builds for wasm32 and imports only from the
-    // Substreams host. Its native tests run in nextest below.
-    substreams::wasm()?;
+    // The Substreams module's wasm (ADR 0017): builds for wasm32, imports only from the
+    // Substreams host; a test in nextest runs it on node against the native build.
+    let substreams_wasm = substreams::wasm()?;
     // The bridge tests deploy the committed EVM artifacts on this anvil.
     let anvil = evm::build(true)?;
 
@@ -164,6 +164,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
+        .env(substreams::WASM_ENV, &substreams_wasm)
         .env(evm::ANVIL_ENV, &anvil)
         .env("ADVANCIA_PYTHON", &python);
     let status = cmd.status()?;

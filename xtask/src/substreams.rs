@@ -16,6 +16,8 @@ const CODEGEN: &str = "advancia-substreams-codegen";
 const WASM_NAME: &str = "advancia_substreams.wasm";
 const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "release-wasm";
+/// The module's wasm test (`indexer/substreams/tests/wasm.rs`) reads the wasm from here.
+pub const WASM_ENV: &str = "ADVANCIA_SUBSTREAMS_WASM";
 /// Host modules a Substreams wasm module may import from.
 const HOST_MODULES: &[&str] = &["env", "logger", "state"];
 
