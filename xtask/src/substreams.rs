@@ -21,10 +21,68 @@ pub const WASM_ENV: &str = "ADVANCIA_SUBSTREAMS_WASM";
 /// Host modules a Substreams wasm module may import from.
 const HOST_MODULES: &[&str] = &["env", "logger", "state"];
 
-/// Codegen (or its check), then the wasm build and its checks; returns the wasm's path.
+/// npm package that turns a manifest into a `.spkg` (pinned).
+const MANIFEST_PACKAGE: (&str, &str) = ("@substreams/manifest", "0.16.0");
+
+/// Codegen (or its check), the wasm build and its checks, then the `.spkg`; returns the
+/// package's path.
 pub fn build(check_codegen: bool) -> Result<PathBuf> {
     codegen(check_codegen)?;
-    wasm()
+    let wasm = wasm()?;
+    pack(&wasm)
+}
+
+/// `substreams.yaml` + the wasm → `<target>/substreams/advancia_pay_events-v0.1.0.spkg`, with
+/// `@substreams/manifest` from npm (the Substreams CLI is a Go binary no registry of ours
+/// ships).
+fn pack(wasm: &std::path::Path) -> Result<PathBuf> {
+    crate::toolchain::ensure_node()?;
+    let prefix = crate::wasm::target_dir().join("npm/substreams");
+    let (package, version) = MANIFEST_PACKAGE;
+    let step = Step::start(&format!("{package}@{version} (npm)"));
+    let installed = std::fs::read_to_string(
+        prefix
+            .join("node_modules")
+            .join(package)
+            .join("package.json"),
+    )
+    .is_ok_and(|s| s.contains(&format!("\"version\": \"{version}\"")));
+    if installed {
+        step.done("already installed");
+    } else {
+        std::fs::create_dir_all(&prefix)?;
+        run_checked(
+            std::process::Command::new("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(&prefix)
+                .args(["--no-audit", "--no-fund", "--no-save", "--loglevel=error"])
+                .arg(format!("{package}@{version}")),
+            &step,
+        )?;
+        step.done(&format!("installed under {}", prefix.display()));
+    }
+    let step = Step::start("pack indexer/substreams/substreams.yaml (.spkg)");
+    // The script imports from the prefix's node_modules, so it runs from there.
+    let script = prefix.join("pack.mjs");
+    std::fs::write(&script, include_str!("../../indexer/substreams/pack.mjs"))?;
+    let out_dir = crate::wasm::target_dir().join("substreams");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join("advancia_pay_events-v0.1.0.spkg");
+    run_checked(
+        std::process::Command::new("node")
+            .arg(&script)
+            .arg(crate::workspace_root().join("indexer/substreams/substreams.yaml"))
+            .arg(wasm)
+            .arg(&out),
+        &step,
+    )?;
+    step.done(&format!(
+        "{} bytes in {}",
+        std::fs::metadata(&out)?.len(),
+        out.display()
+    ));
+    Ok(out)
 }
 
 fn codegen(check: bool) -> Result<()> {
