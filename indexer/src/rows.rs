@@ -9,122 +9,17 @@
 use std::fmt::Write as _;
 
 use advancia_pay::client::{AdvanciaEvent, BridgeEvent};
-use serde_json::json;
 
 use crate::IndexerError;
 use crate::sink::i64_of;
 use crate::source::{ChainTransaction, DecodedEvent};
 
-/// An event table: name and its table-specific columns with the SQL type each is cast to.
-#[derive(Debug)]
-pub struct Table {
-    pub name: &'static str,
-    pub cols: &'static [(&'static str, &'static str)],
-}
-
-pub const PAYMENTS: usize = 0;
-pub const REFUNDS: usize = 1;
-pub const ESCROWS: usize = 2;
-pub const FACILITIES: usize = 3;
-pub const ATTESTATIONS: usize = 4;
-pub const SETTLEMENTS: usize = 5;
-pub const ADMIN: usize = 6;
-pub const BRIDGE: usize = 7;
-
-/// Every event table, indexed by the constants above (same order as `sink::EVENT_TABLES`).
-pub const TABLES: [Table; 8] = [
-    Table {
-        name: "payments",
-        cols: &[
-            ("payment", "text"),
-            ("payer", "text"),
-            ("facility", "text"),
-            ("invoice_id", "text"),
-            ("reference", "text"),
-            ("mint", "text"),
-            ("amount", "numeric"),
-            ("fee", "numeric"),
-            ("paid_at", "bigint"),
-        ],
-    },
-    Table {
-        name: "refunds",
-        cols: &[
-            ("payment", "text"),
-            ("facility", "text"),
-            ("payer", "text"),
-            ("mint", "text"),
-            ("amount", "numeric"),
-            ("refunded_total", "numeric"),
-        ],
-    },
-    Table {
-        name: "escrows",
-        cols: &[
-            ("kind", "text"),
-            ("escrow", "text"),
-            ("actor", "text"),
-            ("payer", "text"),
-            ("facility", "text"),
-            ("arbiter", "text"),
-            ("mint", "text"),
-            ("amount", "numeric"),
-            ("fee", "numeric"),
-            ("released_total", "numeric"),
-            ("expires_at", "bigint"),
-        ],
-    },
-    Table {
-        name: "facilities",
-        cols: &[
-            ("kind", "text"),
-            ("facility", "text"),
-            ("facility_id", "text"),
-            ("authority", "text"),
-            ("payout_wallet", "text"),
-        ],
-    },
-    Table {
-        name: "attestations",
-        cols: &[
-            ("kind", "text"),
-            ("wallet", "text"),
-            ("level", "smallint"),
-            ("expires_at", "bigint"),
-        ],
-    },
-    Table {
-        name: "settlement_commitments",
-        cols: &[
-            ("batch_number", "numeric"),
-            ("root", "text"),
-            ("entry_count", "numeric"),
-            ("totals", "jsonb"),
-        ],
-    },
-    Table {
-        name: "admin_events",
-        cols: &[("kind", "text"), ("body", "jsonb")],
-    },
-    Table {
-        name: "bridge_messages",
-        cols: &[
-            ("direction", "text"),
-            ("message_id", "text"),
-            ("origin_domain", "bigint"),
-            ("sequence", "numeric"),
-            ("sender", "text"),
-            ("destination_domain", "bigint"),
-            ("recipient", "text"),
-            ("asset", "text"),
-            ("amount", "numeric"),
-        ],
-    },
-];
-
-/// Columns every event table starts with.
-pub const KEY_COLUMNS: &str =
-    "chain, signature, ix_index, inner_index, slot, commitment, block_time";
+// The tables and each event's values live in the I/O-free `advancia-indexer-rows` crate,
+// shared with the Substreams module (ADR 0017).
+pub use advancia_indexer_rows::{
+    ADMIN, ATTESTATIONS, BRIDGE, ESCROWS, FACILITIES, KEY_COLUMNS, PAYMENTS, REFUNDS, SETTLEMENTS,
+    TABLES, Table,
+};
 
 /// Rows of one table, column-wise.
 #[derive(Debug, Default, Clone)]
@@ -195,260 +90,25 @@ impl TransactionRows {
     }
 }
 
-fn hex32(b: &[u8; 32]) -> String {
-    hex::encode(b)
-}
-
-/// A 32-byte bridge word as the EVM source writes it: `0x` + lowercase hex.
-fn word(b: &[u8; 32]) -> String {
-    format!("0x{}", hex::encode(b))
+fn rows_error(e: advancia_indexer_rows::DecodeError) -> IndexerError {
+    IndexerError::Malformed(format!("event not decodable by advancia-indexer-rows: {e}"))
 }
 
 /// The table a bridge event belongs to and its values (`Table::cols` order): messages to
-/// `bridge_messages` in the EVM source's format (so one message id joins both sides),
-/// configuration to `admin_events`.
-pub fn bridge_event_values(event: &BridgeEvent) -> (usize, Vec<Option<String>>) {
-    fn s(v: impl ToString) -> Option<String> {
-        Some(v.to_string())
-    }
-    match event {
-        BridgeEvent::BridgeDispatched(d) => (
-            BRIDGE,
-            vec![
-                s("dispatched"),
-                s(word(&d.id)),
-                s(d.origin_domain),
-                s(d.sequence),
-                s(word(&d.sender)),
-                s(d.destination_domain),
-                s(word(&d.recipient)),
-                s(word(&d.asset)),
-                s(alloy::primitives::U256::from_be_bytes(d.amount)),
-            ],
-        ),
-        BridgeEvent::BridgeProcessed(p) => (
-            BRIDGE,
-            vec![
-                s("processed"),
-                s(word(&p.id)),
-                s(p.origin_domain),
-                s(p.sequence),
-                s(word(&p.sender)),
-                None,
-                s(word(&p.recipient.to_bytes())),
-                s(word(&p.mint.to_bytes())),
-                s(p.amount),
-            ],
-        ),
-        BridgeEvent::BridgeConfigured(c) => (
-            ADMIN,
-            vec![
-                s("bridge_configured"),
-                s(json!({
-                    "local_domain": c.local_domain,
-                    "validators": c.validators.iter().map(|v| format!("0x{}", hex::encode(v))).collect::<Vec<_>>(),
-                    "threshold": c.threshold,
-                    "set_version": c.set_version.to_string(),
-                    "paused": c.paused,
-                })),
-            ],
-        ),
-        BridgeEvent::BridgeRouteRegistered(r) => (
-            ADMIN,
-            vec![
-                s("bridge_route_registered"),
-                s(json!({
-                    "local_mint": r.local_mint.to_string(),
-                    "destination_domain": r.destination_domain,
-                    "remote_asset": word(&r.remote_asset),
-                    "local_decimals": r.local_decimals,
-                    "remote_decimals": r.remote_decimals,
-                })),
-            ],
-        ),
-    }
+/// `bridge_messages` in the EVM source's format, configuration to `admin_events`.
+pub fn bridge_event_values(
+    event: &BridgeEvent,
+) -> Result<(usize, Vec<Option<String>>), IndexerError> {
+    let event = advancia_indexer_rows::Event::try_from(event).map_err(rows_error)?;
+    Ok(advancia_indexer_rows::event_values(&event))
 }
 
 /// The table an event belongs to and its table-specific values (`Table::cols` order).
-pub fn event_values(event: &AdvanciaEvent) -> (usize, Vec<Option<String>>) {
-    use AdvanciaEvent as E;
-    fn s(v: impl ToString) -> Option<String> {
-        Some(v.to_string())
-    }
-    let zero = || s(0);
-    match event {
-        E::PaymentMade(p) => (
-            PAYMENTS,
-            vec![
-                s(p.payment),
-                s(p.payer),
-                s(p.facility),
-                s(hex32(&p.invoice_id)),
-                s(p.reference),
-                s(p.mint),
-                s(p.amount),
-                s(p.fee),
-                s(p.paid_at),
-            ],
-        ),
-        E::PaymentRefunded(r) => (
-            REFUNDS,
-            vec![
-                s(r.payment),
-                s(r.facility),
-                s(r.payer),
-                s(r.mint),
-                s(r.amount),
-                s(r.refunded_total),
-            ],
-        ),
-        // Escrow columns: kind, escrow, actor, payer, facility, arbiter, mint, amount, fee,
-        // released_total, expires_at. amount and fee default to 0 in the schema.
-        E::EscrowOpened(o) => (
-            ESCROWS,
-            vec![
-                s("opened"),
-                s(o.escrow),
-                s(o.payer),
-                s(o.payer),
-                s(o.facility),
-                s(o.arbiter),
-                s(o.mint),
-                s(o.amount),
-                zero(),
-                None,
-                s(o.expires_at),
-            ],
-        ),
-        E::EscrowReleased(r) => (
-            ESCROWS,
-            vec![
-                s("released"),
-                s(r.escrow),
-                s(r.by),
-                None,
-                None,
-                None,
-                None,
-                s(r.amount),
-                s(r.fee),
-                s(r.released_total),
-                None,
-            ],
-        ),
-        E::EscrowRefunded(r) => (
-            ESCROWS,
-            vec![
-                s("refunded"),
-                s(r.escrow),
-                s(r.by),
-                None,
-                None,
-                None,
-                None,
-                s(r.amount),
-                zero(),
-                None,
-                None,
-            ],
-        ),
-        E::EscrowClosed(c) => (
-            ESCROWS,
-            vec![
-                s("closed"),
-                s(c.escrow),
-                s(c.rent_to),
-                None,
-                None,
-                None,
-                None,
-                zero(),
-                zero(),
-                None,
-                None,
-            ],
-        ),
-        E::FacilityRegistered(f) => (
-            FACILITIES,
-            vec![
-                s("registered"),
-                s(f.facility),
-                s(hex32(&f.facility_id)),
-                s(f.authority),
-                s(f.payout_wallet),
-            ],
-        ),
-        E::FacilityPayoutUpdated(f) => (
-            FACILITIES,
-            vec![
-                s("payout_updated"),
-                s(f.facility),
-                None,
-                None,
-                s(f.payout_wallet),
-            ],
-        ),
-        E::FacilityDeactivated(f) => (
-            FACILITIES,
-            vec![s("deactivated"), s(f.facility), None, None, None],
-        ),
-        E::AttestationWritten(a) => (
-            ATTESTATIONS,
-            vec![s("written"), s(a.wallet), s(a.level), s(a.expires_at)],
-        ),
-        E::AttestationRevoked(a) => (ATTESTATIONS, vec![s("revoked"), s(a.wallet), None, None]),
-        E::BatchCommitted(b) => {
-            let totals: Vec<_> = b
-                .totals
-                .iter()
-                .map(|t| json!({"mint": t.mint.to_string(), "amount": t.amount.to_string()}))
-                .collect();
-            (
-                SETTLEMENTS,
-                vec![
-                    s(b.batch_number),
-                    s(hex32(&b.root)),
-                    s(b.entry_count),
-                    s(serde_json::Value::Array(totals)),
-                ],
-            )
-        }
-        E::ConfigUpdated(c) => (
-            ADMIN,
-            vec![
-                s("config_updated"),
-                s(json!({
-                    "admin": c.admin.to_string(), "treasury": c.treasury.to_string(),
-                    "settlement_authority": c.settlement_authority.to_string(),
-                    "compliance_authority": c.compliance_authority.to_string(),
-                    "fee_bps": c.fee_bps, "paused": c.paused,
-                })),
-            ],
-        ),
-        E::AdminProposed(a) => (
-            ADMIN,
-            vec![
-                s("admin_proposed"),
-                s(json!({"admin": a.admin.to_string(), "proposed": a.proposed.to_string()})),
-            ],
-        ),
-        E::AdminAccepted(a) => (
-            ADMIN,
-            vec![
-                s("admin_accepted"),
-                s(json!({"previous": a.previous.to_string(), "admin": a.admin.to_string()})),
-            ],
-        ),
-        E::AssetSet(a) => (
-            ADMIN,
-            vec![
-                s("asset_set"),
-                s(
-                    json!({"mint": a.mint.to_string(), "kyc_threshold": a.kyc_threshold.to_string(), "enabled": a.enabled}),
-                ),
-            ],
-        ),
-    }
+/// The event is re-encoded and decoded by `advancia-indexer-rows`, the decoder the
+/// Substreams module runs, so both produce their values the same way.
+pub fn event_values(event: &AdvanciaEvent) -> Result<(usize, Vec<Option<String>>), IndexerError> {
+    let event = advancia_indexer_rows::Event::try_from(event).map_err(rows_error)?;
+    Ok(advancia_indexer_rows::event_values(&event))
 }
 
 impl EventRows {
@@ -473,14 +133,14 @@ impl EventRows {
                 .events
                 .iter()
                 .map(|e| {
-                    let (table, values) = event_values(&e.event);
-                    (e.ix_index, e.inner_index, table, values)
+                    let (table, values) = event_values(&e.event)?;
+                    Ok((e.ix_index, e.inner_index, table, values))
                 })
                 .chain(t.bridge_events.iter().map(|e| {
-                    let (table, values) = bridge_event_values(&e.event);
-                    (e.ix_index, e.inner_index, table, values)
+                    let (table, values) = bridge_event_values(&e.event)?;
+                    Ok((e.ix_index, e.inner_index, table, values))
                 }))
-                .collect();
+                .collect::<Result<_, IndexerError>>()?;
             if !t.bridge_events.is_empty() {
                 all.sort_by_key(|e| (e.0, e.1));
             }
@@ -492,7 +152,7 @@ impl EventRows {
     }
 
     pub fn push(&mut self, t: &ChainTransaction, e: &DecodedEvent) -> Result<(), IndexerError> {
-        let (table, values) = event_values(&e.event);
+        let (table, values) = event_values(&e.event)?;
         self.push_values(t, e.ix_index, e.inner_index, table, values)
     }
 
@@ -643,6 +303,67 @@ mod tests {
         assert!(sql.contains("$13::text[]"), "{sql}");
         assert!(!sql.contains("$14"), "{sql}");
         assert!(sql.contains("(chain, signature, ix_index, inner_index, slot, commitment, block_time, seq, kind, wallet, level, expires_at)"), "{sql}");
+    }
+
+    /// anchor's encoding of an event (8-byte discriminator + borsh body).
+    fn anchor_data(e: &AdvanciaEvent) -> Vec<u8> {
+        use AdvanciaEvent as E;
+        use anchor_lang::Event as _;
+        match e {
+            E::ConfigUpdated(v) => v.data(),
+            E::AdminProposed(v) => v.data(),
+            E::AdminAccepted(v) => v.data(),
+            E::AssetSet(v) => v.data(),
+            E::FacilityRegistered(v) => v.data(),
+            E::FacilityPayoutUpdated(v) => v.data(),
+            E::FacilityDeactivated(v) => v.data(),
+            E::PaymentMade(v) => v.data(),
+            E::PaymentRefunded(v) => v.data(),
+            E::EscrowOpened(v) => v.data(),
+            E::EscrowReleased(v) => v.data(),
+            E::EscrowRefunded(v) => v.data(),
+            E::EscrowClosed(v) => v.data(),
+            E::AttestationWritten(v) => v.data(),
+            E::AttestationRevoked(v) => v.data(),
+            E::BatchCommitted(v) => v.data(),
+        }
+    }
+
+    #[test]
+    fn rows_crate_decodes_what_the_program_emits() {
+        use advancia_indexer_rows as r;
+        assert_eq!(r::PROGRAM_ID, advancia_pay::ID.to_bytes());
+        assert_eq!(&r::EVENT_IX_TAG_LE[..], anchor_lang::event::EVENT_IX_TAG_LE);
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..3 {
+            // Every ledger kind as the program emits it (tag + discriminator + borsh body):
+            // the rows crate's discriminator table and decoder agree with anchor's.
+            for e in crate::bench::every_event_kind(n) {
+                let data = anchor_data(&e);
+                let mut ix = r::EVENT_IX_TAG_LE.to_vec();
+                ix.extend(&data);
+                let decoded = r::decode_event_ix(&ix).expect("decodes").expect("an event");
+                let i = r::EVENT_NAMES
+                    .iter()
+                    .position(|n| *n == decoded.name())
+                    .expect("named");
+                assert_eq!(
+                    &data[..8],
+                    &r::discriminators()[i][..],
+                    "{}",
+                    decoded.name()
+                );
+                assert_eq!(r::Event::try_from(&e), Ok(decoded.clone()));
+                assert!(!decoded.is_bridge());
+                seen.insert(decoded.name());
+            }
+            for e in crate::bench::every_bridge_event(n) {
+                let converted = r::Event::try_from(&e).expect("converts");
+                assert!(converted.is_bridge());
+                seen.insert(converted.name());
+            }
+        }
+        assert_eq!(seen.len(), r::EVENT_NAMES.len());
     }
 
     #[test]

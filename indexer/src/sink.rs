@@ -292,7 +292,7 @@ async fn insert_bridge_event(
     t: &ChainTransaction,
     e: &crate::source::DecodedBridgeEvent,
 ) -> Result<(), IndexerError> {
-    let (table, values) = crate::rows::bridge_event_values(&e.event);
+    let (table, values) = crate::rows::bridge_event_values(&e.event)?;
     let spec = &TABLES[table];
     let cols: Vec<&str> = spec.cols.iter().map(|c| c.0).collect();
     let params: Vec<String> = spec

@@ -7,6 +7,7 @@ mod deploy;
 mod evm;
 mod postgres;
 mod step;
+mod substreams;
 mod toolchain;
 mod wasm;
 
@@ -57,6 +58,13 @@ enum Cmd {
     /// Build the CosmWasm contract to a size-optimized wasm the CosmWasm VM accepts
     /// (wasm32 build, binaryen lowering, cosmwasm-check); prints its path and size.
     Wasm,
+    /// The Substreams module (indexer/substreams) as a wasm the Substreams runtime loads:
+    /// buffa code regenerated from its .proto (Debian protoc), wasm32 build, import check.
+    Substreams {
+        /// Fail if the checked-in generated code is stale instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Compile contracts/evm with solc (npm) into the committed contracts/evm/out/*.json and
     /// install anvil (npm) for the bridge tests.
     Evm {
@@ -127,6 +135,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
         Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
+        Cmd::Substreams { check } => {
+            substreams::build(check).map(|path| println!("{}", path.display()))
+        }
         Cmd::Evm { check } => evm::build(check).map(|anvil| println!("{}", anvil.display())),
         Cmd::Deploy {
             template,
@@ -174,6 +185,9 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     // Before nextest: the CosmWasm VM tests load this file.
     let cosmwasm_wasm = wasm::build()?;
+    // The Substreams module's wasm (ADR 0017): builds for wasm32, imports only from the
+    // Substreams host; a test in nextest runs it on node against the native build.
+    let substreams_wasm = substreams::wasm()?;
     // The bridge tests deploy the committed EVM artifacts on this anvil.
     let anvil = evm::build(true)?;
 
@@ -194,6 +208,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
+        .env(substreams::WASM_ENV, &substreams_wasm)
         .env(evm::ANVIL_ENV, &anvil)
         .env("ADVANCIA_PYTHON", &python);
     let status = cmd.status()?;

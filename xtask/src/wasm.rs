@@ -21,7 +21,7 @@ const COSMWASM_CHECK_VERSION: &str = "3.0.10";
 /// The VM tests read the optimized wasm from here.
 pub const WASM_ENV: &str = "ADVANCIA_COSMWASM_WASM";
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::workspace_root().join("target"))
@@ -108,7 +108,7 @@ fn size(path: &Path) -> Result<u64> {
         .len())
 }
 
-fn ensure_wasm_target() -> Result<()> {
+pub fn ensure_wasm_target() -> Result<()> {
     let step = Step::start(&format!("rust target {TARGET}"));
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
