@@ -91,12 +91,35 @@ pub struct ReadinessConfig {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Replaces every http(s) URL in `text` with `<url>`: `/ready` is public, and an RPC URL
+/// may carry a provider API key in its path or query.
+pub fn scrub_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("http://").or_else(|| rest.find("https://")) {
+        // Take the earlier of the two schemes.
+        let i = match (rest.find("http://"), rest.find("https://")) {
+            (Some(a), Some(b)) => a.min(b),
+            _ => i,
+        };
+        out.push_str(&rest[..i]);
+        out.push_str("<url>");
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == ')' || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 async fn bounded<T, E: std::fmt::Display>(
     f: impl Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(CHECK_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(scrub_urls(&e.to_string())),
         Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
     }
 }
@@ -295,6 +318,12 @@ mod tests {
         assert!(s.has("payments") && s.has("ledger") && !s.has("auth"));
         assert_eq!(ServiceSet::parse("all").unwrap(), ServiceSet::all());
         let e = ServiceSet::parse("payments,ledgr,kyx").unwrap_err();
+        assert_eq!(
+            scrub_urls(
+                "unavailable: sending request for url (https://rpc.example/?api-key=K) then http://a/b"
+            ),
+            "unavailable: sending request for url (<url>) then <url>"
+        );
         assert_eq!(e, "unknown service `ledgr`, `kyx`");
         assert!(ServiceSet::parse(" , ").is_err());
     }

@@ -185,13 +185,9 @@ async fn serve_metrics(addr: SocketAddr, store: Store, domain: u32) -> Result<()
 #[tokio::main]
 async fn main() -> Result<()> {
     // Logs on stderr: stdout carries command output (`stuck`).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
-        )
-        .init();
+    // Text or JSON (ADVANCIA_LOG_FORMAT), OTLP traces when configured (advancia-telemetry).
+    let _telemetry =
+        advancia_telemetry::init_from_env("advancia-relayer", "info,sqlx::postgres::notice=warn")?;
     let cli = Cli::parse();
     let pool = DbConfig::new(cli.database_url.clone()).connect().await?;
     advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;

@@ -160,6 +160,23 @@ pub fn extract_headers(headers: &reqwest::header::HeaderMap) -> Option<TraceCont
         .and_then(|v| TraceContext::parse(v).ok())
 }
 
+/// Sets `traceparent` in a string header map (event-bus envelopes, job payloads) from the
+/// current span; no-op without one.
+pub fn inject_map<M: Extend<(String, String)>>(map: &mut M) {
+    if let Some(tp) = current_traceparent() {
+        map.extend([(TRACEPARENT_HEADER.to_owned(), tp)]);
+    }
+}
+
+/// The valid `traceparent` of a string header map (keys compared case-insensitively).
+pub fn extract_map<'a>(
+    map: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Option<TraceContext> {
+    map.into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(TRACEPARENT_HEADER))
+        .and_then(|(_, v)| TraceContext::parse(v).ok())
+}
+
 /// Per-span state kept in the registry's extensions.
 #[derive(Debug, Clone)]
 struct SpanData {
@@ -490,6 +507,13 @@ mod tests {
             TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
             Err(TraceparentError::ZeroId)
         );
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("TraceParent".to_owned(), v.to_owned());
+        assert_eq!(extract_map(&headers), Some(c));
+        // Outside any span there is nothing to inject.
+        let mut empty = std::collections::BTreeMap::<String, String>::new();
+        inject_map(&mut empty);
+        assert!(empty.is_empty());
         // A later version with extra fields is read by its first four.
         assert!(
             TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x")

@@ -56,7 +56,12 @@ async fn remote_parent_and_children_share_one_trace() {
         let _o = outer.enter();
         let inner = tracing::info_span!("saga_step", payment = 42u64);
         let _i = inner.enter();
-        advancia_telemetry::current().unwrap()
+        // What a bus publisher would put in its envelope headers.
+        let mut headers = std::collections::HashMap::new();
+        advancia_telemetry::trace::inject_map(&mut headers);
+        let here = advancia_telemetry::current().unwrap();
+        assert_eq!(headers["traceparent"], here.to_string());
+        here
     };
     // A span with no parent starts a trace of its own.
     drop(tracing::info_span!("unrelated").entered());

@@ -5,6 +5,7 @@
 mod audit;
 mod common;
 mod concurrency;
+mod metrics;
 mod props;
 mod reconcile;
 mod reports;
