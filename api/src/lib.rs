@@ -41,6 +41,8 @@ pub struct AppState {
     pub payments: advancia_payments::PaymentService,
     pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
+    /// Agents; tasks go over the in-process bus unless `main` swaps in NATS (ADR 0020).
+    pub agents: advancia_agents::AgentService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
 }
@@ -64,6 +66,17 @@ impl AppState {
             ),
             notifications: advancia_notifications::NotificationService::new(pool.clone()),
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
+            agents: advancia_agents::AgentService::new(
+                pool.clone(),
+                std::sync::Arc::new(advancia_bus::memory::InProcessBus::default()),
+                services.llm.and_then(|c| {
+                    advancia_agents::llm::LlmClient::new(c)
+                        .inspect_err(
+                            |e| tracing::error!(error = %e, "LLM client; LLM agents disabled"),
+                        )
+                        .ok()
+                }),
+            ),
             chain,
             pool,
             auth,
@@ -81,6 +94,8 @@ pub struct ServicesConfig {
     pub public_url: Option<String>,
     pub payments: advancia_payments::PaymentsConfig,
     pub trusted_proxy_hops: usize,
+    /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
+    pub llm: Option<advancia_agents::llm::LlmConfig>,
 }
 
 impl Default for ServicesConfig {
@@ -90,6 +105,7 @@ impl Default for ServicesConfig {
             public_url: None,
             payments: Default::default(),
             trusted_proxy_hops: 0,
+            llm: None,
         }
     }
 }
@@ -125,6 +141,7 @@ impl ServicesConfig {
                 .map_err(|_| format!("ADVANCIA_PAYMENT_TTL_SECS: `{v}` is not a whole number"))?;
             c.payments.intent_ttl = Duration::from_secs(secs.max(60));
         }
+        c.llm = advancia_agents::llm::LlmConfig::from_env()?;
         Ok(c)
     }
 }
@@ -209,6 +226,28 @@ impl ApiConfig {
     }
 }
 
+/// The NATS JetStream bus for agents when `ADVANCIA_NATS_URL` is set (stream
+/// `ADVANCIA_NATS_STREAM`, default `ADVANCIA`, capturing `agents.>`); `None` keeps the
+/// in-process bus.
+pub async fn agents_bus_from_env() -> anyhow::Result<Option<advancia_bus::Bus>> {
+    let Some(url) = std::env::var("ADVANCIA_NATS_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let stream = std::env::var("ADVANCIA_NATS_STREAM")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "ADVANCIA".into());
+    let config = advancia_bus::nats::NatsConfig::new(url, stream, vec!["agents.>".into()]);
+    let bus = advancia_bus::nats::NatsBus::connect(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("ADVANCIA_NATS_URL: {e}"))?;
+    tracing::info!(stream = %config.stream, "agents use NATS JetStream");
+    Ok(Some(std::sync::Arc::new(bus)))
+}
+
 /// The gateway's own tables (schema `api`): idempotency records.
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "api",
@@ -230,6 +269,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_payments::MIGRATIONS,
         &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
+        &advancia_agents::MIGRATIONS,
     ]
 }
 
@@ -294,6 +334,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(routes::indexer::router())
         .merge(routes::facilities::router())
         .merge(routes::notifications::router())
+        .merge(routes::agents::router())
         .merge(money_moving(routes::ledger::router(), &state))
         .merge(money_moving(routes::payments::router(), &state))
         .merge(money_moving(routes::blockchain::router(), &state))

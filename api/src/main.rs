@@ -91,7 +91,22 @@ async fn main() -> anyhow::Result<()> {
                 advancia_api::ServicesConfig::from_env(config.gateway.trusted_proxy_hops)
                     .map_err(anyhow::Error::msg)?;
             tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
-            let state = AppState::new(pool, auth, ledger, services);
+            let mut state = AppState::new(pool, auth, ledger, services);
+            // Agents: in-process bus by default, NATS JetStream when ADVANCIA_NATS_URL is set
+            // (several API replicas then share the task queue); workers run beside the API.
+            if let Some(bus) = advancia_api::agents_bus_from_env().await? {
+                state.agents = advancia_agents::AgentService::new(
+                    state.pool.clone(),
+                    bus,
+                    state.agents.llm_client().cloned(),
+                );
+            }
+            let _agent_workers = advancia_agents::worker::spawn_workers(
+                &state.agents,
+                advancia_agents::worker::WorkerConfig::default(),
+            )
+            .await
+            .context("starting agent workers")?;
             // Notification delivery (outbox) and payment-event reader, beside the API.
             let channels = advancia_notifications::config::ChannelsConfig::from_env()
                 .map_err(anyhow::Error::msg)?

@@ -8,7 +8,9 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications, payments};
+use crate::routes::{
+    agents, auth, blockchain, facilities, indexer, ledger, notifications, payments,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +40,8 @@ use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications
         notifications::send, notifications::list, notifications::mark_read, notifications::get_preferences, notifications::put_preferences,
         notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
         notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,
+        agents::list, agents::register, agents::enable, agents::disable, agents::update_params, agents::versions,
+        agents::execute, agents::status, agents::train, agents::metrics, agents::orchestrate,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

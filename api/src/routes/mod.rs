@@ -1,5 +1,6 @@
 //! Route groups, one module per service.
 
+pub mod agents;
 pub mod auth;
 pub mod blockchain;
 pub mod facilities;

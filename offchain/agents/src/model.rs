@@ -99,6 +99,8 @@ pub struct Task {
     pub latency_us: Option<i64>,
     pub tokens: i64,
     pub cost_micro_usd: i64,
+    /// The user (or API key owner) who submitted it.
+    pub created_by: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]

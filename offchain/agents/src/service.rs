@@ -53,7 +53,7 @@ pub struct AgentService {
 }
 
 const AGENT_COLS: &str = "id, kind, description, version, enabled, params, updated_at";
-const TASK_COLS: &str = "id, agent_id, agent_version, orchestration_id, status, input, result, error, attempts, latency_us, tokens, cost_micro_usd, created_at, finished_at";
+const TASK_COLS: &str = "id, agent_id, agent_version, orchestration_id, status, input, result, error, attempts, latency_us, tokens, cost_micro_usd, created_by, created_at, finished_at";
 
 pub(crate) fn agent_row(r: &PgRow) -> Result<AgentRecord> {
     Ok(AgentRecord {
@@ -87,6 +87,7 @@ fn task_row(r: &PgRow) -> Result<Task> {
         latency_us: r.try_get("latency_us")?,
         tokens: r.try_get("tokens")?,
         cost_micro_usd: r.try_get("cost_micro_usd")?,
+        created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -157,6 +158,10 @@ impl AgentService {
 
     pub fn subject_prefix(&self) -> &str {
         &self.subject_prefix
+    }
+
+    pub fn llm_client(&self) -> Option<&LlmClient> {
+        self.llm.as_ref()
     }
 
     pub fn catalog(&self) -> &Catalog {
