@@ -4,6 +4,7 @@
 
 mod demo;
 mod evm;
+mod nats;
 mod postgres;
 mod step;
 mod toolchain;
@@ -135,6 +136,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
+    // The event bus (and agents) run their suite against JetStream too.
+    let nats = nats::ensure()?;
 
     let step = Step::start("run the test suite (cargo nextest)");
     let mut cmd = cargo();
@@ -149,6 +152,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     }
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
+        .env("NATS_URL", &nats.url)
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
         .env(evm::ANVIL_ENV, &anvil)
         .env("ADVANCIA_PYTHON", &python);
@@ -187,6 +191,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
         step.done("passed on SBF");
     }
     drop(pg);
+    drop(nats);
     println!("xtask test: OK in {:.1}s", total.elapsed().as_secs_f64());
     Ok(())
 }
