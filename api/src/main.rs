@@ -107,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
             .context("starting agent workers")?;
+            advancia_agents::worker::spawn_requeue(
+                &state.agents,
+                std::time::Duration::from_secs(15),
+            );
             // Notification delivery (outbox) and payment-event reader, beside the API.
             let channels = advancia_notifications::config::ChannelsConfig::from_env()
                 .map_err(anyhow::Error::msg)?

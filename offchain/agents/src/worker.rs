@@ -199,3 +199,47 @@ async fn finish(
     .await?;
     Ok(())
 }
+
+/// Re-publishes tasks that were queued but never claimed for longer than `older_than`:
+/// the process died between inserting the task and publishing it, or the in-process bus
+/// was lost in a restart. The task id is the envelope id, so a message that did make it
+/// is dropped as a duplicate within the dedup window, and a claimed task is never swept.
+pub async fn requeue_stale(svc: &AgentService, older_than: Duration) -> Result<u64> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT t.id, a.kind FROM agents.tasks t JOIN agents.agents a ON a.id = t.agent_id
+         WHERE t.status = 'queued' AND t.started_at IS NULL
+           AND t.created_at < now() - make_interval(secs => $1)
+         ORDER BY t.created_at LIMIT 1000",
+    )
+    .bind(older_than.as_secs_f64())
+    .fetch_all(&svc.pool)
+    .await?;
+    let mut n = 0;
+    for (id, kind) in rows {
+        let env = advancia_bus::Envelope::json(
+            crate::task_subject(&svc.subject_prefix, &kind),
+            &json!({"task_id": id}),
+        )?
+        .with_id(id.to_string());
+        svc.bus.publish(env).await?;
+        n += 1;
+    }
+    if n > 0 {
+        tracing::info!(tasks = n, "re-published stale queued agent tasks");
+    }
+    Ok(n)
+}
+
+/// Runs [`requeue_stale`] every `every` (tasks unclaimed for 4 × `every`).
+pub fn spawn_requeue(svc: &AgentService, every: Duration) -> JoinHandle<()> {
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = requeue_stale(&svc, every * 4).await {
+                tracing::warn!(error = %e, "requeue of stale agent tasks failed");
+            }
+        }
+    })
+}

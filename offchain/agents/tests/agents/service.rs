@@ -459,3 +459,46 @@ async fn tasks_route_over_nats_jetstream() {
     drop(h);
     nats.delete_stream().await.unwrap();
 }
+
+#[tokio::test]
+async fn tasks_lost_before_publishing_are_requeued() {
+    let h = Harness::start(None).await;
+    h.svc.list().await.unwrap(); // registers the built-in kinds
+    // As if the process died between the insert and the publish.
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO agents.tasks (id, agent_id, agent_version, input, status, created_at)
+         VALUES ($1, 'churn_risk', 1, $2, 'queued', now() - interval '1 minute')",
+    )
+    .bind(id)
+    .bind(json!({"days_since_last": 200, "payments_90d": 0}))
+    .execute(&h.db.pool)
+    .await
+    .unwrap();
+    let fresh = h
+        .svc
+        .execute(
+            "churn_risk",
+            json!({"days_since_last": 1, "payments_90d": 5}),
+            None,
+            None,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let n = advancia_agents::worker::requeue_stale(&h.svc, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only the old unclaimed task");
+    let t = h.svc.wait(id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!((t.status, t.attempts), (TaskStatus::Succeeded, 1));
+    assert_eq!(t.result.unwrap().value["tier"], "high");
+    let f = h.svc.wait(fresh.id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(f.attempts, 1);
+    assert_eq!(
+        advancia_agents::worker::requeue_stale(&h.svc, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        0
+    );
+}
