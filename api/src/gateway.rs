@@ -49,6 +49,8 @@ impl Default for GatewayConfig {
             ("payments", 1000),
             ("blockchain", 500),
             ("facilities", 2000),
+            // Agent runs cost CPU and LLM tokens.
+            ("agents", 300),
             // Credential endpoints: low enough to slow password guessing per client.
             ("auth", 120),
         ]

@@ -42,6 +42,8 @@ pub struct AppState {
     pub payments: advancia_payments::PaymentService,
     pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
+    /// Agents; tasks go over the in-process bus unless `main` swaps in NATS (ADR 0020).
+    pub agents: advancia_agents::AgentService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
     /// Services this process runs (`--services`); readiness checks their dependencies.
@@ -68,6 +70,17 @@ impl AppState {
             ),
             notifications: advancia_notifications::NotificationService::new(pool.clone()),
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
+            agents: advancia_agents::AgentService::new(
+                pool.clone(),
+                std::sync::Arc::new(advancia_bus::memory::InProcessBus::default()),
+                services.llm.and_then(|c| {
+                    advancia_agents::llm::LlmClient::new(c)
+                        .inspect_err(
+                            |e| tracing::error!(error = %e, "LLM client; LLM agents disabled"),
+                        )
+                        .ok()
+                }),
+            ),
             chain,
             pool,
             auth,
@@ -98,6 +111,8 @@ pub struct ServicesConfig {
     pub public_url: Option<String>,
     pub payments: advancia_payments::PaymentsConfig,
     pub trusted_proxy_hops: usize,
+    /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
+    pub llm: Option<advancia_agents::llm::LlmConfig>,
 }
 
 impl Default for ServicesConfig {
@@ -107,6 +122,7 @@ impl Default for ServicesConfig {
             public_url: None,
             payments: Default::default(),
             trusted_proxy_hops: 0,
+            llm: None,
         }
     }
 }
@@ -166,6 +182,10 @@ impl ServicesConfig {
                     "ADVANCIA_PAYMENT_TTL_SECS: `{v}` is not a whole number of seconds (minimum 60)"
                 )),
             }
+        }
+        match advancia_agents::llm::LlmConfig::from_vars(&get) {
+            Ok(llm) => c.llm = llm,
+            Err(e) => errors.push(e),
         }
         if errors.is_empty() {
             Ok(c)
@@ -286,6 +306,23 @@ impl ApiConfig {
     }
 }
 
+/// The agents' task bus on NATS JetStream (several API replicas then share the queue).
+pub async fn agents_nats_bus(
+    nats: &settings::NatsSettings,
+) -> anyhow::Result<advancia_bus::Bus> {
+    let config = advancia_bus::nats::NatsConfig::new(
+        nats.url.clone(),
+        nats.stream.clone(),
+        vec!["agents.>".into()],
+    );
+    let bus = advancia_bus::nats::NatsBus::connect(&config)
+        .await
+        // The URL may carry credentials: name the setting, not the value.
+        .map_err(|e| anyhow::anyhow!("ADVANCIA_NATS_URL: cannot connect ({e})"))?;
+    tracing::info!(stream = %config.stream, "agents use NATS JetStream");
+    Ok(std::sync::Arc::new(bus))
+}
+
 /// The gateway's own tables (schema `api`): idempotency records.
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "api",
@@ -308,6 +345,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
         &advancia_analytics::MIGRATIONS,
+        &advancia_agents::MIGRATIONS,
     ]
 }
 
@@ -364,6 +402,9 @@ pub fn routes(state: AppState) -> Router {
     }
     if on("analytics") {
         router = router.merge(routes::analytics::router());
+    }
+    if on("agents") {
+        router = router.merge(routes::agents::router());
     }
     if on("ledger") {
         router = router.merge(money_moving(routes::ledger::router(), &state));

@@ -189,7 +189,7 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         });
     }
     tracing::info!(solana_rpc = %advancia_db::redact_url(&config.chain.solana_rpc_url), "chain services");
-    let state = AppState::new(pool.clone(), auth, ledger, config.chain)
+    let mut state = AppState::new(pool.clone(), auth, ledger, config.chain)
         .with_services(services.clone())
         .with_readiness(config.readiness);
     if services.has("notifications") {
@@ -219,10 +219,38 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
             rollup.run(Duration::from_secs(2), stop).await
         });
     }
+    if services.has("agents") {
+        // Agents: the in-process bus by default, NATS JetStream when configured; task
+        // workers and the requeue sweeper (queued but never claimed tasks) run beside the API.
+        if let Some(nats) = &config.nats {
+            let bus = advancia_api::agents_nats_bus(nats).await?;
+            state.agents = advancia_agents::AgentService::new(
+                state.pool.clone(),
+                bus,
+                state.agents.llm_client().cloned(),
+            );
+        }
+        let handles = advancia_agents::worker::spawn_workers(
+            &state.agents,
+            advancia_agents::worker::WorkerConfig::default(),
+        )
+        .await
+        .context("starting agent workers")?;
+        let sweeper =
+            advancia_agents::worker::spawn_requeue(&state.agents, Duration::from_secs(15));
+        let stop = shutdown.wait();
+        workers.spawn("agents", async move {
+            stop.await;
+            for h in handles {
+                h.abort();
+            }
+            sweeper.abort();
+        });
+    }
     if services.has("facilities") {
         // Certification reminders (facilities outbox → compliance staff notifications),
         // hourly; each run writes at most one row per certification and expiry date.
-        let days = advancia_facilities::expiry_days_from_env().map_err(anyhow::Error::msg)?;
+        let days = config.cert_expiry_days;
         let facilities = state.facilities.clone();
         let stop = shutdown.wait();
         workers.spawn("certification-expiry", async move {

@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
 use crate::routes::{
-    analytics, auth, blockchain, facilities, indexer, ledger, notifications, payments,
+    agents, analytics, auth, blockchain, facilities, indexer, ledger, notifications, payments,
 };
 
 #[derive(OpenApi)]
@@ -41,6 +41,8 @@ use crate::routes::{
         notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
         notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,
         analytics::summary, analytics::trends, analytics::forecast, analytics::reconciliation, analytics::users, analytics::generate_report, analytics::create_dashboard, analytics::get_dashboard,
+        agents::list, agents::register, agents::enable, agents::disable, agents::update_params, agents::versions,
+        agents::execute, agents::status, agents::train, agents::metrics, agents::orchestrate,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

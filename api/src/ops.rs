@@ -29,6 +29,7 @@ pub const SERVICES: &[&str] = &[
     "facilities",
     "notifications",
     "analytics",
+    "agents",
 ];
 
 /// The services enabled in this process (default: all).

@@ -84,6 +84,13 @@ pub const KNOWN: &[&str] = &[
     "ADVANCIA_FCM_PROJECT_ID",
     "ADVANCIA_FCM_ACCESS_TOKEN",
     "ADVANCIA_FCM_BASE_URL",
+    "ADVANCIA_CERT_EXPIRY_DAYS",
+    "ADVANCIA_NATS_URL",
+    "ADVANCIA_NATS_STREAM",
+    "ADVANCIA_LLM_URL",
+    "ADVANCIA_LLM_MODEL",
+    "ADVANCIA_LLM_API_KEY",
+    "ADVANCIA_LLM_TIMEOUT_SECS",
 ];
 
 /// Settings whose values never appear in messages (URLs may embed passwords).
@@ -95,6 +102,9 @@ pub const SECRET: &[&str] = &[
     "ADVANCIA_SMTP_PASSWORD",
     "ADVANCIA_TWILIO_AUTH_TOKEN",
     "ADVANCIA_FCM_ACCESS_TOKEN",
+    "ADVANCIA_NATS_URL",
+    "ADVANCIA_LLM_URL",
+    "ADVANCIA_LLM_API_KEY",
 ];
 
 /// Where a setting's value came from.
@@ -335,6 +345,17 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     pub keys: SigningKeys,
     pub channels: ChannelsConfig,
+    /// Days ahead the certification reminders look (facilities).
+    pub cert_expiry_days: u32,
+    /// The agents' task bus on NATS JetStream; `None`: the in-process bus.
+    pub nats: Option<NatsSettings>,
+}
+
+/// `ADVANCIA_NATS_URL` and `ADVANCIA_NATS_STREAM` (default `ADVANCIA`).
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub url: String,
+    pub stream: String,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -496,6 +517,27 @@ impl ServeConfig {
         let channels = ChannelsConfig::from_vars(get)
             .map_err(|m| errors.push(s.attributed(&m, "ADVANCIA_SMTP_HOST")))
             .ok();
+        let cert_expiry_days = match get("ADVANCIA_CERT_EXPIRY_DAYS") {
+            None => 30,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=365).contains(&n) => n,
+                _ => {
+                    errors.push(s.error(
+                        "ADVANCIA_CERT_EXPIRY_DAYS",
+                        format!("`{v}` is not a whole number of days from 1 to 365"),
+                    ));
+                    30
+                }
+            },
+        };
+        let nats = get("ADVANCIA_NATS_URL")
+            .filter(|v| !v.trim().is_empty())
+            .map(|url| NatsSettings {
+                url,
+                stream: get("ADVANCIA_NATS_STREAM")
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_else(|| "ADVANCIA".into()),
+            });
 
         match (
             listen,
@@ -533,6 +575,8 @@ impl ServeConfig {
                 auth,
                 keys,
                 channels,
+                cert_expiry_days,
+                nats,
             }),
             _ => Err(ConfigErrors(errors)),
         }

@@ -5,6 +5,7 @@
 mod demo;
 mod deploy;
 mod evm;
+mod nats;
 mod postgres;
 mod step;
 mod substreams;
@@ -193,6 +194,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
 
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
+    // The event bus (and agents) run their suite against JetStream too.
+    let nats = nats::ensure()?;
 
     let step = Step::start("run the test suite (cargo nextest)");
     let mut cmd = cargo();
@@ -207,6 +210,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     }
     cmd.args(nextest_args)
         .env("DATABASE_URL", &pg.url)
+        .env("NATS_URL", &nats.url)
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
         .env(substreams::WASM_ENV, &substreams_wasm)
         .env(evm::ANVIL_ENV, &anvil)
@@ -246,6 +250,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
         step.done("passed on SBF");
     }
     drop(pg);
+    drop(nats);
     println!("xtask test: OK in {:.1}s", total.elapsed().as_secs_f64());
     Ok(())
 }

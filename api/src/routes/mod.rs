@@ -1,6 +1,7 @@
 //! Route groups, one module per service.
 
 pub mod analytics;
+pub mod agents;
 pub mod auth;
 pub mod blockchain;
 pub mod facilities;

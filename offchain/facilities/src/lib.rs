@@ -46,17 +46,3 @@ pub enum FacilityError {
     Corrupt(String),
 }
 
-/// Days ahead the certification reminders look (`ADVANCIA_CERT_EXPIRY_DAYS`, default 30).
-pub fn expiry_days_from_env() -> Result<u32, String> {
-    match std::env::var("ADVANCIA_CERT_EXPIRY_DAYS") {
-        Err(_) => Ok(30),
-        Ok(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|d| (1..=365).contains(d))
-            .ok_or_else(|| {
-                format!("ADVANCIA_CERT_EXPIRY_DAYS: expected whole days from 1 to 365, got {v:?}")
-            }),
-    }
-}
