@@ -8,6 +8,7 @@ use crate::channels::{
     Channels, EmailChannel, FcmPushChannel, InAppChannel, PushConfig, SmsConfig, SmtpConfig,
     SmtpSecurity, TwilioSmsChannel, WebhookChannel,
 };
+use crate::kyc_events::KycEvents;
 use crate::outbox::{OutboxWorker, WorkerConfig};
 use crate::saga::PaymentEvents;
 use crate::service::NotificationService;
@@ -126,12 +127,17 @@ pub async fn run_background(
 ) -> Result<(), NotificationError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let events = PaymentEvents::new(svc.clone());
+    let kyc = KycEvents::new(svc.clone());
     let mut stop_events = stop_rx.clone();
     let reader = tokio::spawn(async move {
         loop {
             if let Err(e) = events.catch_up(200).await {
                 // The payments schema may not exist in a notifications-only database.
                 tracing::warn!(error = %e, "payment events reader");
+            }
+            if let Err(e) = kyc.catch_up(200).await {
+                // Likewise the kyc schema.
+                tracing::warn!(error = %e, "kyc decision reader");
             }
             tokio::select! {
                 _ = stop_events.changed() => return,

@@ -13,11 +13,13 @@
 //!   receiver recognises, never a loss.
 //! - [`saga::PaymentEvents`] reads the payment service's status history behind a persisted
 //!   cursor and turns confirmations, refunds and escrow releases into notifications, in
-//!   the same transaction as the cursor move.
+//!   the same transaction as the cursor move; [`kyc_events::KycEvents`] does the same for
+//!   the KYC service's decisions (`kyc.decided`).
 //! - [`stream::inbox`] streams a user's in-app notifications live (LISTEN/NOTIFY).
 
 pub mod channels;
 pub mod config;
+pub mod kyc_events;
 pub mod model;
 pub mod outbox;
 pub mod saga;
