@@ -27,7 +27,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Settings of the gateway layers. Defaults follow the design: payments 1000/min,
-/// blockchain 500/min, facilities 2000/min.
+/// blockchain 500/min, facilities 2000/min, kyc and compliance 300/min.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Route group (first path segment after `/api/v1/`) → quota.
@@ -51,6 +51,9 @@ impl Default for GatewayConfig {
             ("facilities", 2000),
             // Credential endpoints: low enough to slow password guessing per client.
             ("auth", 120),
+            // Identity documents and screenings: per caller, enough for an officer's day.
+            ("kyc", 300),
+            ("compliance", 300),
         ]
         .into_iter()
         .map(|(g, n)| (g.to_owned(), Quota::per_minute(n)))

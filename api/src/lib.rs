@@ -41,6 +41,7 @@ pub struct AppState {
     pub payments: advancia_payments::PaymentService,
     pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
+    pub kyc: advancia_kyc::KycService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
 }
@@ -64,6 +65,7 @@ impl AppState {
             ),
             notifications: advancia_notifications::NotificationService::new(pool.clone()),
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
+            kyc: services.kyc.service(pool.clone()),
             chain,
             pool,
             auth,
@@ -81,6 +83,7 @@ pub struct ServicesConfig {
     pub public_url: Option<String>,
     pub payments: advancia_payments::PaymentsConfig,
     pub trusted_proxy_hops: usize,
+    pub kyc: routes::kyc::KycSettings,
 }
 
 impl Default for ServicesConfig {
@@ -90,6 +93,7 @@ impl Default for ServicesConfig {
             public_url: None,
             payments: Default::default(),
             trusted_proxy_hops: 0,
+            kyc: Default::default(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl ServicesConfig {
     pub fn from_env(trusted_proxy_hops: usize) -> Result<ServicesConfig, String> {
         let mut c = ServicesConfig {
             trusted_proxy_hops,
+            kyc: routes::kyc::KycSettings::from_env()?,
             ..ServicesConfig::default()
         };
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -230,6 +235,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_payments::MIGRATIONS,
         &advancia_facilities::MIGRATIONS,
         &advancia_notifications::MIGRATIONS,
+        &advancia_kyc::MIGRATIONS,
     ]
 }
 
@@ -294,6 +300,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(routes::indexer::router())
         .merge(routes::facilities::router())
         .merge(routes::notifications::router())
+        .merge(routes::kyc::router())
         .merge(money_moving(routes::ledger::router(), &state))
         .merge(money_moving(routes::payments::router(), &state))
         .merge(money_moving(routes::blockchain::router(), &state))

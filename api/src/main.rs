@@ -92,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?;
             tracing::info!(solana_rpc = %services.solana_rpc_url, "chain services");
             let state = AppState::new(pool, auth, ledger, services);
+            // KYC expiry sweeps and, with the compliance key configured, attestations.
+            advancia_api::routes::kyc::spawn_background(&state).map_err(anyhow::Error::msg)?;
             // Notification delivery (outbox) and payment-event reader, beside the API.
             let channels = advancia_notifications::config::ChannelsConfig::from_env()
                 .map_err(anyhow::Error::msg)?

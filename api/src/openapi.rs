@@ -8,7 +8,7 @@ use axum::response::Html;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
-use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications, payments};
+use crate::routes::{auth, blockchain, facilities, indexer, kyc, ledger, notifications, payments};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,8 @@ use crate::routes::{auth, blockchain, facilities, indexer, ledger, notifications
         notifications::send, notifications::list, notifications::mark_read, notifications::get_preferences, notifications::put_preferences,
         notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
         notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,
+        kyc::upload, kyc::verify, kyc::status, kyc::risk, kyc::queue, kyc::get_verification,
+        kyc::approve, kyc::reject, kyc::revoke, kyc::sanctions_check, kyc::reports,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

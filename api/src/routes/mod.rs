@@ -4,6 +4,7 @@ pub mod auth;
 pub mod blockchain;
 pub mod facilities;
 pub mod indexer;
+pub mod kyc;
 pub mod ledger;
 pub mod notifications;
 pub mod payments;
