@@ -172,7 +172,7 @@ impl ApiConfig {
     /// From the environment: `ADVANCIA_RATE_LIMITS` (e.g. `payments=1000/min`),
     /// `ADVANCIA_REDIS_URL`, `ADVANCIA_CORS_ORIGINS` (comma-separated),
     /// `ADVANCIA_TRUSTED_PROXY_HOPS`, `ADVANCIA_REQUEST_TIMEOUT_SECS`,
-    /// `ADVANCIA_BODY_LIMIT_BYTES`. Each bad value is a start-up error naming it.
+    /// `ADVANCIA_BODY_LIMIT_BYTES`, `ADVANCIA_UPLOAD_LIMIT_BYTES`. Each bad value is a start-up error naming it.
     pub fn from_env() -> Result<ApiConfig, String> {
         let mut c = ApiConfig::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -209,6 +209,9 @@ impl ApiConfig {
         }
         if let Some(v) = var("ADVANCIA_BODY_LIMIT_BYTES") {
             c.gateway.body_limit_bytes = num("ADVANCIA_BODY_LIMIT_BYTES", v)? as usize;
+        }
+        if let Some(v) = var("ADVANCIA_UPLOAD_LIMIT_BYTES") {
+            c.gateway.upload_limit_bytes = num("ADVANCIA_UPLOAD_LIMIT_BYTES", v)? as usize;
         }
         Ok(c)
     }

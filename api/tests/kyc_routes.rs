@@ -18,7 +18,8 @@ mod common;
 use common::{TestApi as Api, kind};
 
 const WALLET: &str = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin";
-const MAX_DOC: u64 = 256 * 1024;
+/// Above the gateway's 1 MiB default: uploads have their own body limit.
+const MAX_DOC: u64 = 2 * 1024 * 1024;
 
 async fn start() -> (Api, PathBuf) {
     let db = advancia_test_support::TestDb::new(&advancia_api::all_migrations()).await;
@@ -134,8 +135,9 @@ async fn upload_verify_review_screen_report_with_rbac() {
         .token_for("officer@example.com", Role::ComplianceOfficer)
         .await;
 
-    // Upload over HTTP: content-addressed, idempotent.
-    let scan = png(100_000);
+    // Upload over HTTP (1.5 MB, over the 1 MiB limit of other routes): content-addressed,
+    // idempotent.
+    let scan = png(1_500_000);
     let (s, doc) = upload(&api, &patient, "image/png", &scan).await;
     assert_eq!(s, StatusCode::CREATED, "{doc}");
     let sha = doc["sha256"].as_str().unwrap().to_owned();
