@@ -303,7 +303,25 @@ impl KycService {
             document_kinds: kinds.into_iter().map(|(_, k)| k).collect(),
             today: now.date(),
         };
-        let outcome = self.provider.verify(&input).await;
+        let mut outcome = self.provider.verify(&input).await;
+        // One identity document, one account: a document another account has in review or
+        // approved is refused (the usual sign of a shared or stolen identity).
+        let reused: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM kyc.verifications
+                             WHERE user_id <> $1 AND document_type = $2
+                               AND upper(document_number) = upper($3)
+                               AND state IN ('in_review', 'approved'))",
+        )
+        .bind(user)
+        .bind(req.document_type.as_str())
+        .bind(number)
+        .fetch_one(&self.pool)
+        .await?;
+        outcome.checks.push(Check {
+            check: "document_unique".into(),
+            passed: !reused,
+            detail: "the document is not in use by another account".into(),
+        });
         let matches = self
             .sanctions
             .screen_name(&name, self.config.sanctions_threshold);

@@ -127,6 +127,8 @@ pub async fn applicant(s: &Setup, name: &str, wallet: &str) -> (Uuid, SubmitRequ
     .await
     .unwrap();
     let (given, surname) = name.rsplit_once(' ').unwrap();
+    // A document number of its own per applicant (MRZ characters only).
+    let number = format!("X{}", &hex::encode_upper(&user.as_bytes()[10..]))[..9].to_owned();
     let expiry = (OffsetDateTime::now_utc() + Duration::days(3 * 365)).date();
     let yymmdd = |d: Date| format!("{:02}{:02}{:02}", d.year() % 100, d.month() as u8, d.day());
     let birth = Date::from_calendar_date(1985, Month::March, 14).unwrap();
@@ -135,12 +137,12 @@ pub async fn applicant(s: &Setup, name: &str, wallet: &str) -> (Uuid, SubmitRequ
         birth_date: birth,
         country: "US".into(),
         document_type: IdDocumentType::Passport,
-        document_number: "X1234567".into(),
+        document_number: number.clone(),
         document_expiry: None,
         mrz: Some(td3(
             &surname.to_uppercase(),
             &given.to_uppercase(),
-            "X1234567",
+            &number,
             &yymmdd(birth),
             &yymmdd(expiry),
         )),
@@ -604,13 +606,32 @@ async fn provider_rejects_inconsistent_submissions_and_inputs_are_checked() {
         Err(KycError::Invalid(_))
     ));
 
+    // The same passport by a second account, while the first is in review.
+    let (first, req) = applicant(&s, "Gina Genuine", WALLET).await;
+    assert_eq!(
+        s.svc.submit(first, req.clone()).await.unwrap().state,
+        State::InReview
+    );
+    let (copycat, mut copy) = applicant(&s, "Gina Genuine", WALLET).await;
+    copy.document_number = req.document_number.to_lowercase();
+    copy.mrz = req.mrz.clone();
+    let v = s.svc.submit(copycat, copy).await.unwrap();
+    assert_eq!(v.state, State::Rejected);
+    let failed: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.check.as_str())
+        .collect();
+    assert_eq!(failed, ["document_unique"]);
+
     // Rejections are decisions.
     let n: i64 =
         sqlx::query_scalar("SELECT count(*) FROM kyc.decision_events WHERE decision = 'rejected'")
             .fetch_one(&s.db.pool)
             .await
             .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
 }
 
 #[tokio::test]
