@@ -39,7 +39,8 @@ use crate::routes::{auth, blockchain, facilities, indexer, kyc, ledger, notifica
         notifications::list_templates, notifications::create_template, notifications::get_template, notifications::update_template, notifications::delete_template,
         notifications::create_webhook, notifications::list_webhooks, notifications::delete_webhook, notifications::stream, notifications::dead_letters, notifications::replay,
         kyc::upload, kyc::verify, kyc::status, kyc::risk, kyc::queue, kyc::get_verification,
-        kyc::approve, kyc::reject, kyc::revoke, kyc::sanctions_check, kyc::reports,
+        kyc::approve, kyc::reject, kyc::revoke, kyc::retry_attestation,
+        kyc::sanctions_check, kyc::reports,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

@@ -240,6 +240,11 @@ async fn upload_verify_review_screen_report_with_rbac() {
     let approve = format!("/api/v1/kyc/verifications/{vid}/approve");
     for (m, path, body) in [
         (Method::POST, approve.as_str(), Some(json!({}))),
+        (
+            Method::POST,
+            &format!("/api/v1/kyc/verifications/{vid}/attestation/retry"),
+            None,
+        ),
         (Method::GET, "/api/v1/kyc/verifications", None),
         (Method::GET, &format!("/api/v1/kyc/{user_id}/risk"), None),
         (
@@ -286,6 +291,19 @@ async fn upload_verify_review_screen_report_with_rbac() {
         )
         .await;
     assert_eq!((s, kind(&p)), (StatusCode::CONFLICT, "illegal-transition"));
+    let (s, r) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/kyc/verifications/{vid}/attestation/retry"),
+            Some(&officer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, r["requeued"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "{r}"
+    );
     let (s, st) = api.call(Method::GET, &own, Some(&patient), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(

@@ -439,6 +439,22 @@ pub async fn revoke(
     Ok(Json(st.kyc.revoke(id, officer, &b.reason).await?))
 }
 
+/// Requeue the verification's failed attestation jobs (after fixing the cause, e.g. an
+/// unfunded compliance authority).
+#[utoipa::path(post, path = "/api/v1/kyc/verifications/{id}/attestation/retry", tag = "kyc",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "requeued: number of jobs"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn retry_attestation(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<Uuid>,
+) -> Result<impl IntoResponse> {
+    p.require_role(OFFICERS)?;
+    let requeued = st.kyc.retry_attestation(id).await?;
+    Ok(Json(serde_json::json!({ "requeued": requeued })))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ScreenBody {
     name: Option<String>,
@@ -525,6 +541,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/kyc/verifications/{id}/approve", post(approve))
         .route("/api/v1/kyc/verifications/{id}/reject", post(reject))
         .route("/api/v1/kyc/verifications/{id}/revoke", post(revoke))
+        .route(
+            "/api/v1/kyc/verifications/{id}/attestation/retry",
+            post(retry_attestation),
+        )
         .route("/api/v1/kyc/{user_id}/status", get(status))
         .route("/api/v1/kyc/{user_id}/risk", get(risk))
         .route("/api/v1/compliance/sanctions-check", post(sanctions_check))

@@ -622,6 +622,20 @@ impl KycService {
         })
     }
 
+    /// Puts a dead attestation job (all attempts failed) back in the queue with a fresh
+    /// attempt budget; the worker's chain-state check keeps it from writing twice.
+    pub async fn retry_attestation(&self, verification: Uuid) -> Result<u64, KycError> {
+        Ok(sqlx::query(
+            "UPDATE kyc.attestation_jobs SET state = 'pending', attempts = 0,
+                    next_attempt_at = now(), last_error = NULL
+              WHERE verification_id = $1 AND state = 'failed'",
+        )
+        .bind(verification)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, KycError> {
         let rows: Vec<(Option<String>, String, Option<String>, OffsetDateTime)> = sqlx::query_as(
             "SELECT from_state, to_state, reason, at FROM kyc.verification_history

@@ -481,6 +481,23 @@ async fn workflow_transitions_history_and_illegal_moves() {
     .unwrap();
     assert_eq!(job, (WALLET.to_owned(), 2, expires.unix_timestamp()));
 
+    // A dead job can be requeued (only a failed one).
+    assert_eq!(s.svc.retry_attestation(v.id).await.unwrap(), 0);
+    sqlx::query("UPDATE kyc.attestation_jobs SET state = 'failed', attempts = 10 WHERE verification_id = $1")
+        .bind(v.id)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(s.svc.retry_attestation(v.id).await.unwrap(), 1);
+    let (state, attempts): (String, i32) = sqlx::query_as(
+        "SELECT state, attempts FROM kyc.attestation_jobs WHERE verification_id = $1",
+    )
+    .bind(v.id)
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), attempts), ("pending", 0));
+
     // Expiry: nothing due now; a year later the approval expires and a revoke is queued.
     assert_eq!(
         s.svc.expire_due(OffsetDateTime::now_utc()).await.unwrap(),
