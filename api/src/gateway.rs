@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -24,10 +23,14 @@ use crate::problem::Problem;
 use crate::ratelimit::{Decision, Limiter, Quota};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Routes whose bodies may reach [`GatewayConfig::upload_limit_bytes`] instead of
+/// [`GatewayConfig::body_limit_bytes`].
+pub const UPLOAD_PATHS: &[&str] = &["/api/v1/kyc/documents/upload"];
 pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Settings of the gateway layers. Defaults follow the design: payments 1000/min,
-/// blockchain 500/min, facilities 2000/min.
+/// blockchain 500/min, facilities 2000/min, kyc and compliance 300/min.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Route group (first path segment after `/api/v1/`) → quota.
@@ -36,6 +39,8 @@ pub struct GatewayConfig {
     pub default_quota: Quota,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
+    /// Body limit of the document upload routes ([`UPLOAD_PATHS`]), which stream files.
+    pub upload_limit_bytes: usize,
     /// Allowed CORS origins; empty means no cross-origin access.
     pub cors_origins: Vec<HeaderValue>,
     /// How many reverse proxies in front of us append to `X-Forwarded-For`. 0 = use the
@@ -53,6 +58,9 @@ impl Default for GatewayConfig {
             ("agents", 300),
             // Credential endpoints: low enough to slow password guessing per client.
             ("auth", 120),
+            // Identity documents and screenings: per caller, enough for an officer's day.
+            ("kyc", 300),
+            ("compliance", 300),
         ]
         .into_iter()
         .map(|(g, n)| (g.to_owned(), Quota::per_minute(n)))
@@ -62,6 +70,8 @@ impl Default for GatewayConfig {
             default_quota: Quota::per_minute(1000),
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 1024 * 1024,
+            // A 10 MiB document plus multipart framing.
+            upload_limit_bytes: 10 * 1024 * 1024 + 64 * 1024,
             cors_origins: Vec::new(),
             trusted_proxy_hops: 0,
         }
@@ -297,6 +307,33 @@ pub fn with_rate_limit(router: Router, config: &GatewayConfig, limiter: Limiter)
     ))
 }
 
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    default: usize,
+    upload: usize,
+}
+
+/// `tower_http`'s request body limit, with a larger limit for the upload routes: a
+/// `Content-Length` over the limit is refused at once, other bodies are cut off when they
+/// pass it (extractors then answer 413).
+async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    let limit = if UPLOAD_PATHS.contains(&req.uri().path()) {
+        limits.upload
+    } else {
+        limits.default
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+    }
+    next.run(req.map(|b| Body::new(http_body_util::Limited::new(b, limit))))
+        .await
+}
+
 /// The layers around rate limiting (outermost first: request id, trace, CORS,
 /// compression, problem conversion, timeout, body limit).
 pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
@@ -342,8 +379,12 @@ pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
         }
         span
     });
+    let limits = BodyLimits {
+        default: config.body_limit_bytes,
+        upload: config.upload_limit_bytes,
+    };
     router
-        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(limits, limit_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

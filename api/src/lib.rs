@@ -44,6 +44,7 @@ pub struct AppState {
     pub notifications: advancia_notifications::NotificationService,
     /// Agents; tasks go over the in-process bus unless `main` swaps in NATS (ADR 0020).
     pub agents: advancia_agents::AgentService,
+    pub kyc: advancia_kyc::KycService,
     /// Public base URL for links handed to wallets; the request's host when unset.
     pub public_url: Option<String>,
     /// Services this process runs (`--services`); readiness checks their dependencies.
@@ -81,6 +82,7 @@ impl AppState {
                         .ok()
                 }),
             ),
+            kyc: services.kyc.service(pool.clone()),
             chain,
             pool,
             auth,
@@ -113,6 +115,7 @@ pub struct ServicesConfig {
     pub trusted_proxy_hops: usize,
     /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
     pub llm: Option<advancia_agents::llm::LlmConfig>,
+    pub kyc: routes::kyc::KycSettings,
 }
 
 impl Default for ServicesConfig {
@@ -123,6 +126,7 @@ impl Default for ServicesConfig {
             payments: Default::default(),
             trusted_proxy_hops: 0,
             llm: None,
+            kyc: Default::default(),
         }
     }
 }
@@ -187,6 +191,10 @@ impl ServicesConfig {
             Ok(llm) => c.llm = llm,
             Err(e) => errors.push(e),
         }
+        match routes::kyc::KycSettings::from_vars(&get) {
+            Ok(kyc) => c.kyc = kyc,
+            Err(e) => errors.push(e),
+        }
         if errors.is_empty() {
             Ok(c)
         } else {
@@ -233,7 +241,7 @@ impl ApiConfig {
     /// From the environment: `ADVANCIA_RATE_LIMITS` (e.g. `payments=1000/min`),
     /// `ADVANCIA_REDIS_URL`, `ADVANCIA_CORS_ORIGINS` (comma-separated),
     /// `ADVANCIA_TRUSTED_PROXY_HOPS`, `ADVANCIA_REQUEST_TIMEOUT_SECS`,
-    /// `ADVANCIA_BODY_LIMIT_BYTES`. Each bad value is a start-up error naming it.
+    /// `ADVANCIA_BODY_LIMIT_BYTES`, `ADVANCIA_UPLOAD_LIMIT_BYTES`. Each bad value is a start-up error naming it.
     pub fn from_env() -> Result<ApiConfig, String> {
         Self::from_vars(|k| std::env::var(k).ok()).map_err(|e| e.join("; "))
     }
@@ -298,6 +306,9 @@ impl ApiConfig {
         if let Some(n) = num("ADVANCIA_BODY_LIMIT_BYTES") {
             c.gateway.body_limit_bytes = n as usize;
         }
+        if let Some(n) = num("ADVANCIA_UPLOAD_LIMIT_BYTES") {
+            c.gateway.upload_limit_bytes = n as usize;
+        }
         if errors.is_empty() {
             Ok(c)
         } else {
@@ -307,9 +318,7 @@ impl ApiConfig {
 }
 
 /// The agents' task bus on NATS JetStream (several API replicas then share the queue).
-pub async fn agents_nats_bus(
-    nats: &settings::NatsSettings,
-) -> anyhow::Result<advancia_bus::Bus> {
+pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<advancia_bus::Bus> {
     let config = advancia_bus::nats::NatsConfig::new(
         nats.url.clone(),
         nats.stream.clone(),
@@ -346,6 +355,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_notifications::MIGRATIONS,
         &advancia_analytics::MIGRATIONS,
         &advancia_agents::MIGRATIONS,
+        &advancia_kyc::MIGRATIONS,
     ]
 }
 
@@ -399,6 +409,9 @@ pub fn routes(state: AppState) -> Router {
     }
     if on("notifications") {
         router = router.merge(routes::notifications::router());
+    }
+    if on("kyc") {
+        router = router.merge(routes::kyc::router());
     }
     if on("analytics") {
         router = router.merge(routes::analytics::router());

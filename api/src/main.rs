@@ -247,6 +247,18 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
             sweeper.abort();
         });
     }
+    if services.has("kyc") {
+        // KYC expiry sweeps and, with the compliance key configured, attestations.
+        let task = advancia_api::routes::kyc::spawn_background(
+            &state,
+            config.compliance_keypair.as_deref(),
+            shutdown.wait(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        workers.spawn("kyc", async move {
+            let _ = task.await;
+        });
+    }
     if services.has("facilities") {
         // Certification reminders (facilities outbox → compliance staff notifications),
         // hourly; each run writes at most one row per certification and expiry date.

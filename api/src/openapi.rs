@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 
 use crate::routes::{
-    agents, analytics, auth, blockchain, facilities, indexer, ledger, notifications, payments,
+    agents, analytics, auth, blockchain, facilities, indexer, kyc, ledger, notifications, payments,
 };
 
 #[derive(OpenApi)]
@@ -43,6 +43,9 @@ use crate::routes::{
         analytics::summary, analytics::trends, analytics::forecast, analytics::reconciliation, analytics::users, analytics::generate_report, analytics::create_dashboard, analytics::get_dashboard,
         agents::list, agents::register, agents::enable, agents::disable, agents::update_params, agents::versions,
         agents::execute, agents::status, agents::train, agents::metrics, agents::orchestrate,
+        kyc::upload, kyc::verify, kyc::status, kyc::risk, kyc::queue, kyc::get_verification,
+        kyc::approve, kyc::reject, kyc::revoke, kyc::retry_attestation,
+        kyc::sanctions_check, kyc::reports,
     ),
     components(schemas(crate::problem::Problem, crate::Health)),
     modifiers(&SecuritySchemes)

@@ -28,6 +28,7 @@ pub const SERVICES: &[&str] = &[
     "indexer",
     "facilities",
     "notifications",
+    "kyc",
     "analytics",
     "agents",
 ];

@@ -91,6 +91,11 @@ pub const KNOWN: &[&str] = &[
     "ADVANCIA_LLM_MODEL",
     "ADVANCIA_LLM_API_KEY",
     "ADVANCIA_LLM_TIMEOUT_SECS",
+    "ADVANCIA_UPLOAD_LIMIT_BYTES",
+    "ADVANCIA_KYC_DOCUMENT_DIR",
+    "ADVANCIA_SANCTIONS_DIR",
+    "ADVANCIA_KYC_MAX_DOCUMENT_BYTES",
+    "ADVANCIA_COMPLIANCE_KEYPAIR",
 ];
 
 /// Settings whose values never appear in messages (URLs may embed passwords).
@@ -349,6 +354,9 @@ pub struct ServeConfig {
     pub cert_expiry_days: u32,
     /// The agents' task bus on NATS JetStream; `None`: the in-process bus.
     pub nats: Option<NatsSettings>,
+    /// The compliance authority's keypair file (KYC attestations); `None`: approvals queue
+    /// their attestations until a process with the key runs.
+    pub compliance_keypair: Option<PathBuf>,
 }
 
 /// `ADVANCIA_NATS_URL` and `ADVANCIA_NATS_STREAM` (default `ADVANCIA`).
@@ -530,6 +538,17 @@ impl ServeConfig {
                 }
             },
         };
+        let compliance_keypair = get("ADVANCIA_COMPLIANCE_KEYPAIR")
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from);
+        if let Some(p) = &compliance_keypair
+            && !p.is_file()
+        {
+            errors.push(s.error(
+                "ADVANCIA_COMPLIANCE_KEYPAIR",
+                "no such file (expected the path of a Solana keypair JSON file)",
+            ));
+        }
         let nats = get("ADVANCIA_NATS_URL")
             .filter(|v| !v.trim().is_empty())
             .map(|url| NatsSettings {
@@ -577,6 +596,7 @@ impl ServeConfig {
                 channels,
                 cert_expiry_days,
                 nats,
+                compliance_keypair,
             }),
             _ => Err(ConfigErrors(errors)),
         }

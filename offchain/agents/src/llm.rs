@@ -62,7 +62,9 @@ impl LlmConfig {
         };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             // The URL may carry a key: describe it, do not echo it.
-            return Err("ADVANCIA_LLM_URL: not an http(s) URL (expected e.g. http://127.0.0.1:8000)".into());
+            return Err(
+                "ADVANCIA_LLM_URL: not an http(s) URL (expected e.g. http://127.0.0.1:8000)".into(),
+            );
         }
         let mut c = Self::new(
             url,

@@ -45,4 +45,3 @@ pub enum FacilityError {
     #[error("stored facility data is corrupt: {0}")]
     Corrupt(String),
 }
-

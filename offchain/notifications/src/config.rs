@@ -9,6 +9,7 @@ use crate::channels::{
     SmtpSecurity, TwilioSmsChannel, WebhookChannel,
 };
 use crate::facility_events::FacilityEvents;
+use crate::kyc_events::KycEvents;
 use crate::outbox::{OutboxWorker, WorkerConfig};
 use crate::saga::PaymentEvents;
 use crate::service::NotificationService;
@@ -134,6 +135,7 @@ pub async fn run_background(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let payments = PaymentEvents::new(svc.clone());
     let facilities = FacilityEvents::new(svc.clone());
+    let kyc = KycEvents::new(svc.clone());
     let mut stop_events = stop_rx.clone();
     let reader = tokio::spawn(async move {
         loop {
@@ -143,6 +145,9 @@ pub async fn run_background(
             }
             if let Err(e) = facilities.catch_up(200).await {
                 tracing::warn!(error = %e, "facility events reader");
+            }
+            if let Err(e) = kyc.catch_up(200).await {
+                tracing::warn!(error = %e, "kyc decision reader");
             }
             tokio::select! {
                 _ = stop_events.changed() => return,

@@ -7,8 +7,8 @@
 use std::future::Future;
 
 use sqlx::postgres::PgRow;
-use tracing::Instrument;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 use crate::NotificationError;
 use crate::model::SendRequest;

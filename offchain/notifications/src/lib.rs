@@ -14,14 +14,15 @@
 //! - [`feed::FeedReader`]s follow other services' logs behind persisted cursors, writing
 //!   notifications in the same transaction as the cursor move: [`saga::PaymentEvents`]
 //!   (confirmations, refunds and escrow releases, to the payer and the facility's billing
-//!   staff) and [`facility_events::FacilityEvents`] (expiring certifications, to the
-//!   facility's compliance staff).
+//!   staff), [`facility_events::FacilityEvents`] (expiring certifications, to the
+//!   facility's compliance staff) and [`kyc_events::KycEvents`] (`kyc.decided`).
 //! - [`stream::inbox`] streams a user's in-app notifications live (LISTEN/NOTIFY).
 
 pub mod channels;
 pub mod config;
 pub mod facility_events;
 pub mod feed;
+pub mod kyc_events;
 pub mod model;
 pub mod outbox;
 pub mod saga;

@@ -57,7 +57,7 @@ impl EventType {
     pub const PAYMENT_CONFIRMED: &'static str = "payment.confirmed";
     pub const PAYMENT_REFUNDED: &'static str = "payment.refunded";
     pub const ESCROW_RELEASED: &'static str = "escrow.released";
-    /// Produced by the KYC service once it exists (template seeded already).
+    /// Produced from the KYC service's decision log ([`crate::kyc_events`]).
     pub const KYC_DECIDED: &'static str = "kyc.decided";
     /// The facility-side view of the payment saga, for the facility's billing staff.
     pub const FACILITY_PAYMENT_RECEIVED: &'static str = "facility.payment_received";
