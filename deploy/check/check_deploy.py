@@ -264,7 +264,9 @@ def backups(docs: list[dict], values: dict, root: pathlib.Path) -> str:
     check(pvc["claimName"] == values["backup"]["existingClaim"], "backup: another volume claim")
     script = by_kind(docs, "ConfigMap")[f"{RELEASE}-advancia-backup-script"]["data"]["pg-backup.sh"]
     shipped = (root / "deploy" / "scripts" / "pg-backup.sh").read_text()
-    # A copy, not a symlink (Helm logs every symlink it follows): it must not drift.
+    # One file: the chart holds it (Helm reads only files inside the chart, and would log a
+    # symlink it follows), deploy/scripts/pg-backup.sh links to it. Checked anyway, in case the
+    # link is replaced by a copy.
     check(script.rstrip("\n") == shipped.rstrip("\n"),
           "deploy/helm/advancia/files/pg-backup.sh differs from deploy/scripts/pg-backup.sh: copy it over")
     return f"schedule {cron['spec']['schedule']}, script identical to deploy/scripts/pg-backup.sh"
