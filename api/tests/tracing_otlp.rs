@@ -194,3 +194,46 @@ async fn payment_status_row_traceparent_continues_through_the_saga() {
     assert_eq!(delivery.len(), 1, "{ours:#?}");
     assert_eq!(delivery[0]["parentSpanId"], step[0]["spanId"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_task_over_the_bus_continues_the_request_trace() {
+    let (spans, handle) = collector().await;
+    let api = common::TestApi::start().await;
+    let workers = advancia_agents::worker::spawn_workers(
+        &api.state.agents,
+        advancia_agents::worker::WorkerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let (_, admin) = api.token_for("admin@example.org", Role::Admin).await;
+
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller_span = "b7ad6b7169203331";
+    let events: Vec<Value> = (0..3)
+        .map(|k| json!({"payer": "A", "at": k * 60, "amount": 5}))
+        .collect();
+    let r = api
+        .http
+        .post(format!("{}/api/v1/agents/execute", api.base))
+        .bearer_auth(&admin)
+        .header("traceparent", format!("00-{trace}-{caller_span}-01"))
+        .json(&json!({"agent": "velocity_check", "input": {"events": events}, "wait_ms": 10_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    handle.flush(Duration::from_secs(5)).await;
+    let all = spans.lock().unwrap().clone();
+    let ours = in_trace(&all, trace);
+    // caller → the API's http span → (bus envelope) → the worker's agent_task span.
+    let http = named(&ours, "http");
+    assert_eq!(http.len(), 1, "{ours:#?}");
+    assert_eq!(http[0]["parentSpanId"], caller_span);
+    let task = named(&ours, "agent_task");
+    assert_eq!(task.len(), 1, "{ours:#?}");
+    assert_eq!(task[0]["parentSpanId"], http[0]["spanId"]);
+    for w in workers {
+        w.abort();
+    }
+}

@@ -364,6 +364,11 @@ impl AgentService {
         for (k, v) in headers {
             env = env.with_header(k, v);
         }
+        // The task continues the current span's trace (e.g. the API request's), which is more
+        // precise than a caller's header passed in `headers`.
+        if let Some(tp) = advancia_telemetry::current_traceparent() {
+            env = env.with_header(advancia_telemetry::trace::TRACEPARENT_HEADER, tp);
+        }
         self.bus.publish(env).await?;
         Ok(task)
     }

@@ -2,6 +2,7 @@
 //! the source of truth: a redelivered message for a finished task is acked and dropped,
 //! so at-least-once delivery runs each task to one recorded result.
 
+use tracing::Instrument;
 use std::time::{Duration, Instant};
 
 use advancia_bus::{Delivery, SubscribeOptions};
@@ -90,7 +91,17 @@ async fn handle(svc: &AgentService, config: &WorkerConfig, d: Delivery) {
         let _ = d.ack().await;
         return;
     };
-    match process(svc, config, msg.task_id).await {
+    // The task's span joins the trace of whoever queued it (the envelope's `traceparent`).
+    let span = tracing::info_span!(
+        "agent_task",
+        task_id = %msg.task_id,
+        subject = %d.envelope.subject,
+        traceparent = tracing::field::Empty
+    );
+    if let Some(tp) = advancia_telemetry::trace::extract_map(&d.envelope.headers) {
+        span.record("traceparent", tp.to_string().as_str());
+    }
+    match process(svc, config, msg.task_id).instrument(span).await {
         Ok(Settle::Ack) => {
             let _ = d.ack().await;
         }
