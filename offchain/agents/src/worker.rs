@@ -2,8 +2,8 @@
 //! the source of truth: a redelivered message for a finished task is acked and dropped,
 //! so at-least-once delivery runs each task to one recorded result.
 
-use tracing::Instrument;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use advancia_bus::{Delivery, SubscribeOptions};
 use futures_util::StreamExt;
