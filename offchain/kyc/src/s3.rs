@@ -377,8 +377,29 @@ impl S3Store {
     /// Creates the bucket (test and first-run helper; an existing bucket we own is fine).
     pub async fn create_bucket(&self) -> Result<(), DocumentError> {
         let path = self.path(None);
+        let region = &self.signer.region;
+        // Outside us-east-1, S3 wants the region restated in the body.
+        let body = if region == "us-east-1"
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        };
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
         let reply = self
-            .send("create bucket", Method::PUT, &path, Some(&[]), EMPTY_SHA256)
+            .send(
+                "create bucket",
+                Method::PUT,
+                &path,
+                Some(body.as_bytes()),
+                &hash,
+            )
             .await?;
         if reply.status.is_success() || error_code(&reply.body) == "BucketAlreadyOwnedByYou" {
             return Ok(());

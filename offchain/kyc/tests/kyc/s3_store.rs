@@ -2,11 +2,17 @@
 //! the venv `cargo xtask test` makes; its python comes as `ADVANCIA_PYTHON`), run with
 //! request authentication on, so signatures are really checked.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use advancia_kyc::documents::{DocumentError, DocumentLimits, Ingest, ObjectStore};
+use advancia_kyc::provider::LocalProvider;
 use advancia_kyc::s3::{S3Config, S3Store};
+use advancia_kyc::{DocumentKind, KycConfig, KycService, MIGRATIONS};
+use advancia_test_support::TestDb;
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 fn python() -> String {
@@ -205,9 +211,121 @@ async fn s3_store_round_trip_against_moto() {
     let _ = std::fs::remove_dir_all(&staging);
 }
 
+/// The KYC service itself on the S3 store: an upload through `KycService` (staged, put,
+/// recorded in Postgres) lands in the bucket, and the same content again is one object.
+#[tokio::test]
+async fn kyc_service_uploads_into_s3() {
+    let moto = Moto::start().await;
+    let (key_id, secret) = moto.credentials();
+    let staging = std::env::temp_dir().join(format!("kyc-s3-staging-{}", Uuid::new_v4()));
+    let store = Arc::new(
+        S3Store::new(
+            S3Config {
+                endpoint: moto.endpoint(),
+                bucket: "kyc-service".into(),
+                region: "eu-central-1".into(),
+                access_key_id: key_id,
+                secret_access_key: secret,
+                prefix: String::new(),
+            },
+            &staging,
+        )
+        .unwrap(),
+    );
+    store.create_bucket().await.unwrap();
+    let db = TestDb::new(&[
+        &advancia_auth::MIGRATIONS,
+        &advancia_chains::MIGRATIONS,
+        &advancia_indexer::MIGRATIONS,
+        &advancia_notifications::MIGRATIONS,
+        &MIGRATIONS,
+    ])
+    .await;
+    let svc = KycService::new(
+        db.pool.clone(),
+        store.clone(),
+        Arc::new(LocalProvider::default()),
+        Arc::new(crate::sample_list()),
+        KycConfig::default(),
+    );
+    let user = Uuid::now_v7();
+    let scan = crate::png(300_000, 7);
+    let doc = crate::upload(
+        &svc,
+        user,
+        "image/png",
+        DocumentKind::Passport,
+        &scan,
+        16 * 1024,
+    )
+    .await
+    .unwrap();
+    assert!(doc.created);
+    assert_eq!(doc.sha256, hex::encode(Sha256::digest(&scan)));
+    assert_eq!(svc.store().get(&doc.sha256).await.unwrap().unwrap(), scan);
+    let again = crate::upload(
+        &svc,
+        user,
+        "image/png",
+        DocumentKind::Passport,
+        &scan,
+        50_000,
+    )
+    .await
+    .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.id, doc.id);
+    let _ = std::fs::remove_dir_all(&staging);
+}
+
+/// A server that answers every request with 503: the store retries once, then reports
+/// `StoreUnavailable` (two requests seen, not one, not more).
+#[tokio::test]
+async fn server_errors_are_retried_once_then_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+            });
+        }
+    });
+    let store = S3Store::new(
+        S3Config {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            ..wrong_config_at("http://unused")
+        },
+        std::env::temp_dir(),
+    )
+    .unwrap();
+    let err = store.exists(&"ab".repeat(32)).await.unwrap_err();
+    assert!(
+        matches!(&err, DocumentError::StoreUnavailable { reason, .. } if reason.contains("503")),
+        "{err:?}"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
+
 fn wrong_config(moto: &Moto) -> S3Config {
+    wrong_config_at(&moto.endpoint())
+}
+
+fn wrong_config_at(endpoint: &str) -> S3Config {
     S3Config {
-        endpoint: moto.endpoint(),
+        endpoint: endpoint.into(),
         bucket: "kyc-documents".into(),
         region: "us-east-1".into(),
         access_key_id: "AKIAUNUSED".into(),
