@@ -83,19 +83,24 @@ pub fn ensure_node() -> Result<()> {
     ensure_apt("npm", "npm")
 }
 
-/// Python for the notification tests: a virtual environment under `target/py` with the
-/// PyPI packages `standardwebhooks` (the reference Standard Webhooks verifier) and
-/// `aiosmtpd` (a real SMTP server). Returns its interpreter, which the tests get as
-/// `ADVANCIA_PYTHON`.
+/// Python for the notification and KYC tests: a virtual environment under `target/py` with
+/// the PyPI packages `standardwebhooks` (the reference Standard Webhooks verifier),
+/// `aiosmtpd` (a real SMTP server) and `moto[server]` (an S3-compatible server, for the KYC
+/// document store; pinned). Returns its interpreter, which the tests get as `ADVANCIA_PYTHON`.
 pub fn ensure_python_test_env() -> Result<PathBuf> {
-    const PACKAGES: &[&str] = &["standardwebhooks", "aiosmtpd"];
+    const PACKAGES: &[&str] = &["standardwebhooks", "aiosmtpd", "moto[server]==5.2.5"];
     ensure_apt("python3", "python3")?;
-    let step = Step::start("Python test packages (PyPI standardwebhooks, aiosmtpd; target/py)");
+    let step = Step::start(
+        "Python test packages (PyPI standardwebhooks, aiosmtpd, moto[server]; target/py)",
+    );
     let venv = crate::workspace_root().join("target").join("py");
     let python = venv.join("bin").join("python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", "import standardwebhooks, aiosmtpd"])
+            .args([
+                "-c",
+                "import standardwebhooks, aiosmtpd, moto.server, boto3",
+            ])
             .output()
             .is_ok_and(|o| o.status.success())
     };

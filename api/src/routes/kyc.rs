@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use advancia_auth::Role;
 use advancia_kyc::attestation::{AttestationWorker, ComplianceKey, WorkerConfig};
-use advancia_kyc::documents::{DocumentError, LocalDirStore};
+use advancia_kyc::documents::{DocumentError, LocalDirStore, ObjectStore};
 use advancia_kyc::provider::LocalProvider;
+use advancia_kyc::s3::{S3Config, S3ConfigError, S3Store};
 use advancia_kyc::sanctions::SanctionsList;
 use advancia_kyc::{
     ApproveRequest, DocumentKind, KycConfig, KycError, KycService, State as KycState, SubmitRequest,
@@ -38,7 +39,11 @@ const SCREEN_SCOPE: &str = "compliance:screen";
 /// Where the KYC service keeps documents and which sanctions list it screens against.
 #[derive(Clone)]
 pub struct KycSettings {
+    /// Root of the local store; with `s3` set, only its `.staging` directory is used.
     pub document_dir: PathBuf,
+    /// The S3-compatible store, when `ADVANCIA_KYC_S3_ENDPOINT` is set (`Debug` redacts
+    /// the secret key).
+    pub s3: Option<S3Config>,
     pub sanctions: Arc<SanctionsList>,
     pub config: KycConfig,
 }
@@ -47,6 +52,7 @@ impl std::fmt::Debug for KycSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KycSettings")
             .field("document_dir", &self.document_dir)
+            .field("s3", &self.s3)
             .field("sanctions_entries", &self.sanctions.len())
             .field("config", &self.config)
             .finish()
@@ -57,6 +63,7 @@ impl Default for KycSettings {
     fn default() -> Self {
         Self {
             document_dir: std::env::temp_dir().join("advancia-kyc-documents"),
+            s3: None,
             sanctions: Arc::new(SanctionsList::default()),
             config: KycConfig::default(),
         }
@@ -65,7 +72,9 @@ impl Default for KycSettings {
 
 impl KycSettings {
     /// `ADVANCIA_KYC_DOCUMENT_DIR` (document store root), `ADVANCIA_SANCTIONS_DIR` (a
-    /// directory with OFAC's `sdn.csv`, `alt.csv`, `add.csv`), `ADVANCIA_KYC_MAX_DOCUMENT_BYTES`.
+    /// directory with OFAC's `sdn.csv`, `alt.csv`, `add.csv`), `ADVANCIA_KYC_MAX_DOCUMENT_BYTES`,
+    /// and the S3-compatible store: `ADVANCIA_KYC_S3_ENDPOINT` (selects it), `_BUCKET`,
+    /// `_REGION`, `_ACCESS_KEY_ID`, `_SECRET_ACCESS_KEY` (all required then), `_PREFIX`.
     pub fn from_env() -> std::result::Result<KycSettings, String> {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -78,6 +87,9 @@ impl KycSettings {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         if let Some(v) = var("ADVANCIA_KYC_DOCUMENT_DIR") {
             s.document_dir = PathBuf::from(v);
+        }
+        if let Some(endpoint) = var("ADVANCIA_KYC_S3_ENDPOINT") {
+            s.s3 = Some(s3_from_vars(endpoint, &var)?);
         }
         match var("ADVANCIA_SANCTIONS_DIR") {
             Some(v) => {
@@ -103,14 +115,57 @@ impl KycSettings {
     }
 
     pub fn service(&self, pool: advancia_db::sqlx::PgPool) -> KycService {
+        let local = LocalDirStore::new(&self.document_dir);
+        let store: Arc<dyn ObjectStore> = match &self.s3 {
+            // Validated in `from_vars`; a failure here means the settings were built by
+            // hand, and the local store is the safe fallback (logged).
+            Some(config) => match S3Store::new(config.clone(), local.staging_dir()) {
+                Ok(s3) => Arc::new(s3),
+                Err(e) => {
+                    tracing::error!(error = %e, "S3 document store unusable; using the local directory");
+                    Arc::new(local)
+                }
+            },
+            None => Arc::new(local),
+        };
         KycService::new(
             pool,
-            Arc::new(LocalDirStore::new(&self.document_dir)),
+            store,
             Arc::new(LocalProvider::default()),
             self.sanctions.clone(),
             self.config.clone(),
         )
     }
+}
+
+/// The `ADVANCIA_KYC_S3_*` settings; errors name the setting, never echo the secret.
+fn s3_from_vars(
+    endpoint: String,
+    var: &impl Fn(&str) -> Option<String>,
+) -> std::result::Result<S3Config, String> {
+    let required = |k: &str| {
+        var(k).ok_or_else(|| format!("{k}: required when ADVANCIA_KYC_S3_ENDPOINT is set"))
+    };
+    let config = S3Config {
+        endpoint,
+        bucket: required("ADVANCIA_KYC_S3_BUCKET")?,
+        region: required("ADVANCIA_KYC_S3_REGION")?,
+        access_key_id: required("ADVANCIA_KYC_S3_ACCESS_KEY_ID")?,
+        secret_access_key: required("ADVANCIA_KYC_S3_SECRET_ACCESS_KEY")?,
+        prefix: var("ADVANCIA_KYC_S3_PREFIX").unwrap_or_default(),
+    };
+    config.validate().map_err(|e| {
+        let name = match &e {
+            S3ConfigError::Missing("bucket") | S3ConfigError::Bucket(_) => "ADVANCIA_KYC_S3_BUCKET",
+            S3ConfigError::Missing("region") => "ADVANCIA_KYC_S3_REGION",
+            S3ConfigError::Missing("access key id") => "ADVANCIA_KYC_S3_ACCESS_KEY_ID",
+            S3ConfigError::Missing("secret access key") => "ADVANCIA_KYC_S3_SECRET_ACCESS_KEY",
+            S3ConfigError::Missing(_) | S3ConfigError::Endpoint => "ADVANCIA_KYC_S3_ENDPOINT",
+            S3ConfigError::Prefix => "ADVANCIA_KYC_S3_PREFIX",
+        };
+        format!("{name}: {e}")
+    })?;
+    Ok(config)
 }
 
 /// The KYC background work of `advancia serve`: the expiry sweep (every minute) and, with the
@@ -228,7 +283,13 @@ impl IntoResponse for ApiError {
                 DocumentError::Malicious(_) => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "document-rejected")
                 }
-                DocumentError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                DocumentError::Io(_)
+                | DocumentError::StoreRefused { .. }
+                | DocumentError::StoreCorrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                DocumentError::StoreUnavailable { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "document-store-unavailable",
+                ),
             },
             KycError::Chain(advancia_chains::ChainError::Invalid(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid-input")

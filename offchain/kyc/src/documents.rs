@@ -28,6 +28,20 @@ pub enum DocumentError {
     Malicious(&'static str),
     #[error("document store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The object store answered with a client error (403 covers bad credentials or a
+    /// signature mismatch; `code` is S3's error code, e.g. `SignatureDoesNotMatch`).
+    #[error("object store refused the {op} request: HTTP {status} {code}")]
+    StoreRefused {
+        op: &'static str,
+        status: u16,
+        code: String,
+    },
+    /// Unreachable, timed out, or a server error, after one retry.
+    #[error("object store unavailable for {op}: {reason}")]
+    StoreUnavailable { op: &'static str, reason: String },
+    /// The bytes read back do not hash to the address they were stored under.
+    #[error("object store returned content that does not match its address {0}")]
+    StoreCorrupt(String),
 }
 
 /// Accepted document types.
@@ -285,9 +299,7 @@ pub trait ObjectStore: Send + Sync {
     fn exists<'a>(&'a self, sha256: &'a str) -> BoxFuture<'a, Result<bool, DocumentError>>;
 }
 
-// TODO(s3-object-store): an S3-compatible `ObjectStore` (PUT with `x-amz-content-sha256`
-// = the content address, SigV4) is the scale-out path; it is not built yet (see ADR 0016).
-
+/// The default store (the S3-compatible one is [`crate::s3::S3Store`]).
 /// Files under `<root>/<first two hex digits>/<sha256>`, written by rename from
 /// `<root>/.staging`, so a reader never sees a partial file.
 #[derive(Debug, Clone)]
@@ -295,7 +307,7 @@ pub struct LocalDirStore {
     root: PathBuf,
 }
 
-fn valid_address(sha256: &str) -> bool {
+pub(crate) fn valid_address(sha256: &str) -> bool {
     sha256.len() == 64
         && sha256
             .bytes()

@@ -11,6 +11,7 @@ pub mod mrz;
 pub mod provider;
 pub mod reports;
 pub mod risk;
+pub mod s3;
 pub mod sanctions;
 mod service;
 

@@ -18,6 +18,7 @@ use time::{Date, Duration, Month, OffsetDateTime};
 use uuid::Uuid;
 
 mod attestation_e2e;
+mod s3_store;
 
 pub const WALLET: &str = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin";
 
