@@ -55,11 +55,13 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         ]),
         &step,
     )?;
-    step.done("target/debug/{advancia,advancia-localnet,advancia-indexer,advancia-demo-payment}");
-    let bin = crate::workspace_root().join("target/debug/advancia");
-    let localnet_bin = crate::workspace_root().join("target/debug/advancia-localnet");
-    let indexer_bin = crate::workspace_root().join("target/debug/advancia-indexer");
-    let script_bin = crate::workspace_root().join("target/debug/advancia-demo-payment");
+    step.done("advancia, advancia-localnet, advancia-indexer, advancia-demo-payment (debug)");
+    // Where cargo put them: `CARGO_TARGET_DIR` when set, else `target/`.
+    let debug = crate::wasm::target_dir().join("debug");
+    let bin = debug.join("advancia");
+    let localnet_bin = debug.join("advancia-localnet");
+    let indexer_bin = debug.join("advancia-indexer");
+    let script_bin = debug.join("advancia-demo-payment");
 
     let step = Step::start(&format!("start the local Solana node on {LOCALNET_ADDR}"));
     let snapshot = crate::workspace_root().join("target/demo/localnet.snapshot");
