@@ -12,6 +12,7 @@ use advancia_localnet::{Localnet, LocalnetConfig};
 use advancia_pay::client::{self as pay, AdvanciaEvent, PayParams};
 use advancia_pay::state::NATIVE_SOL;
 use advancia_test_support::TestDb;
+use advancia_test_support::solana::{funded, send};
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::Instruction;
 use solana_commitment_config::CommitmentConfig;
@@ -35,31 +36,6 @@ struct Env {
     db: TestDb,
     /// Program transactions sent so far (setup included).
     program_txs: usize,
-}
-
-async fn send(client: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
-    let blockhash = client.get_latest_blockhash().await.unwrap();
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
-    client
-        .send_and_confirm_transaction(&tx)
-        .await
-        .unwrap()
-        .to_string()
-}
-
-async fn funded(client: &RpcClient, lamports: u64) -> Keypair {
-    let kp = Keypair::new();
-    let sig = client
-        .request_airdrop(&kp.pubkey(), lamports)
-        .await
-        .unwrap();
-    for _ in 0..400 {
-        if client.confirm_transaction(&sig).await.unwrap() {
-            return kp;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("airdrop never confirmed");
 }
 
 /// Node + database, program configured (fee 2.5%, SOL enabled, one facility).
@@ -159,6 +135,35 @@ fn slow_finality(lag: u64) -> LocalnetConfig {
         finalization_lag: lag,
         ..LocalnetConfig::for_tests()
     }
+}
+
+/// A 5 SOL escrow by the payer (also its arbiter) opened, 2 SOL released to the facility,
+/// the rest refunded by the payer; returns the escrow account.
+async fn escrow_open_release_refund(env: &Env, escrow_id: [u8; 32], now: i64) -> Pubkey {
+    let escrow = pay::escrow_pda(&env.payer.pubkey(), &escrow_id);
+    let facility_pda = pay::facility_pda(&FACILITY_ID);
+    let open = pay::open_escrow_sol(&pay::EscrowParams {
+        payer: env.payer.pubkey(),
+        facility_id: FACILITY_ID,
+        escrow_id,
+        amount: 5 * SOL,
+        expires_at: now + 3600,
+        arbiter: env.payer.pubkey(),
+        with_kyc: false,
+    });
+    send(&env.client, &env.payer, &[open]).await;
+    let release = pay::release_escrow_sol(
+        env.payer.pubkey(),
+        escrow,
+        facility_pda,
+        env.payout,
+        env.treasury,
+        2 * SOL,
+    );
+    send(&env.client, &env.payer, &[release]).await;
+    let back = pay::refund_escrow_sol(env.payer.pubkey(), escrow, facility_pda, env.payer.pubkey());
+    send(&env.client, &env.payer, &[back]).await;
+    escrow
 }
 
 #[tokio::test]
@@ -600,34 +605,12 @@ async fn refunds_and_escrow_lifecycle_post_balanced_ledger_transfers() {
         SOL,
     );
     send(&env.client, &env.admin, &[refund]).await;
-    let escrow_id = [30; 32];
-    let escrow = pay::escrow_pda(&env.payer.pubkey(), &escrow_id);
-    let facility_pda = pay::facility_pda(&FACILITY_ID);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let open = pay::open_escrow_sol(&pay::EscrowParams {
-        payer: env.payer.pubkey(),
-        facility_id: FACILITY_ID,
-        escrow_id,
-        amount: 5 * SOL,
-        expires_at: now + 3600,
-        arbiter: env.payer.pubkey(),
-        with_kyc: false,
-    });
-    send(&env.client, &env.payer, &[open]).await;
-    let release = pay::release_escrow_sol(
-        env.payer.pubkey(),
-        escrow,
-        facility_pda,
-        env.payout,
-        env.treasury,
-        2 * SOL,
-    );
-    send(&env.client, &env.payer, &[release]).await;
-    let back = pay::refund_escrow_sol(env.payer.pubkey(), escrow, facility_pda, env.payer.pubkey());
-    send(&env.client, &env.payer, &[back]).await;
+    escrow_open_release_refund(&env, [30; 32], now).await;
+    let facility_pda = pay::facility_pda(&FACILITY_ID);
 
     let mut indexer = env.indexer(3, true);
     let pending = "SELECT (SELECT count(*) FROM indexer.payments WHERE NOT ledgered)
@@ -1716,30 +1699,7 @@ async fn substreams_module_emits_the_indexers_rows_from_the_same_blocks() {
     )
     .await;
     // Escrow lifecycle: open, release part, refund the rest, close.
-    let escrow_id = [51; 32];
-    let escrow = pay::escrow_pda(&env.payer.pubkey(), &escrow_id);
-    let facility_pda = pay::facility_pda(&FACILITY_ID);
-    let open = pay::open_escrow_sol(&pay::EscrowParams {
-        payer: env.payer.pubkey(),
-        facility_id: FACILITY_ID,
-        escrow_id,
-        amount: 5 * SOL,
-        expires_at: now + 3600,
-        arbiter: env.payer.pubkey(),
-        with_kyc: false,
-    });
-    send(&env.client, &env.payer, &[open]).await;
-    let release = pay::release_escrow_sol(
-        env.payer.pubkey(),
-        escrow,
-        facility_pda,
-        env.payout,
-        env.treasury,
-        2 * SOL,
-    );
-    send(&env.client, &env.payer, &[release]).await;
-    let back = pay::refund_escrow_sol(env.payer.pubkey(), escrow, facility_pda, env.payer.pubkey());
-    send(&env.client, &env.payer, &[back]).await;
+    let escrow = escrow_open_release_refund(&env, [51; 32], now).await;
     let close = pay::close_escrow(env.payer.pubkey(), escrow, env.payer.pubkey(), None);
     send(&env.client, &env.payer, &[close]).await;
     // Attestation written then revoked in one transaction (two instructions).

@@ -15,7 +15,6 @@ use advancia_pay::client as pay;
 use advancia_pay::state::NATIVE_SOL;
 use advancia_test_support::TestDb;
 use anchor_lang::prelude::Pubkey;
-use anchor_lang::solana_program::instruction::Instruction;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::{Method, StatusCode};
@@ -96,26 +95,7 @@ fn spawn_indexer(db_url: String, rpc_url: String) -> IndexerThread {
     }
 }
 
-pub async fn send(rpc: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
-    let blockhash = rpc.get_latest_blockhash().await.unwrap();
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
-    rpc.send_and_confirm_transaction(&tx)
-        .await
-        .unwrap()
-        .to_string()
-}
-
-pub async fn funded(rpc: &RpcClient, lamports: u64) -> Keypair {
-    let kp = Keypair::new();
-    let sig = rpc.request_airdrop(&kp.pubkey(), lamports).await.unwrap();
-    for _ in 0..400 {
-        if rpc.confirm_transaction(&sig).await.unwrap() {
-            return kp;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("airdrop never confirmed");
-}
+pub use advancia_test_support::solana::{funded, send};
 
 /// The stable slug of a problem+json body's `type`.
 pub fn kind(v: &Value) -> &str {

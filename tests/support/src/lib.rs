@@ -8,6 +8,8 @@
 
 #[cfg(feature = "anvil")]
 pub mod anvil;
+#[cfg(feature = "solana")]
+pub mod solana;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -12,8 +12,8 @@ use advancia_localnet::{Localnet, LocalnetConfig};
 use advancia_pay::client::{self as pay, PayParams};
 use advancia_pay::error::AdvanciaError;
 use advancia_pay::state::NATIVE_SOL;
+use advancia_test_support::solana::{funded, send};
 use anchor_lang::prelude::Pubkey;
-use anchor_lang::solana_program::instruction::Instruction;
 use base64::Engine;
 use solana_commitment_config::CommitmentConfig;
 use solana_keypair::Keypair;
@@ -32,24 +32,6 @@ fn program_error(e: AdvanciaError) -> String {
 const SOL: u64 = 1_000_000_000;
 const THRESHOLD: u64 = 5 * SOL;
 const FACILITY: [u8; 32] = [0x17; 32];
-
-async fn funded(rpc: &RpcClient, lamports: u64) -> Keypair {
-    let kp = Keypair::new();
-    let sig = rpc.request_airdrop(&kp.pubkey(), lamports).await.unwrap();
-    for _ in 0..400 {
-        if rpc.confirm_transaction(&sig).await.unwrap() {
-            return kp;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("airdrop never confirmed");
-}
-
-async fn send(rpc: &RpcClient, payer: &Keypair, ixs: &[Instruction]) {
-    let blockhash = rpc.get_latest_blockhash().await.unwrap();
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
-    rpc.send_and_confirm_transaction(&tx).await.unwrap();
-}
 
 /// A SOL payment above the threshold, relayed like a wallet's: `Err` carries the program's
 /// refusal (preflight logs).
