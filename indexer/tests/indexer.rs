@@ -609,7 +609,7 @@ async fn refunds_and_escrow_lifecycle_post_balanced_ledger_transfers() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    escrow_open_release_refund(&env, [30; 32], now).await;
+    let escrow = escrow_open_release_refund(&env, [30; 32], now).await;
     let facility_pda = pay::facility_pda(&FACILITY_ID);
 
     let mut indexer = env.indexer(3, true);

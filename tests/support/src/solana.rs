@@ -12,9 +12,16 @@ use solana_transaction::Transaction;
 /// A new keypair holding `lamports`: airdropped, then polled until confirmed (10 s at most).
 pub async fn funded(rpc: &RpcClient, lamports: u64) -> Keypair {
     let kp = Keypair::new();
-    let sig = rpc.request_airdrop(&kp.pubkey(), lamports).await.unwrap();
+    let sig = rpc
+        .request_airdrop(&kp.pubkey(), lamports)
+        .await
+        .unwrap_or_else(|e| panic!("airdrop request: {e}"));
     for _ in 0..400 {
-        if rpc.confirm_transaction(&sig).await.unwrap() {
+        let confirmed = rpc
+            .confirm_transaction(&sig)
+            .await
+            .unwrap_or_else(|e| panic!("airdrop confirmation: {e}"));
+        if confirmed {
             return kp;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -24,10 +31,13 @@ pub async fn funded(rpc: &RpcClient, lamports: u64) -> Keypair {
 
 /// Sends `ixs` paid and signed by `payer`, waits for confirmation; returns the signature.
 pub async fn send(rpc: &RpcClient, payer: &Keypair, ixs: &[Instruction]) -> String {
-    let blockhash = rpc.get_latest_blockhash().await.unwrap();
+    let blockhash = rpc
+        .get_latest_blockhash()
+        .await
+        .unwrap_or_else(|e| panic!("latest blockhash: {e}"));
     let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &[payer], blockhash);
     rpc.send_and_confirm_transaction(&tx)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("transaction failed: {e}"))
         .to_string()
 }
