@@ -42,7 +42,10 @@ pub struct AppState {
     pub payments: advancia_payments::PaymentService,
     pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
-    /// Agents; tasks go over the in-process bus unless `main` swaps in NATS (ADR 0020).
+    /// The event bus: agent tasks and the services' domain events; in-process unless `main`
+    /// swaps in NATS JetStream (ADRs 0019, 0020).
+    pub bus: advancia_bus::Bus,
+    /// Agents; their tasks go over [`AppState::bus`].
     pub agents: advancia_agents::AgentService,
     pub kyc: advancia_kyc::KycService,
     /// Public base URL for links handed to wallets; the request's host when unset.
@@ -61,9 +64,12 @@ impl AppState {
         services: ServicesConfig,
     ) -> AppState {
         let chain = advancia_chains::SolanaChain::new(services.solana_rpc_url);
+        let bus: advancia_bus::Bus =
+            std::sync::Arc::new(advancia_bus::memory::InProcessBus::default());
         AppState {
             wallets: advancia_chains::wallets::WalletStore::new(pool.clone()),
             payments: advancia_payments::PaymentService::new(
+                pool.clone(),
                 pool.clone(),
                 chain.clone(),
                 ledger.clone(),
@@ -73,7 +79,7 @@ impl AppState {
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
             agents: advancia_agents::AgentService::new(
                 pool.clone(),
-                std::sync::Arc::new(advancia_bus::memory::InProcessBus::default()),
+                bus.clone(),
                 services.llm.and_then(|c| {
                     advancia_agents::llm::LlmClient::new(c)
                         .inspect_err(
@@ -83,6 +89,7 @@ impl AppState {
                 }),
             ),
             kyc: services.kyc.service(pool.clone()),
+            bus,
             chain,
             pool,
             auth,
@@ -322,7 +329,8 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
     let config = advancia_bus::nats::NatsConfig::new(
         nats.url.clone(),
         nats.stream.clone(),
-        vec!["agents.>".into()],
+        // Agent tasks, and the services' domain events the dispatcher publishes.
+        vec!["agents.>".into(), "events.>".into()],
     );
     let bus = advancia_bus::nats::NatsBus::connect(&config)
         .await
@@ -330,6 +338,56 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
         .map_err(|e| anyhow::anyhow!("ADVANCIA_NATS_URL: cannot connect ({e})"))?;
     tracing::info!(stream = %config.stream, "agents use NATS JetStream");
     Ok(std::sync::Arc::new(bus))
+}
+
+/// The workers that make the services follow the chain and each other by themselves
+/// (ADR 0023), for the services `state` runs, each until `shutdown` fires:
+/// - `payments-lifecycle`: moves every intent as the chain does (payments);
+/// - `ledger-posting`: the posting rules, from the indexer's stream into the ledger (ledger);
+/// - `outbox-dispatch`: the services' outboxes to the event bus.
+pub fn followers(
+    state: &AppState,
+    shutdown: &ops::Shutdown,
+) -> Vec<(&'static str, futures_util::future::BoxFuture<'static, ()>)> {
+    use futures_util::FutureExt;
+    let mut out = Vec::new();
+    let services = &state.enabled_services;
+    if services.has("payments") {
+        let lifecycle = state.payments.lifecycle();
+        let stop = shutdown.wait();
+        out.push((
+            "payments-lifecycle",
+            lifecycle.run(Default::default(), stop).boxed(),
+        ));
+    }
+    if services.has("ledger") {
+        let projection = advancia_ledger::projection::Projection::new(
+            state.ledger.clone(),
+            advancia_indexer::SOLANA,
+            state.chain.clone(),
+        );
+        let indexer = state.pool.clone();
+        let stop = shutdown.wait();
+        out.push((
+            "ledger-posting",
+            projection
+                .run(indexer, Duration::from_secs(30), stop)
+                .boxed(),
+        ));
+    }
+    let mut sources = Vec::new();
+    if services.has("payments") {
+        sources.push(advancia_payments::OUTBOX);
+    }
+    if services.has("facilities") {
+        sources.push(advancia_facilities::OUTBOX);
+    }
+    if !sources.is_empty() {
+        let dispatcher =
+            advancia_outbox::Dispatcher::new(state.pool.clone(), state.bus.clone(), sources);
+        out.push(("outbox-dispatch", dispatcher.run(shutdown.wait()).boxed()));
+    }
+    out
 }
 
 /// The gateway's own tables (schema `api`): idempotency records.
@@ -356,6 +414,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_analytics::MIGRATIONS,
         &advancia_agents::MIGRATIONS,
         &advancia_kyc::MIGRATIONS,
+        &advancia_outbox::MIGRATIONS,
     ]
 }
 

@@ -224,6 +224,7 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         // workers and the requeue sweeper (queued but never claimed tasks) run beside the API.
         if let Some(nats) = &config.nats {
             let bus = advancia_api::agents_nats_bus(nats).await?;
+            state.bus = bus.clone();
             state.agents = advancia_agents::AgentService::new(
                 state.pool.clone(),
                 bus,
@@ -270,6 +271,11 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
                 .run_expiry_schedule(days, Duration::from_secs(3600), stop)
                 .await
         });
+    }
+
+    // The services follow the chain and each other's outboxes by themselves (ADR 0023).
+    for (name, task) in advancia_api::followers(&state, &shutdown) {
+        workers.spawn(name, task);
     }
 
     let registry = Registry::new("advancia", env!("CARGO_PKG_VERSION"));

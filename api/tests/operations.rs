@@ -265,7 +265,7 @@ async fn readiness_lists_each_check_and_services_select_routes() {
 
     // A migration recorded as missing makes the service not ready.
     advancia_db::sqlx::query(
-        "DELETE FROM public.advancia_migrations WHERE schema_name = 'payments' AND version = 2",
+        "DELETE FROM public.advancia_migrations WHERE schema_name = 'payments' AND version = 3",
     )
     .execute(&db.pool)
     .await
@@ -275,7 +275,7 @@ async fn readiness_lists_each_check_and_services_select_routes() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
         v["checks"]["migrations"],
-        "error: pending: payments at 1 of 2"
+        "error: pending: payments at 2 of 3"
     );
 }
 

@@ -51,6 +51,12 @@ impl From<IndexerError> for ApiError {
     }
 }
 
+impl From<advancia_indexer::StoreError> for ApiError {
+    fn from(e: advancia_indexer::StoreError) -> Self {
+        ApiError::Indexer(e.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
