@@ -5,52 +5,13 @@
 
 use advancia_auth::{ApiKeyPrincipal, AuthError, AuthService, Claims, ClientInfo, Role};
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::gateway::{API_KEY_HEADER, Identity, client_ip_from};
 use crate::problem::Problem;
-
-/// An `AuthError` as a problem+json response (internal details stay in the logs).
-pub struct AuthProblem(pub AuthError);
-
-impl From<AuthError> for AuthProblem {
-    fn from(e: AuthError) -> Self {
-        AuthProblem(e)
-    }
-}
-
-impl IntoResponse for AuthProblem {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let status =
-            StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let title = match status.canonical_reason() {
-            Some(r) => r.to_owned(),
-            None => "Error".to_owned(),
-        };
-        let mut problem = Problem::new(status, e.kind(), title);
-        if e.is_internal() {
-            tracing::error!(error = %e, "auth internal error");
-        } else {
-            problem = problem.with_detail(e.to_string());
-        }
-        let mut resp = problem.into_response();
-        if let Some(after) = e.retry_after() {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(after.as_secs().max(1)),
-            );
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
-    }
-}
 
 /// The verified caller.
 #[derive(Debug, Clone)]
@@ -80,33 +41,33 @@ impl Principal {
     }
 
     /// A user token holding one of `roles`; API keys are refused (they carry scopes).
-    pub fn require_role(&self, roles: &[Role]) -> Result<&Claims, AuthProblem> {
+    pub fn require_role(&self, roles: &[Role]) -> Result<&Claims, Problem> {
         match self {
             Principal::User(c) if c.has_any(roles) => Ok(c),
-            _ => Err(AuthProblem(AuthError::Forbidden)),
+            _ => Err(Problem::forbidden()),
         }
     }
 
     /// The user themself, or a user with one of `roles`.
-    pub fn require_self_or(&self, user: uuid::Uuid, roles: &[Role]) -> Result<(), AuthProblem> {
+    pub fn require_self_or(&self, user: uuid::Uuid, roles: &[Role]) -> Result<(), Problem> {
         match self {
             Principal::User(c) if c.sub == user || c.has_any(roles) => Ok(()),
-            _ => Err(AuthProblem(AuthError::Forbidden)),
+            _ => Err(Problem::forbidden()),
         }
     }
 
     /// An API key with `scope`, or a user holding one of `roles`.
-    pub fn require_scope_or_role(&self, scope: &str, roles: &[Role]) -> Result<(), AuthProblem> {
+    pub fn require_scope_or_role(&self, scope: &str, roles: &[Role]) -> Result<(), Problem> {
         match self {
             Principal::ApiKey(k) if k.has_scope(scope) => Ok(()),
             Principal::User(c) if c.has_any(roles) => Ok(()),
-            _ => Err(AuthProblem(AuthError::Forbidden)),
+            _ => Err(Problem::forbidden()),
         }
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = AuthProblem;
+    type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         if let Some(p) = parts.extensions.get::<Principal>() {
@@ -114,12 +75,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         }
         match parts.extensions.get::<CredentialError>() {
             Some(CredentialError(kind)) if kind == "token-expired" => {
-                Err(AuthProblem(AuthError::TokenExpired))
+                Err(AuthError::TokenExpired.into())
             }
             Some(CredentialError(kind)) if kind == "invalid-api-key" => {
-                Err(AuthProblem(AuthError::InvalidApiKey))
+                Err(AuthError::InvalidApiKey.into())
             }
-            _ => Err(AuthProblem(AuthError::InvalidToken)),
+            _ => Err(AuthError::InvalidToken.into()),
         }
     }
 }

@@ -22,8 +22,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 const ADMINS: &[Role] = &[Role::Admin];
 const STAFF: &[Role] = &[
@@ -35,58 +35,6 @@ const STAFF: &[Role] = &[
 pub const EXECUTE_SCOPE: &str = "agents:execute";
 /// Longest a request may wait for a task's result.
 const MAX_WAIT_MS: u64 = 30_000;
-
-pub enum ApiError {
-    Auth(AuthProblem),
-    Agent(AgentError),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<AgentError> for ApiError {
-    fn from(e: AgentError) -> Self {
-        ApiError::Agent(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        use AgentError as E;
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Agent(e) => e,
-        };
-        let (status, kind) = match &e {
-            E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            E::Disabled(_) => (StatusCode::CONFLICT, "agent-disabled"),
-            E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            E::NotTrainable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not-trainable"),
-            E::BudgetExhausted { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "budget-exhausted"),
-            E::LlmNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "llm-not-configured"),
-            E::LlmRejected(_) | E::LlmUnavailable(_) => {
-                (StatusCode::BAD_GATEWAY, "llm-unavailable")
-            }
-            E::Timeout(_) | E::WaitTimeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            E::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus-unavailable"),
-            E::Database(_) | E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let p = Problem::new(status, kind, title);
-        if status.is_server_error() {
-            tracing::error!(error = %e, "agents error");
-            p.into_response()
-        } else {
-            p.with_detail(e.to_string()).into_response()
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
 
 pub fn router() -> Router<AppState> {
     Router::new()

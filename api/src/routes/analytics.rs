@@ -19,61 +19,18 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 const READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
 const READ_SCOPE: &str = "analytics:read";
-
-pub enum ApiError {
-    Auth(AuthProblem),
-    Analytics(AnalyticsError),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<AnalyticsError> for ApiError {
-    fn from(e: AnalyticsError) -> Self {
-        ApiError::Analytics(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Analytics(e) => e,
-        };
-        let (status, kind) = match &e {
-            AnalyticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            AnalyticsError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            AnalyticsError::Corrupt(_) | AnalyticsError::Database(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let mut p = Problem::new(status, kind, title);
-        if status.is_server_error() {
-            tracing::error!(error = %e, "analytics error");
-        } else {
-            p = p.with_detail(e.to_string());
-        }
-        p.into_response()
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
 
 fn service(st: &AppState) -> AnalyticsService {
     AnalyticsService::new(st.pool.clone())
 }
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    ApiError::Analytics(AnalyticsError::Invalid(msg.into()))
+fn invalid(msg: impl Into<String>) -> Problem {
+    AnalyticsError::Invalid(msg.into()).into()
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339.
@@ -256,9 +213,7 @@ pub async fn reconciliation(
         Ok(None) => 0,
         Err(e) => {
             tracing::error!(error = %e, "ledger balance for reconciliation");
-            return Err(ApiError::Analytics(AnalyticsError::Corrupt(
-                "ledger unavailable".into(),
-            )));
+            return Err(AnalyticsError::Corrupt("ledger unavailable".into()).into());
         }
     };
     Ok(Json(serde_json::json!({

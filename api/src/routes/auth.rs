@@ -11,10 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::principal::{AuthProblem, Client, Principal};
-use crate::problem::Problem;
-
-type Result<T> = std::result::Result<T, AuthProblem>;
+use crate::principal::{Client, Principal};
+use crate::problem::{Problem, Result};
 
 /// Roles that may read any user's profile.
 const USER_READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
@@ -272,9 +270,7 @@ pub async fn assign_roles(
         .iter()
         .map(|r| {
             Role::parse(r).ok_or_else(|| {
-                AuthProblem(advancia_auth::AuthError::InvalidInput(format!(
-                    "unknown role `{r}`"
-                )))
+                advancia_auth::AuthError::InvalidInput(format!("unknown role `{r}`")).into()
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -294,7 +290,7 @@ pub async fn create_api_key(
 ) -> Result<impl IntoResponse> {
     let claims = p.require_role(&[Role::Partner, Role::Admin])?;
     if claims.sub != id && !claims.has_role(Role::Admin) {
-        return Err(AuthProblem(advancia_auth::AuthError::Forbidden));
+        return Err(Problem::forbidden());
     }
     let (key_id, key) = st.auth.create_api_key(id, &b.name, b.scopes).await?;
     Ok((

@@ -10,12 +10,12 @@
 //! - `POST /blockchain/contracts/interact`: simulate an instruction, or build it unsigned.
 
 use advancia_auth::Role;
-use advancia_chains::{Chain, ChainError};
+use advancia_chains::Chain;
 use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::{AccountMeta, Instruction};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -24,59 +24,20 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::pagination::{Page, PageParams};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
-use crate::routes::payments::chain_problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 /// API keys need this scope for the read routes; users need any role.
 pub const READ_SCOPE: &str = "blockchain:read";
 /// ... and this one to relay or simulate transactions.
 pub const WRITE_SCOPE: &str = "blockchain:write";
 
-pub enum ApiError {
-    Auth(AuthProblem),
-    Chain(ChainError),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<ChainError> for ApiError {
-    fn from(e: ChainError) -> Self {
-        ApiError::Chain(e)
-    }
-}
-
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
-        ApiError::Problem(p)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Auth(a) => a.into_response(),
-            ApiError::Chain(e) => chain_problem(&e).into_response(),
-            ApiError::Problem(p) => p.into_response(),
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
-
-fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::Problem(
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input").with_detail(detail),
-    )
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::invalid(detail)
 }
 
 fn require(p: &Principal, scope: &str) -> Result<()> {
-    Ok(p.require_scope_or_role(scope, &Role::ALL)?)
+    p.require_scope_or_role(scope, &Role::ALL)
 }
 
 pub fn router() -> Router<AppState> {
@@ -172,8 +133,7 @@ pub async fn balance(
         .with_detail(format!(
             "no {} node is configured for this deployment",
             chain.as_str()
-        ))
-        .into());
+        )));
     }
     let owner: Pubkey = address
         .parse()
@@ -238,8 +198,7 @@ pub async fn transaction_status(
     match (chain, indexed) {
         (None, None) => Err(
             Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found")
-                .with_detail(format!("the chain does not know transaction {tx_hash}"))
-                .into(),
+                .with_detail(format!("the chain does not know transaction {tx_hash}")),
         ),
         (chain, indexed) => Ok(Json(serde_json::json!({
             "signature": tx_hash,

@@ -21,75 +21,11 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::pagination::{self, Page, PageParams};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 const WRITERS: &[Role] = &[Role::Admin, Role::FacilityAdmin];
 const COMPLIANCE: &[Role] = &[Role::Admin, Role::FacilityAdmin, Role::ComplianceOfficer];
-
-pub enum ApiError {
-    Auth(AuthProblem),
-    Facility(FacilityError),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<FacilityError> for ApiError {
-    fn from(e: FacilityError) -> Self {
-        ApiError::Facility(e)
-    }
-}
-
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
-        ApiError::Problem(p)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Problem(p) => return p.into_response(),
-            ApiError::Facility(e) => e,
-        };
-        let (status, kind) = match &e {
-            FacilityError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            FacilityError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            FacilityError::VersionMismatch { .. } => {
-                (StatusCode::PRECONDITION_FAILED, "version-mismatch")
-            }
-            FacilityError::SlotTaken(_) => (StatusCode::CONFLICT, "slot-taken"),
-            FacilityError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            FacilityError::Deactivated(_) => (StatusCode::CONFLICT, "facility-deactivated"),
-            FacilityError::Chain(advancia_chains::ChainError::Invalid(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid-input")
-            }
-            FacilityError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
-            FacilityError::Database(_) | FacilityError::Corrupt(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let mut p = Problem::new(status, kind, title);
-        if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
-            tracing::error!(error = %e, "facilities error");
-        } else {
-            p = p.with_detail(e.to_string());
-        }
-        if let FacilityError::VersionMismatch { current, .. } = e {
-            p = p.with_extension("current_etag", serde_json::Value::String(etag(current)));
-        }
-        p.into_response()
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
 
 fn etag(version: i64) -> String {
     format!("\"{version}\"")
@@ -111,8 +47,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
             "precondition-required",
             "Precondition Required",
         )
-        .with_detail("updates need If-Match with the facility's ETag")
-        .into());
+        .with_detail("updates need If-Match with the facility's ETag"));
     };
     let s = v.to_str().unwrap_or_default().trim();
     if s == "*" {
@@ -129,7 +64,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
                 "Precondition Failed",
             )
             .with_detail(format!("If-Match `{s}` is not an ETag of this facility"))
-            .into()
         })
 }
 

@@ -17,7 +17,7 @@ use advancia_indexer::IndexerError;
 use advancia_indexer::query::{self, EventFilter};
 use advancia_indexer::stream::{self, StreamFilter};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,68 +27,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 const READERS: &[Role] = &[Role::Partner, Role::Admin, Role::ComplianceOfficer];
 pub const READ_SCOPE: &str = "indexer:read";
 
-pub enum ApiError {
-    Auth(AuthProblem),
-    Indexer(IndexerError),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<IndexerError> for ApiError {
-    fn from(e: IndexerError) -> Self {
-        ApiError::Indexer(e)
-    }
-}
-
-impl From<advancia_indexer::StoreError> for ApiError {
-    fn from(e: advancia_indexer::StoreError) -> Self {
-        ApiError::Indexer(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Auth(a) => a.into_response(),
-            ApiError::Problem(p) => p.into_response(),
-            ApiError::Indexer(IndexerError::BadCursor(_)) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
-                    .with_detail("pass back the next_cursor value of a previous page unchanged")
-                    .into_response()
-            }
-            ApiError::Indexer(IndexerError::Malformed(d)) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
-                    .with_detail(d)
-                    .into_response()
-            }
-            ApiError::Indexer(e) => {
-                tracing::error!(error = %e, "indexer query failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal Server Error",
-                )
-                .into_response()
-            }
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
-
 fn require_reader(p: &Principal) -> Result<()> {
-    Ok(p.require_scope_or_role(READ_SCOPE, READERS)?)
+    p.require_scope_or_role(READ_SCOPE, READERS)
 }
 
 /// Filters and page of every list route.
@@ -144,7 +90,7 @@ fn page<T: Serialize>(p: query::Page<T>) -> Result<Json<RowsPage>> {
         .iter()
         .map(serde_json::to_value)
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| ApiError::Indexer(IndexerError::Json(e)))?;
+        .map_err(IndexerError::Json)?;
     Ok(Json(RowsPage {
         items,
         next_cursor: p.next_cursor,
@@ -267,10 +213,7 @@ pub async fn live(
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|n| *n >= 0)
                 .ok_or_else(|| {
-                    ApiError::Problem(
-                        Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
-                            .with_detail("Last-Event-ID must be a stream position (an id we sent)"),
-                    )
+                    Problem::invalid("Last-Event-ID must be a stream position (an id we sent)")
                 })?,
         ),
     };

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use advancia_auth::Role;
 use advancia_kyc::attestation::{AttestationWorker, ComplianceKey, WorkerConfig};
-use advancia_kyc::documents::{DocumentError, LocalDirStore, ObjectStore};
+use advancia_kyc::documents::{LocalDirStore, ObjectStore};
 use advancia_kyc::provider::LocalProvider;
 use advancia_kyc::s3::{S3Config, S3ConfigError, S3Store};
 use advancia_kyc::sanctions::SanctionsList;
 use advancia_kyc::{
-    ApproveRequest, DocumentKind, KycConfig, KycError, KycService, State as KycState, SubmitRequest,
+    ApproveRequest, DocumentKind, KycConfig, KycService, State as KycState, SubmitRequest,
 };
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -30,8 +30,8 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 const OFFICERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
 const SCREEN_SCOPE: &str = "compliance:screen";
@@ -226,105 +226,15 @@ pub fn spawn_background(
     }))
 }
 
-pub enum ApiError {
-    Auth(AuthProblem),
-    Kyc(KycError),
-    Problem(Problem),
+fn bad_request(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Bad Request").with_detail(detail)
 }
 
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<KycError> for ApiError {
-    fn from(e: KycError) -> Self {
-        ApiError::Kyc(e)
-    }
-}
-
-impl From<DocumentError> for ApiError {
-    fn from(e: DocumentError) -> Self {
-        ApiError::Kyc(KycError::Document(e))
-    }
-}
-
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
-        ApiError::Problem(p)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Problem(p) => return p.into_response(),
-            ApiError::Kyc(e) => e,
-        };
-        let (status, kind) = match &e {
-            KycError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            KycError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            KycError::IllegalTransition { .. } => (StatusCode::CONFLICT, "illegal-transition"),
-            KycError::AlreadyOpen => (StatusCode::CONFLICT, "verification-open"),
-            KycError::SanctionsHit(_) => (StatusCode::CONFLICT, "sanctions-match"),
-            KycError::Document(d) => match d {
-                DocumentError::TooLarge { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "document-too-large")
-                }
-                DocumentError::Empty => (StatusCode::BAD_REQUEST, "invalid-input"),
-                DocumentError::UnsupportedType(_) => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
-                }
-                DocumentError::TypeMismatch { .. } => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type-mismatch")
-                }
-                DocumentError::Malicious(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "document-rejected")
-                }
-                DocumentError::Io(_)
-                | DocumentError::StoreRefused { .. }
-                | DocumentError::StoreCorrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-                DocumentError::StoreUnavailable { .. } => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "document-store-unavailable",
-                ),
-            },
-            KycError::Chain(advancia_chains::ChainError::Invalid(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid-input")
-            }
-            KycError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
-            KycError::Database(_) | KycError::Corrupt(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let mut p = Problem::new(status, kind, title);
-        if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
-            // Error texts name no personal data (see KycError); still only the kind is public.
-            tracing::error!(error = %e, "kyc error");
-        } else {
-            p = p.with_detail(e.to_string());
-        }
-        p.into_response()
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
-
-fn bad_request(detail: impl Into<String>) -> ApiError {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Bad Request")
-        .with_detail(detail)
-        .into()
-}
-
-fn payload_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+fn payload_error(e: axum::extract::multipart::MultipartError) -> Problem {
     let status = e.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         Problem::new(status, "document-too-large", "Payload Too Large")
             .with_detail("the request body exceeds the upload limit")
-            .into()
     } else {
         bad_request(format!("malformed multipart body: {}", e.body_text()))
     }

@@ -5,9 +5,7 @@
 //! numbers); ids in paths may also be given as UUIDs, the ledger's storage form.
 
 use advancia_auth::Role;
-use advancia_ledger::{
-    Ledger, LedgerDef, LedgerError, NewAccount, NewTransfer, OnChainFact, ReconcileScope,
-};
+use advancia_ledger::{Ledger, LedgerDef, NewAccount, NewTransfer, OnChainFact, ReconcileScope};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,8 +16,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::pagination::{Page, PageParams};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 /// Who may read the books: operators and compliance, or partners' keys with this scope.
 const READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
@@ -27,73 +25,8 @@ pub const READ_SCOPE: &str = "ledger:read";
 /// Who may write off-chain entries (fees, tax, adjustments) and define accounts.
 const WRITERS: &[Role] = &[Role::Admin];
 
-/// Errors of this module as problem+json.
-pub enum ApiError {
-    Auth(AuthProblem),
-    Ledger(LedgerError),
-    NotFound(&'static str),
-    BadRequest(String),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<LedgerError> for ApiError {
-    fn from(e: LedgerError) -> Self {
-        ApiError::Ledger(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Auth(a) => a.into_response(),
-            ApiError::Problem(p) => p.into_response(),
-            ApiError::NotFound(what) => Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("{what} not found"),
-            )
-            .into_response(),
-            ApiError::BadRequest(d) => {
-                Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
-                    .with_detail(d)
-                    .into_response()
-            }
-            ApiError::Ledger(e) => {
-                let (status, kind) = match &e {
-                    LedgerError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-                    LedgerError::AccountNotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-                    LedgerError::AccountHasPendingBalance(_) => {
-                        (StatusCode::CONFLICT, "account-has-pending-balance")
-                    }
-                    LedgerError::Transfer(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "transfer-rejected")
-                    }
-                    LedgerError::Overflow => (StatusCode::UNPROCESSABLE_ENTITY, "overflow"),
-                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-                };
-                let title = status.canonical_reason().unwrap_or("Error");
-                let mut p = Problem::new(status, kind, title);
-                if status.is_server_error() {
-                    tracing::error!(error = %e, "ledger error");
-                } else {
-                    p = p.with_detail(e.to_string());
-                }
-                p.into_response()
-            }
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
-
 fn require_reader(p: &Principal) -> Result<()> {
-    Ok(p.require_scope_or_role(READ_SCOPE, READERS)?)
+    p.require_scope_or_role(READ_SCOPE, READERS)
 }
 
 fn require_writer(p: &Principal) -> Result<()> {
@@ -107,7 +40,16 @@ fn parse_id(s: &str) -> Result<u128> {
         .ok()
         .or_else(|| uuid::Uuid::try_parse(s).ok().map(|u| u.as_u128()))
         .filter(|id| *id != 0)
-        .ok_or_else(|| ApiError::BadRequest(format!("`{s}` is not a ledger id (decimal or UUID)")))
+        .ok_or_else(|| Problem::invalid(format!("`{s}` is not a ledger id (decimal or UUID)")))
+}
+
+/// 404 titled after what is missing (`account not found`).
+fn not_found(what: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("{what} not found"),
+    )
 }
 
 fn ledger(st: &AppState) -> &Ledger {
@@ -190,7 +132,7 @@ pub async fn create_entries(
 ) -> Result<Response> {
     require_writer(&p)?;
     if b.transfers.is_empty() {
-        return Err(ApiError::BadRequest("no transfers".into()));
+        return Err(Problem::invalid("no transfers"));
     }
     let results = ledger(&st).create_transfers(&b.transfers).await?;
     Ok(batch_response(results))
@@ -241,7 +183,7 @@ pub async fn account_balance(
     let account = ledger(&st)
         .account(parse_id(&id)?)
         .await?
-        .ok_or(ApiError::NotFound("account"))?;
+        .ok_or_else(|| not_found("account"))?;
     Ok(Json(account))
 }
 
@@ -258,7 +200,7 @@ pub async fn account_transactions(
 ) -> Result<impl IntoResponse> {
     require_reader(&p)?;
     let id = parse_id(&id)?;
-    let after: u64 = page.after().map_err(ApiError::Problem)?.unwrap_or(0);
+    let after: u64 = page.after()?.unwrap_or(0);
     let limit = page.limit();
     let rows = ledger(&st)
         .account_transfers(id, after, limit.saturating_add(1))
@@ -280,7 +222,7 @@ pub async fn transaction(
     let t = ledger(&st)
         .transfer(parse_id(&id)?)
         .await?
-        .ok_or(ApiError::NotFound("transfer"))?;
+        .ok_or_else(|| not_found("transfer"))?;
     Ok(Json(t))
 }
 
@@ -342,7 +284,7 @@ pub async fn financial_report(
         "income_statement" => Json(l.income_statement(q.ledger, from, q.to).await?).into_response(),
         "tax" => Json(l.tax_report(q.ledger, from, q.to).await?).into_response(),
         other => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(Problem::invalid(format!(
                 "unknown report `{other}`; one of trial_balance, balance_sheet, income_statement, tax"
             )));
         }

@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use advancia_auth::{AuthError, Role};
+use advancia_auth::Role;
 use advancia_notifications::{
     ChannelKind, Notification, NotificationError, NotificationFilter, PreferencesUpdate, Priority,
     SendRequest, TemplateInput,
@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::pagination::{Page, PageParams};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 /// Who may send notifications to any user.
 const SENDERS: &[Role] = &[Role::FacilityAdmin, Role::Admin];
@@ -36,64 +36,12 @@ const SENDERS: &[Role] = &[Role::FacilityAdmin, Role::Admin];
 const ADMINS: &[Role] = &[Role::Admin];
 pub const SEND_SCOPE: &str = "notifications:send";
 
-pub enum ApiError {
-    Auth(AuthProblem),
-    Notification(NotificationError),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<NotificationError> for ApiError {
-    fn from(e: NotificationError) -> Self {
-        ApiError::Notification(e)
-    }
-}
-
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
-        ApiError::Problem(p)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        use NotificationError as E;
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Problem(p) => return p.into_response(),
-            ApiError::Notification(e) => e,
-        };
-        let (status, kind) = match &e {
-            E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            E::Template(_) => (StatusCode::UNPROCESSABLE_ENTITY, "template-error"),
-            E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            E::Database(_) | E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        let title = status.canonical_reason().unwrap_or("Error");
-        let p = Problem::new(status, kind, title);
-        if status.is_server_error() {
-            tracing::error!(error = %e, "notifications error");
-            p.into_response()
-        } else {
-            p.with_detail(e.to_string()).into_response()
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
-
-fn forbidden() -> ApiError {
-    ApiError::Auth(AuthProblem(AuthError::Forbidden))
+fn forbidden() -> Problem {
+    Problem::forbidden()
 }
 
 fn parse_uuid(s: &str, what: &'static str) -> Result<Uuid> {
-    Uuid::try_parse(s).map_err(|_| ApiError::Notification(NotificationError::NotFound(what)))
+    Uuid::try_parse(s).map_err(|_| NotificationError::NotFound(what).into())
 }
 
 pub fn router() -> Router<AppState> {

@@ -10,11 +10,10 @@
 //!   `POST /payments/{id}/release` (escrow), `GET /payments/history`.
 
 use advancia_auth::Role;
-use advancia_chains::ChainError;
 use advancia_payments::{Amount, HistoryFilter, InitiateRequest, Payment, PaymentError};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -24,8 +23,8 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::pagination::{Page, PageParams};
-use crate::principal::{AuthProblem, Principal};
-use crate::problem::Problem;
+use crate::principal::Principal;
+use crate::problem::{Problem, Result};
 
 /// Who may create payment intents (patients pay; staff bill on a patient's behalf).
 const PAYERS: &[Role] = &[
@@ -38,87 +37,6 @@ const PAYERS: &[Role] = &[
 const OPERATORS: &[Role] = &[Role::FacilityAdmin, Role::Admin];
 /// Who may list every intent.
 const AUDITORS: &[Role] = &[Role::FacilityAdmin, Role::Admin, Role::ComplianceOfficer];
-
-pub enum ApiError {
-    Auth(AuthProblem),
-    Payment(PaymentError),
-    Problem(Problem),
-}
-
-impl From<AuthProblem> for ApiError {
-    fn from(e: AuthProblem) -> Self {
-        ApiError::Auth(e)
-    }
-}
-
-impl From<PaymentError> for ApiError {
-    fn from(e: PaymentError) -> Self {
-        ApiError::Payment(e)
-    }
-}
-
-impl From<Problem> for ApiError {
-    fn from(p: Problem) -> Self {
-        ApiError::Problem(p)
-    }
-}
-
-/// Problem for a chain-service error (shared with the blockchain routes).
-pub fn chain_problem(e: &ChainError) -> Problem {
-    let (status, kind) = match e {
-        ChainError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-        ChainError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "transaction-rejected"),
-        ChainError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
-        ChainError::Decode(..) => (StatusCode::UNPROCESSABLE_ENTITY, "unexpected-account"),
-        ChainError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    };
-    problem(status, kind, e)
-}
-
-fn problem(status: StatusCode, kind: &str, e: &dyn std::fmt::Display) -> Problem {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let p = Problem::new(status, kind, title);
-    if status.is_server_error() && status != StatusCode::BAD_GATEWAY {
-        tracing::error!(error = %e, kind, "payments error");
-        p
-    } else {
-        p.with_detail(e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        use PaymentError as E;
-        let e = match self {
-            ApiError::Auth(a) => return a.into_response(),
-            ApiError::Problem(p) => return p.into_response(),
-            ApiError::Payment(e) => e,
-        };
-        let (status, kind) = match &e {
-            E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            E::NotFound => (StatusCode::NOT_FOUND, "not-found"),
-            E::FacilityNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, "facility-not-found"),
-            E::FacilityInactive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "facility-inactive"),
-            E::AssetNotAccepted(_) => (StatusCode::UNPROCESSABLE_ENTITY, "asset-not-accepted"),
-            E::Paused => (StatusCode::SERVICE_UNAVAILABLE, "program-paused"),
-            E::NotDeployed => (StatusCode::SERVICE_UNAVAILABLE, "program-not-deployed"),
-            E::KycRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "kyc-required"),
-            E::Expired(_) => (StatusCode::GONE, "payment-expired"),
-            E::AlreadyPaid => (StatusCode::CONFLICT, "already-paid"),
-            E::NotFinalized(_) => (StatusCode::CONFLICT, "not-finalized"),
-            E::Mismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "payment-mismatch"),
-            E::NotAllowed(_) => (StatusCode::FORBIDDEN, "wrong-signer"),
-            E::NothingToRefund(_) => (StatusCode::CONFLICT, "nothing-to-refund"),
-            E::Chain(c) => return chain_problem(c).into_response(),
-            E::Indexer(_) | E::Ledger(_) | E::Database(_) | E::Corrupt(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        problem(status, kind, &e).into_response()
-    }
-}
-
-type Result<T> = std::result::Result<T, ApiError>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -136,7 +54,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn parse_id(s: &str) -> Result<Uuid> {
-    Uuid::try_parse(s).map_err(|_| ApiError::Payment(PaymentError::NotFound))
+    Uuid::try_parse(s).map_err(|_| PaymentError::NotFound.into())
 }
 
 /// The intent, if the caller may see it: its creator, or an operator. Others get 404, so
@@ -486,9 +404,7 @@ pub struct HistoryParams {
 fn parse_time(v: Option<&str>, what: &str) -> Result<Option<OffsetDateTime>> {
     v.map(|s| {
         OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
-            ApiError::Payment(PaymentError::Invalid(format!(
-                "{what} `{s}` is not an RFC 3339 time"
-            )))
+            PaymentError::Invalid(format!("{what} `{s}` is not an RFC 3339 time")).into()
         })
     })
     .transpose()
@@ -508,9 +424,7 @@ pub async fn history(
 ) -> Result<impl IntoResponse> {
     let claims = p.require_role(&Role::ALL)?;
     if q.all && !claims.has_any(AUDITORS) {
-        return Err(ApiError::Auth(AuthProblem(
-            advancia_auth::AuthError::Forbidden,
-        )));
+        return Err(Problem::forbidden());
     }
     if let Some(s) = &q.status
         && !["pending", "confirmed", "finalized", "failed", "expired"].contains(&s.as_str())
