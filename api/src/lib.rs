@@ -53,6 +53,10 @@ pub struct AppState {
     /// Services this process runs (`--services`); readiness checks their dependencies.
     pub enabled_services: ops::ServiceSet,
     pub readiness: ops::ReadinessConfig,
+    /// The CosmWasm chain the ledger also posts, if any (see [`ServicesConfig`]).
+    pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
+    /// Counters of the ledger's posting rules, per chain (metrics).
+    pub ledger_posting: observe::PostingStats,
 }
 
 impl AppState {
@@ -98,6 +102,8 @@ impl AppState {
             public_url: services.public_url,
             enabled_services: ops::ServiceSet::all(),
             readiness: ops::ReadinessConfig::default(),
+            cosmos_assets: services.cosmos_assets,
+            ledger_posting: Arc::default(),
         }
     }
 
@@ -123,6 +129,9 @@ pub struct ServicesConfig {
     /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
     pub llm: Option<advancia_agents::llm::LlmConfig>,
     pub kyc: routes::kyc::KycSettings,
+    /// A CosmWasm chain whose money events the ledger posts (`ADVANCIA_COSMOS_CHAIN_ID`),
+    /// with its assets' scales (`ADVANCIA_COSMOS_ASSET_SCALES`).
+    pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
 }
 
 impl Default for ServicesConfig {
@@ -134,6 +143,7 @@ impl Default for ServicesConfig {
             trusted_proxy_hops: 0,
             llm: None,
             kyc: Default::default(),
+            cosmos_assets: None,
         }
     }
 }
@@ -201,6 +211,25 @@ impl ServicesConfig {
         match routes::kyc::KycSettings::from_vars(&get) {
             Ok(kyc) => c.kyc = kyc,
             Err(e) => errors.push(e),
+        }
+        // The ledger's posting rules read decimals of Solana mints on chain; a CosmWasm
+        // chain's assets carry none, so the operator states them (ADR 0023).
+        let scales = var("ADVANCIA_COSMOS_ASSET_SCALES").unwrap_or_default();
+        match var("ADVANCIA_COSMOS_CHAIN_ID") {
+            Some(id) => {
+                match advancia_ledger::projection::ConfiguredAssets::parse(
+                    format!("cosmos:{}", id.trim()),
+                    &scales,
+                ) {
+                    Ok(a) => c.cosmos_assets = Some(a),
+                    Err(e) => errors.push(format!("ADVANCIA_COSMOS_ASSET_SCALES: {e}")),
+                }
+            }
+            None if !scales.is_empty() => errors.push(
+                "ADVANCIA_COSMOS_ASSET_SCALES: set ADVANCIA_COSMOS_CHAIN_ID too (the chain they belong to)"
+                    .into(),
+            ),
+            None => {}
         }
         if errors.is_empty() {
             Ok(c)
@@ -361,19 +390,35 @@ pub fn followers(
         ));
     }
     if services.has("ledger") {
-        let projection = advancia_ledger::projection::Projection::new(
+        use advancia_ledger::projection::Projection;
+        let solana = Projection::new(
             state.ledger.clone(),
             advancia_indexer::SOLANA,
             state.chain.clone(),
         );
-        let indexer = state.pool.clone();
-        let stop = shutdown.wait();
+        let register = |chain: &str, stats| {
+            if let Ok(mut all) = state.ledger_posting.lock() {
+                all.push((chain.to_owned(), stats));
+            }
+        };
+        register(solana.chain(), solana.stats());
         out.push((
             "ledger-posting",
-            projection
-                .run(indexer, Duration::from_secs(30), stop)
+            solana
+                .run(state.pool.clone(), Duration::from_secs(30), shutdown.wait())
                 .boxed(),
         ));
+        if let Some(assets) = state.cosmos_assets.clone() {
+            let chain = assets.chain().to_owned();
+            let cosmos = Projection::new(state.ledger.clone(), chain.clone(), assets);
+            register(&chain, cosmos.stats());
+            out.push((
+                "ledger-posting-cosmos",
+                cosmos
+                    .run(state.pool.clone(), Duration::from_secs(30), shutdown.wait())
+                    .boxed(),
+            ));
+        }
     }
     let mut sources = Vec::new();
     if services.has("payments") {

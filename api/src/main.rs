@@ -284,7 +284,11 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         Some(addr) => {
             let (bound, task) = advancia_telemetry::metrics::serve(
                 addr,
-                advancia_api::observe::render(&http_metrics, pool.clone()),
+                advancia_api::observe::render(
+                    &http_metrics,
+                    pool.clone(),
+                    state.ledger_posting.clone(),
+                ),
             )
             .await
             .with_context(|| format!("binding the metrics address {addr}"))?;

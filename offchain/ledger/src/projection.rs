@@ -175,6 +175,11 @@ impl ConfiguredAssets {
         self.scales.len()
     }
 
+    /// The chain these assets belong to (`cosmos:<chain id>`).
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scales.is_empty()
     }
