@@ -115,6 +115,10 @@ enum BenchTarget {
     /// Compute units per program instruction beside a plain SPL `transfer_checked` (metered
     /// on the SBF build where `cargo build-sbf` exists; natively only the BPF callees are).
     Programs,
+    /// Payments signed and sent by wallets at 10, 50 and 100/s: P50/P95/P99 from a block's
+    /// finality to the intent reading `finalized` and to its signed webhook arriving, beside
+    /// the local node's own finality time.
+    Lifecycle,
 }
 
 fn main() {
@@ -336,6 +340,24 @@ fn bench(target: BenchTarget) -> Result<()> {
                         "advancia-e2e",
                         "--bin",
                         "advancia-api-bench",
+                    ])
+                    .env("DATABASE_URL", &pg.url),
+                &step,
+            )?;
+            step.done("finished");
+        }
+        BenchTarget::Lifecycle => {
+            let step = Step::start("payment lifecycle benchmark (release build)");
+            run_checked(
+                cargo()
+                    .args([
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "-p",
+                        "advancia-e2e",
+                        "--bin",
+                        "advancia-bench-lifecycle",
                     ])
                     .env("DATABASE_URL", &pg.url),
                 &step,

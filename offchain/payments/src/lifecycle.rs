@@ -23,7 +23,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use advancia_chains::SolanaChain;
-use advancia_db::follow::{BoxError, Cursor, Follower, Handler};
+use advancia_db::follow::{BoxError, Cursor, FollowConfig, Follower, Handler};
 use advancia_indexer_store::stream::{IndexedEvent, IndexerLog, StreamFilter};
 use advancia_indexer_store::{SOLANA, lookup, query};
 use advancia_pay::client as pay;
@@ -155,6 +155,26 @@ pub(crate) struct Failure {
     pub error: String,
 }
 
+/// Domain events of one transaction, appended to the outbox together just before it
+/// commits: an append holds the outbox's lock until then (ADR 0023), so nothing else (an
+/// indexer read on another pooled connection) may happen after the first one.
+#[derive(Default)]
+pub(crate) struct Outgoing(Vec<(Payment, &'static str, Value)>);
+
+impl Outgoing {
+    fn push(&mut self, p: &Payment, kind: &'static str, extra: Value) {
+        self.0.push((p.clone(), kind, extra));
+    }
+
+    /// Appends every event, in order.
+    pub(crate) async fn flush(self, conn: &mut PgConnection) -> Result<(), PaymentError> {
+        for (p, kind, extra) in self.0 {
+            crate::events::publish(conn, &p, kind, extra).await?;
+        }
+        Ok(())
+    }
+}
+
 /// What the chain says of an intent.
 #[derive(Debug, Default)]
 struct Derived {
@@ -224,6 +244,11 @@ impl Lifecycle {
             ),
             Cursor::new(self.pool.clone(), "payments.cursors", "indexer:solana"),
         )
+        // Short batches: each holds its intents' row locks until it commits.
+        .with_config(FollowConfig {
+            batch: 100,
+            ..FollowConfig::default()
+        })
     }
 
     /// Follows the chain until `stop`: the stream, the expiry timer and the failed-attempt
@@ -287,11 +312,13 @@ impl Lifecycle {
         .fetch_all(&mut *tx)
         .await?;
         let mut moved = 0;
+        let mut events = Outgoing::default();
         for id in due {
-            if self.settle(&mut tx, id, None).await? {
+            if self.settle(&mut tx, id, None, &mut events).await? {
                 moved += 1;
             }
         }
+        events.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -330,9 +357,11 @@ impl Lifecycle {
                 error: failed.error.clone().unwrap_or_default(),
             };
             let mut tx = self.pool.begin().await?;
-            if self.settle(&mut tx, id, Some(failure)).await? {
+            let mut events = Outgoing::default();
+            if self.settle(&mut tx, id, Some(failure), &mut events).await? {
                 moved += 1;
             }
+            events.flush(&mut tx).await?;
             tx.commit().await?;
         }
         Ok(moved)
@@ -536,12 +565,14 @@ impl Lifecycle {
     }
 
     /// Locks intent `id`, derives it from the chain and writes any change with its history
-    /// and events, in `conn`'s transaction. Returns whether the status changed.
+    /// in `conn`'s transaction, collecting its events in `events` (the caller appends them
+    /// last). Returns whether the status changed.
     pub(crate) async fn settle(
         &self,
         conn: &mut PgConnection,
         id: Uuid,
         failure: Option<Failure>,
+        events: &mut Outgoing,
     ) -> Result<bool, PaymentError> {
         let Some(p): Option<Payment> = sqlx::query_as(&format!(
             "SELECT {PAYMENT_COLS} FROM payments.payments WHERE id = $1 FOR UPDATE"
@@ -613,20 +644,18 @@ impl Lifecycle {
             .fetch_one(&mut *conn)
             .await?;
         }
-        self.record_mismatches(conn, &updated, &d.mismatches)
+        self.record_mismatches(conn, &updated, &d.mismatches, events)
             .await?;
         let status_changed = updated.status != p.status;
         if status_changed {
             let detail = json!({ "from": p.status, "signature": updated.signature,
                                  "slot": updated.slot, "failure": updated.failure });
             crate::history(conn, id, &updated.status, &detail).await?;
-            crate::events::publish(
-                conn,
+            events.push(
                 &updated,
                 "payment.status_changed",
                 json!({"from": p.status}),
-            )
-            .await?;
+            );
         }
         // Refunds and releases keep the status: events of their own.
         for (event, kind, before, after) in [
@@ -648,13 +677,11 @@ impl Lifecycle {
                 let detail =
                     json!({ "event": event, "amount": amount, "total": after.to_string() });
                 crate::history(conn, id, &updated.status, &detail).await?;
-                crate::events::publish(
-                    conn,
+                events.push(
                     &updated,
                     kind,
                     json!({"amount_delta": amount, "total": after.to_string()}),
-                )
-                .await?;
+                );
             }
         }
         Ok(status_changed)
@@ -668,6 +695,7 @@ impl Lifecycle {
         conn: &mut PgConnection,
         p: &Payment,
         current: &[(Candidate, Vec<&'static str>, u64, u64)],
+        events: &mut Outgoing,
     ) -> Result<(), PaymentError> {
         type Key = (String, String, i32, i32);
         let stored: Vec<(Uuid, String, String, i32, i32)> = sqlx::query_as(
@@ -745,13 +773,11 @@ impl Lifecycle {
                     });
                     let detail = json!({ "event": "mismatch_detected", "mismatch": mismatch });
                     crate::history(conn, p.id, &p.status, &detail).await?;
-                    crate::events::publish(
-                        conn,
+                    events.push(
                         p,
                         "payment.mismatch_detected",
                         json!({ "mismatch": mismatch }),
-                    )
-                    .await?;
+                    );
                 }
             }
         }
@@ -781,9 +807,11 @@ impl Handler<IndexedEvent> for Lifecycle {
         for e in entries {
             ids.extend(self.affected(conn, e).await?);
         }
+        let mut events = Outgoing::default();
         for id in ids {
-            self.settle(conn, id, None).await?;
+            self.settle(conn, id, None, &mut events).await?;
         }
+        events.flush(conn).await?;
         Ok(())
     }
 }

@@ -84,9 +84,15 @@ impl PaymentService {
         }
     }
 
-    /// The worker that moves this service's intents as the chain does.
+    /// The worker that moves this service's intents as the chain does. Its reads of the
+    /// indexer go through a small pool of their own: it holds intents' row locks while it
+    /// reads, so it must never wait for a connection that a request blocked on one of those
+    /// locks is holding.
     pub fn lifecycle(&self) -> Lifecycle {
-        Lifecycle::new(self.pool.clone(), self.indexer.clone(), self.chain.clone())
+        let indexer = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with((*self.indexer.connect_options()).clone());
+        Lifecycle::new(self.pool.clone(), indexer, self.chain.clone())
     }
 
     pub fn pool(&self) -> &PgPool {
