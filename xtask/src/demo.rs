@@ -1,9 +1,14 @@
 //! `cargo xtask demo`: the local stack and one scripted scenario, each step timed:
 //! Postgres, migrations, the local Solana node with our program, the indexer, the API with
 //! its followers (payments lifecycle, ledger posting; health, readiness), and a payment end
-//! to end — a patient signs up with
-//! 2FA, initiates a payment, their wallet signs the Solana Pay transaction request, the API
-//! relays it, the indexer sees it finalize, the payment is confirmed and the books balance.
+//! to end — a patient signs up with 2FA, initiates a payment, their wallet signs the Solana
+//! Pay transaction request, the API relays it, the indexer sees it finalize, the payment is
+//! confirmed and the books balance.
+//!
+//! The binaries are built exactly as `cargo xtask test` builds them (the same `cargo test
+//! --no-run` selection, so the same feature resolution): after a test run nothing is
+//! rebuilt. The services log to files under `target/demo/logs`; the terminal shows only the
+//! scenario's steps and its summary.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -25,38 +30,40 @@ const LOCALNET_ADDR: &str = "127.0.0.1:8899";
 /// The indexer's Prometheus endpoint.
 const INDEXER_METRICS: &str = "127.0.0.1:9464";
 
-pub fn run(once: bool, listen: &str) -> Result<()> {
+pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
     crate::toolchain::ensure_system_libraries()?;
     let pg = postgres::ensure()?;
     let url = postgres::ensure_database(&pg.url, DEMO_DATABASE)?;
 
     let step = Step::start(
-        "build the binaries (advancia, advancia-localnet, advancia-indexer, advancia-demo-payment)",
+        "build the binaries as the test run does (nothing to do after `cargo xtask test`; \
+         cargo shows its progress otherwise)",
     );
-    run_checked(
-        crate::cargo().args([
-            "build",
-            "--quiet",
-            "-p",
-            "advancia-api",
-            "--bin",
-            "advancia",
-            "-p",
-            "advancia-localnet",
-            "--bin",
-            "advancia-localnet",
-            "-p",
-            "advancia-indexer",
-            "--bin",
-            "advancia-indexer",
-            "-p",
-            "advancia-e2e",
-            "--bin",
-            "advancia-demo-payment",
-        ]),
-        &step,
-    )?;
-    step.done("advancia, advancia-localnet, advancia-indexer, advancia-demo-payment (debug)");
+    let built = Instant::now();
+    // `cargo nextest run` builds with this very `cargo test --no-run` selection: a different
+    // one (`cargo build -p …`) resolves features differently and rebuilds half the tree.
+    let status = crate::cargo()
+        .args(crate::TEST_BUILD)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        step.fail(&format!("cargo exited with {status}"));
+        bail!("build failed");
+    }
+    step.done(&format!(
+        "advancia, advancia-localnet, advancia-indexer, advancia-demo-payment (debug, {:.1}s)",
+        built.elapsed().as_secs_f64()
+    ));
+    let logs = crate::workspace_root().join("target/demo/logs");
+    std::fs::create_dir_all(&logs)?;
+    let log = |name: &str| -> Result<(std::process::Stdio, std::process::Stdio)> {
+        let f = std::fs::File::create(logs.join(format!("{name}.log")))?;
+        Ok((f.try_clone()?.into(), f.into()))
+    };
+    println!(
+        "demo: service logs in {} (localnet.log, indexer.log, api.log)",
+        logs.display()
+    );
     // Where cargo put them: `CARGO_TARGET_DIR` when set, else `target/`.
     let debug = crate::wasm::target_dir().join("debug");
     let bin = debug.join("advancia");
@@ -69,13 +76,24 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     if let Some(dir) = snapshot.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let (out, err) = log("localnet")?;
     let mut localnet = ChildGuard(
         Command::new(&localnet_bin)
             .args(["--rpc-port", "8899", "--snapshot"])
             .arg(&snapshot)
-            // Program logs per instruction are the runtime's debug output: not for the demo.
-            .env("RUST_LOG", "warn,advancia_localnet=info")
-            .stdout(std::process::Stdio::null())
+            // Program logs per instruction are the runtime's debug output, and its per-slot
+            // warnings (a rent-paying fee account on a fresh chain) are noise: not for the
+            // demo unless asked.
+            .env(
+                "RUST_LOG",
+                if verbose {
+                    "warn,advancia_localnet=info"
+                } else {
+                    "error,advancia_localnet=info"
+                },
+            )
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .context("starting advancia-localnet")?,
         "the local Solana node",
@@ -97,12 +115,15 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     let step = Step::start(&format!(
         "start the indexer (JSON-RPC {LOCALNET_ADDR} → Postgres; metrics {INDEXER_METRICS})"
     ));
+    let (out, err) = log("indexer")?;
     let mut indexer = ChildGuard(
         Command::new(&indexer_bin)
             .args(["--rpc-url", &format!("http://{LOCALNET_ADDR}")])
             .args(["--metrics-addr", INDEXER_METRICS])
             .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if verbose { "debug" } else { "info" })
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .context("starting advancia-indexer")?,
         "the indexer",
@@ -116,12 +137,23 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     step.done(&format!("GET http://{INDEXER_METRICS}/metrics → 200"));
 
     let step = Step::start(&format!("start the API on {listen}"));
+    let (out, err) = log("api")?;
     let mut api = ChildGuard(
         Command::new(&bin)
             .args(["serve", "--no-migrate", "--listen", listen])
             .env("DATABASE_URL", &url)
             .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
             .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
+            .env(
+                "RUST_LOG",
+                if verbose {
+                    "debug,sqlx=info"
+                } else {
+                    "info,sqlx::postgres::notice=warn"
+                },
+            )
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .context("starting advancia serve")?,
         "the API",
@@ -188,9 +220,10 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
         return Ok(());
     }
     println!(
-        "demo: API at http://{listen} (reference: /api/v1/docs); Solana RPC at http://{LOCALNET_ADDR} \
-         (solana config set --url http://{LOCALNET_ADDR}); indexer metrics at \
-         http://{INDEXER_METRICS}/metrics. Ctrl-C stops."
+        "demo serving: API at http://{listen} (reference: /api/v1/docs); Solana RPC at \
+         http://{LOCALNET_ADDR} (solana config set --url http://{LOCALNET_ADDR}); indexer \
+         metrics at http://{INDEXER_METRICS}/metrics; logs in {}. Ctrl-C stops.",
+        logs.display()
     );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

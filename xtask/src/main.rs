@@ -46,6 +46,9 @@ enum Cmd {
         /// Address the API listens on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Also log the local node's runtime warnings (per slot) and the services' debug lines.
+        #[arg(long)]
+        verbose: bool,
     },
     /// `cargo fmt --check` and `cargo clippy --workspace --all-targets -- -D warnings`.
     Lint,
@@ -135,7 +138,11 @@ fn run(cli: Cli) -> Result<()> {
             no_lint,
             nextest_args,
         } => test(no_lint, &nextest_args),
-        Cmd::Demo { once, listen } => demo::run(once, &listen),
+        Cmd::Demo {
+            once,
+            listen,
+            verbose,
+        } => demo::run(once, &listen, verbose),
         Cmd::Lint => lint(),
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
@@ -301,6 +308,10 @@ fn lint() -> Result<()> {
 /// `Digest::finalize` shadows `blake3::Hasher::finalize` inside libwild). Its own build also
 /// keeps wasmer out of every other crate's rebuilds.
 const OWN_BUILD: &str = "advancia-pay-cosmwasm-vm-tests";
+
+/// What `cargo nextest run --workspace --exclude OWN_BUILD` builds (nextest runs this very
+/// `cargo test --no-run`); the demo builds its binaries with it to reuse the test build.
+pub const TEST_BUILD: &[&str] = &["test", "--no-run", "--workspace", "--exclude", OWN_BUILD];
 
 fn bench(target: BenchTarget) -> Result<()> {
     // Everything but the program table measures against Postgres.
