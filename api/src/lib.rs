@@ -42,7 +42,10 @@ pub struct AppState {
     pub payments: advancia_payments::PaymentService,
     pub facilities: advancia_facilities::FacilityService,
     pub notifications: advancia_notifications::NotificationService,
-    /// Agents; tasks go over the in-process bus unless `main` swaps in NATS (ADR 0020).
+    /// The event bus: agent tasks and the services' domain events; in-process unless `main`
+    /// swaps in NATS JetStream (ADRs 0019, 0020).
+    pub bus: advancia_bus::Bus,
+    /// Agents; their tasks go over [`AppState::bus`].
     pub agents: advancia_agents::AgentService,
     pub kyc: advancia_kyc::KycService,
     /// Public base URL (no trailing slash) of every link we hand out (payment links,
@@ -51,6 +54,10 @@ pub struct AppState {
     /// Services this process runs (`--services`); readiness checks their dependencies.
     pub enabled_services: ops::ServiceSet,
     pub readiness: ops::ReadinessConfig,
+    /// The CosmWasm chain the ledger also posts, if any (see [`ServicesConfig`]).
+    pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
+    /// Counters of the ledger's posting rules, per chain (metrics).
+    pub ledger_posting: observe::PostingStats,
 }
 
 impl AppState {
@@ -62,9 +69,12 @@ impl AppState {
         services: ServicesConfig,
     ) -> AppState {
         let chain = advancia_chains::SolanaChain::new(services.solana_rpc_url);
+        let bus: advancia_bus::Bus =
+            std::sync::Arc::new(advancia_bus::memory::InProcessBus::default());
         AppState {
             wallets: advancia_chains::wallets::WalletStore::new(pool.clone()),
             payments: advancia_payments::PaymentService::new(
+                pool.clone(),
                 pool.clone(),
                 chain.clone(),
                 ledger.clone(),
@@ -75,7 +85,7 @@ impl AppState {
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
             agents: advancia_agents::AgentService::new(
                 pool.clone(),
-                std::sync::Arc::new(advancia_bus::memory::InProcessBus::default()),
+                bus.clone(),
                 services.llm.and_then(|c| {
                     advancia_agents::llm::LlmClient::new(c)
                         .inspect_err(
@@ -85,6 +95,7 @@ impl AppState {
                 }),
             ),
             kyc: services.kyc.service(pool.clone()),
+            bus,
             chain,
             pool,
             auth,
@@ -96,6 +107,8 @@ impl AppState {
                 .unwrap_or_else(|| DEV_PUBLIC_URL.to_owned()),
             enabled_services: ops::ServiceSet::all(),
             readiness: ops::ReadinessConfig::default(),
+            cosmos_assets: services.cosmos_assets,
+            ledger_posting: Arc::default(),
         }
     }
 
@@ -129,6 +142,9 @@ pub struct ServicesConfig {
     /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
     pub llm: Option<advancia_agents::llm::LlmConfig>,
     pub kyc: routes::kyc::KycSettings,
+    /// A CosmWasm chain whose money events the ledger posts (`ADVANCIA_COSMOS_CHAIN_ID`),
+    /// with its assets' scales (`ADVANCIA_COSMOS_ASSET_SCALES`).
+    pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
 }
 
 impl Default for ServicesConfig {
@@ -141,6 +157,7 @@ impl Default for ServicesConfig {
             trusted_proxy_hops: 0,
             llm: None,
             kyc: Default::default(),
+            cosmos_assets: None,
         }
     }
 }
@@ -214,6 +231,25 @@ impl ServicesConfig {
         match routes::kyc::KycSettings::from_vars(&get) {
             Ok(kyc) => c.kyc = kyc,
             Err(e) => errors.push(e),
+        }
+        // The ledger's posting rules read decimals of Solana mints on chain; a CosmWasm
+        // chain's assets carry none, so the operator states them (ADR 0023).
+        let scales = var("ADVANCIA_COSMOS_ASSET_SCALES").unwrap_or_default();
+        match var("ADVANCIA_COSMOS_CHAIN_ID") {
+            Some(id) => {
+                match advancia_ledger::projection::ConfiguredAssets::parse(
+                    format!("cosmos:{}", id.trim()),
+                    &scales,
+                ) {
+                    Ok(a) => c.cosmos_assets = Some(a),
+                    Err(e) => errors.push(format!("ADVANCIA_COSMOS_ASSET_SCALES: {e}")),
+                }
+            }
+            None if !scales.is_empty() => errors.push(
+                "ADVANCIA_COSMOS_ASSET_SCALES: set ADVANCIA_COSMOS_CHAIN_ID too (the chain they belong to)"
+                    .into(),
+            ),
+            None => {}
         }
         if errors.is_empty() {
             Ok(c)
@@ -342,7 +378,8 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
     let config = advancia_bus::nats::NatsConfig::new(
         nats.url.clone(),
         nats.stream.clone(),
-        vec!["agents.>".into()],
+        // Agent tasks, and the services' domain events the dispatcher publishes.
+        vec!["agents.>".into(), "events.>".into()],
     );
     let bus = advancia_bus::nats::NatsBus::connect(&config)
         .await
@@ -350,6 +387,72 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
         .map_err(|e| anyhow::anyhow!("ADVANCIA_NATS_URL: cannot connect ({e})"))?;
     tracing::info!(stream = %config.stream, "agents use NATS JetStream");
     Ok(std::sync::Arc::new(bus))
+}
+
+/// The workers that make the services follow the chain and each other by themselves
+/// (ADR 0023), for the services `state` runs, each until `shutdown` fires:
+/// - `payments-lifecycle`: moves every intent as the chain does (payments);
+/// - `ledger-posting`: the posting rules, from the indexer's stream into the ledger (ledger);
+/// - `outbox-dispatch`: the services' outboxes to the event bus.
+pub fn followers(
+    state: &AppState,
+    shutdown: &ops::Shutdown,
+) -> Vec<(&'static str, futures_util::future::BoxFuture<'static, ()>)> {
+    use futures_util::FutureExt;
+    let mut out = Vec::new();
+    let services = &state.enabled_services;
+    if services.has("payments") {
+        let lifecycle = state.payments.lifecycle();
+        let stop = shutdown.wait();
+        out.push((
+            "payments-lifecycle",
+            lifecycle.run(Default::default(), stop).boxed(),
+        ));
+    }
+    if services.has("ledger") {
+        use advancia_ledger::projection::Projection;
+        let solana = Projection::new(
+            state.ledger.clone(),
+            advancia_indexer::SOLANA,
+            state.chain.clone(),
+        );
+        let register = |chain: &str, stats| {
+            if let Ok(mut all) = state.ledger_posting.lock() {
+                all.push((chain.to_owned(), stats));
+            }
+        };
+        register(solana.chain(), solana.stats());
+        out.push((
+            "ledger-posting",
+            solana
+                .run(state.pool.clone(), Duration::from_secs(30), shutdown.wait())
+                .boxed(),
+        ));
+        if let Some(assets) = state.cosmos_assets.clone() {
+            let chain = assets.chain().to_owned();
+            let cosmos = Projection::new(state.ledger.clone(), chain.clone(), assets);
+            register(&chain, cosmos.stats());
+            out.push((
+                "ledger-posting-cosmos",
+                cosmos
+                    .run(state.pool.clone(), Duration::from_secs(30), shutdown.wait())
+                    .boxed(),
+            ));
+        }
+    }
+    let mut sources = Vec::new();
+    if services.has("payments") {
+        sources.push(advancia_payments::OUTBOX);
+    }
+    if services.has("facilities") {
+        sources.push(advancia_facilities::OUTBOX);
+    }
+    if !sources.is_empty() {
+        let dispatcher =
+            advancia_outbox::Dispatcher::new(state.pool.clone(), state.bus.clone(), sources);
+        out.push(("outbox-dispatch", dispatcher.run(shutdown.wait()).boxed()));
+    }
+    out
 }
 
 /// The gateway's own tables (schema `api`): idempotency records.
@@ -376,6 +479,7 @@ pub fn all_migrations() -> Vec<&'static ServiceMigrations> {
         &advancia_analytics::MIGRATIONS,
         &advancia_agents::MIGRATIONS,
         &advancia_kyc::MIGRATIONS,
+        &advancia_outbox::MIGRATIONS,
     ]
 }
 

@@ -349,6 +349,7 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         // workers and the requeue sweeper (queued but never claimed tasks) run beside the API.
         if let Some(nats) = &config.nats {
             let bus = advancia_api::agents_nats_bus(nats).await?;
+            state.bus = bus.clone();
             state.agents = advancia_agents::AgentService::new(
                 state.pool.clone(),
                 bus,
@@ -397,13 +398,22 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         });
     }
 
+    // The services follow the chain and each other's outboxes by themselves (ADR 0023).
+    for (name, task) in advancia_api::followers(&state, &shutdown) {
+        workers.spawn(name, task);
+    }
+
     let registry = Registry::new("advancia", env!("CARGO_PKG_VERSION"));
     let http_metrics = HttpMetrics::new(registry);
     let metrics_task = match config.metrics_listen {
         Some(addr) => {
             let (bound, task) = advancia_telemetry::metrics::serve(
                 addr,
-                advancia_api::observe::render(&http_metrics, pool.clone()),
+                advancia_api::observe::render(
+                    &http_metrics,
+                    pool.clone(),
+                    state.ledger_posting.clone(),
+                ),
             )
             .await
             .with_context(|| format!("binding the metrics address {addr}"))?;

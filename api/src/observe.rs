@@ -290,9 +290,47 @@ async fn notifications(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// The ledger posting rules' counters, per chain (they run in this process).
+pub type PostingStats =
+    Arc<std::sync::Mutex<Vec<(String, Arc<advancia_ledger::projection::ProjectionStats>)>>>;
+
+fn render_posting(posting: &PostingStats, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Ok(all) = posting.lock() else {
+        return;
+    };
+    if all.is_empty() {
+        return;
+    }
+    type Pick = fn(&advancia_ledger::projection::ProjectionStats) -> u64;
+    let families: [(&str, &str, Pick); 3] = [
+        (
+            "advancia_ledger_posted_events_total",
+            "Finalized money events the ledger's posting rules posted, by chain.",
+            |s| s.events_posted.load(Relaxed),
+        ),
+        (
+            "advancia_ledger_posted_transfers_total",
+            "Ledger transfers (legs) the posting rules made, by chain.",
+            |s| s.transfers_posted.load(Relaxed),
+        ),
+        (
+            "advancia_ledger_parked_events_total",
+            "Money events parked until they can be posted (asset scale unknown, escrow opened before indexing), by chain.",
+            |s| s.events_parked.load(Relaxed),
+        ),
+    ];
+    for (name, help, pick) in families {
+        write_header(out, name, "counter", help);
+        for (chain, stats) in all.iter() {
+            write_sample(out, name, &[("chain", chain)], pick(stats));
+        }
+    }
+}
+
 /// What the API's `/metrics` serves: the registry (request metrics and anything else
 /// registered on it) followed by the business metrics.
-pub fn render(metrics: &HttpMetrics, pool: PgPool) -> RenderFn {
+pub fn render(metrics: &HttpMetrics, pool: PgPool, posting: PostingStats) -> RenderFn {
     let registry = metrics.registry.clone();
     let scrape_errors = registry.counter(
         "advancia_metrics_scrape_errors_total",
@@ -303,10 +341,12 @@ pub fn render(metrics: &HttpMetrics, pool: PgPool) -> RenderFn {
         let registry = registry.clone();
         let pool = pool.clone();
         let scrape_errors = scrape_errors.clone();
+        let posting = posting.clone();
         Box::pin(async move {
             let business = render_business(&pool, &scrape_errors).await;
             let mut out = registry.render();
             out.push_str(&business);
+            render_posting(&posting, &mut out);
             out
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>
     })

@@ -262,6 +262,12 @@ impl From<FacilityError> for Problem {
     }
 }
 
+impl From<advancia_indexer::StoreError> for Problem {
+    fn from(e: advancia_indexer::StoreError) -> Self {
+        IndexerError::from(e).into()
+    }
+}
+
 impl From<IndexerError> for Problem {
     fn from(e: IndexerError) -> Self {
         match e {

@@ -378,8 +378,8 @@ async fn serve_runs_the_rollup_worker() {
     let _ = child.wait();
 }
 
-/// The rollups' fee revenue equals the ledger's fee-revenue accounts once the indexer's
-/// ledger feed has posted the same finalized events.
+/// The rollups' fee revenue equals the ledger's fee-revenue accounts once the ledger's
+/// posting rules have posted the same finalized events.
 #[tokio::test]
 async fn fee_revenue_reconciles_with_the_ledger() {
     let api = TestApi::start().await;
@@ -388,17 +388,25 @@ async fn fee_revenue_reconciles_with_the_ledger() {
     let path =
         |mint: &str| format!("/api/v1/analytics/revenue/reconciliation?chain=solana&mint={mint}");
 
-    // Before the feed runs the ledger has nothing: the difference is all of it.
+    // Before the posting rules run the ledger has nothing: the difference is all of it.
     let (s, before) = get(&api, &path(SOL), Some(&admin)).await;
     assert_eq!(s, StatusCode::OK, "{before}");
     assert_eq!(before["ledger_fee_revenue"], "0");
     assert_eq!(before["matches"], false);
 
-    let assets =
-        advancia_indexer::feed::ConfiguredAssets::parse("solana", &format!("{SOL}=9,{}=6", usdc()))
-            .unwrap();
-    let mut feed = advancia_indexer::LedgerFeed::new(api.state.ledger.clone(), "solana");
-    while feed.run_once(&assets, 500).await.unwrap() > 0 {}
+    let assets = advancia_ledger::projection::ConfiguredAssets::parse(
+        "solana",
+        &format!("{SOL}=9,{}=6", usdc()),
+    )
+    .unwrap();
+    let mut posting =
+        advancia_ledger::projection::Projection::new(api.state.ledger.clone(), "solana", assets);
+    posting
+        .follower(api.state.pool.clone())
+        .catch_up(&mut posting)
+        .await
+        .unwrap();
+    assert!(posting.parked().await.unwrap().is_empty());
 
     for mint in [SOL.to_owned(), usdc()] {
         let (s, r) = get(&api, &path(&mint), Some(&admin)).await;

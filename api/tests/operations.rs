@@ -38,6 +38,13 @@ async fn metrics_move_with_traffic_and_business_rows() {
     let db = advancia_test_support::TestDb::new(&advancia_api::all_migrations()).await;
     let state = common::state(db.pool.clone());
     let metrics = HttpMetrics::new(Registry::new("advancia", "test"));
+    // The background followers as `advancia serve` runs them (their counters are served).
+    let shutdown = advancia_api::ops::Shutdown::new();
+    let followers: Vec<_> = advancia_api::followers(&state, &shutdown)
+        .into_iter()
+        .map(|(_, task)| tokio::spawn(task))
+        .collect();
+    let posting = state.ledger_posting.clone();
     let app = advancia_api::app_with_metrics(
         state,
         advancia_api::ApiConfig::default(),
@@ -48,12 +55,20 @@ async fn metrics_move_with_traffic_and_business_rows() {
     let base = common::spawn(app).await;
     let (addr, task) = advancia_telemetry::metrics::serve(
         "127.0.0.1:0".parse().unwrap(),
-        advancia_api::observe::render(&metrics, db.pool.clone()),
+        advancia_api::observe::render(&metrics, db.pool.clone(), posting),
     )
     .await
     .unwrap();
 
     let before = scrape(addr).await;
+    assert!(
+        before.contains("advancia_ledger_posted_events_total{chain=\"solana\"} 0"),
+        "{before}"
+    );
+    shutdown.trigger();
+    for f in followers {
+        f.await.unwrap();
+    }
     assert!(before.contains("advancia_build_info{binary=\"advancia\",version=\"test\"} 1"));
     assert_eq!(
         sample(
@@ -265,7 +280,7 @@ async fn readiness_lists_each_check_and_services_select_routes() {
 
     // A migration recorded as missing makes the service not ready.
     advancia_db::sqlx::query(
-        "DELETE FROM public.advancia_migrations WHERE schema_name = 'payments' AND version = 2",
+        "DELETE FROM public.advancia_migrations WHERE schema_name = 'payments' AND version = 3",
     )
     .execute(&db.pool)
     .await
@@ -275,7 +290,7 @@ async fn readiness_lists_each_check_and_services_select_routes() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
         v["checks"]["migrations"],
-        "error: pending: payments at 1 of 2"
+        "error: pending: payments at 2 of 3"
     );
 }
 

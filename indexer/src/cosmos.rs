@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::IndexerError;
-use crate::feed::{ConfiguredAssets, LedgerFeed};
 use crate::metrics::{EVENT_KINDS, Metrics};
 use crate::rows::{
     ADMIN, ATTESTATIONS, ESCROWS, EventRows, FACILITIES, PAYMENTS, REFUNDS, SETTLEMENTS, TABLES,
@@ -634,8 +633,6 @@ pub struct CosmosStepReport {
     pub events: u64,
     /// Cursor after the step (`None`: nothing read yet).
     pub cursor: Option<u64>,
-    /// Money events posted to the ledger in this step.
-    pub fed: u64,
 }
 
 pub struct CosmosIndexer {
@@ -644,7 +641,6 @@ pub struct CosmosIndexer {
     config: CosmosConfig,
     chain: String,
     source: String,
-    feed: Option<(LedgerFeed, ConfiguredAssets)>,
     metrics: Arc<Metrics>,
 }
 
@@ -661,45 +657,14 @@ impl CosmosIndexer {
             config,
             chain,
             source,
-            feed: None,
             metrics: Metrics::new(),
         })
-    }
-
-    /// Feeds the finalized money events to `ledger` after each step. Assets missing from
-    /// `assets` are not guessed: their events wait (a warning each step) until configured.
-    pub fn with_ledger(
-        mut self,
-        ledger: advancia_ledger::Ledger,
-        assets: ConfiguredAssets,
-    ) -> Self {
-        self.feed = Some((LedgerFeed::new(ledger, self.chain.clone()), assets));
-        self
     }
 
     /// Counters and gauges of this source (serve them with [`crate::metrics::serve`]):
     /// heights play the role of slots.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
-    }
-
-    /// Posts finalized, not yet fed money events to the ledger (no-op without one).
-    pub async fn feed(&mut self) -> Result<u64, IndexerError> {
-        let Some((feed, assets)) = self.feed.as_mut() else {
-            return Ok(0);
-        };
-        const PAGE: i64 = 500;
-        let mut total = 0;
-        loop {
-            let n = feed.run_once(&*assets, PAGE).await?;
-            self.metrics
-                .ledger_transfers_fed
-                .fetch_add(n, Ordering::Relaxed);
-            total += n;
-            if n < PAGE as u64 {
-                return Ok(total);
-            }
-        }
     }
 
     /// Row chain name, `cosmos:<chain-id>`.
@@ -718,12 +683,10 @@ impl CosmosIndexer {
     }
 
     /// Reads the heights after the cursor up to `latest - depth` (at most `max_heights`)
-    /// and writes their rows and the new cursor in one database transaction, then feeds
-    /// the ledger (rows are final when written).
+    /// and writes their rows and the new cursor in one database transaction (rows are
+    /// final when written).
     pub async fn step(&mut self) -> Result<CosmosStepReport, IndexerError> {
-        let mut report = self.ingest().await?;
-        report.fed = self.feed().await?;
-        Ok(report)
+        self.ingest().await
     }
 
     async fn ingest(&self) -> Result<CosmosStepReport, IndexerError> {

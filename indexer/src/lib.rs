@@ -1,70 +1,34 @@
 //! `advancia-indexer`: streams advancia-pay events from a Solana JSON-RPC node into
-//! Postgres (schema `indexer`) exactly once, follows them to finality (undoing transactions
-//! the chain dropped), and feeds finalized money events to the ledger.
+//! Postgres (schema `indexer`) exactly once and follows them to finality (undoing
+//! transactions the chain dropped). Readers follow its stream (`advancia-indexer-store`);
+//! the ledger's posting rules are one of them (ADR 0023).
 //!
 //! One [`Indexer::step`] = ingest (signatures newer than the cursor, in batches; rows and
-//! cursor in one database transaction), then finality (statuses of non-final rows), then the
-//! ledger feed. See `docs/decisions/0008-indexer-exactly-once.md`.
+//! cursor in one database transaction), then finality (statuses of non-final rows). See
+//! `docs/decisions/0008-indexer-exactly-once.md`.
 
 pub mod bench;
 pub mod cosmos;
 pub mod evm;
-pub mod feed;
 pub mod instructions;
-pub mod lookup;
 pub mod metrics;
-pub mod query;
 pub mod rows;
 pub mod sink;
 pub mod source;
-pub mod stream;
 
-use advancia_db::{Migration, ServiceMigrations};
 use anchor_lang::prelude::Pubkey;
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+pub use advancia_indexer_store::{
+    MIGRATIONS, NOTIFY_CHANNEL, SOLANA, StoreError, lookup, query, stream,
+};
 pub use metrics::Metrics;
 
-pub use feed::LedgerFeed;
 pub use sink::Cursor;
 pub use source::{ChainTransaction, DecodedEvent, SignatureState, SolanaRpc};
-
-pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
-    schema: "indexer",
-    migrations: &[
-        Migration {
-            version: 1,
-            name: "init",
-            sql: include_str!("../migrations/0001_init.sql"),
-        },
-        Migration {
-            version: 2,
-            name: "lookup_indexes",
-            sql: include_str!("../migrations/0002_lookup_indexes.sql"),
-        },
-        Migration {
-            version: 3,
-            name: "stream",
-            sql: include_str!("../migrations/0003_stream.sql"),
-        },
-        Migration {
-            version: 4,
-            name: "invoice_index",
-            sql: include_str!("../migrations/0004_invoice_index.sql"),
-        },
-        Migration {
-            version: 5,
-            name: "bridge",
-            sql: include_str!("../migrations/0005_bridge.sql"),
-        },
-    ],
-};
-
-/// Chain name used in rows and ledger external references.
-pub const SOLANA: &str = "solana";
 
 /// Commitment of indexed rows (`processed` is never indexed: it can vanish without trace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,12 +62,16 @@ pub enum IndexerError {
     BadCursor(String),
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    #[error(transparent)]
-    Ledger(#[from] advancia_ledger::LedgerError),
-    #[error("ledger rejected account {0:#x}: {1}")]
-    LedgerAccount(u128, advancia_ledger::AccountError),
-    #[error("ledger rejected the transfer of {0}: {1}")]
-    LedgerTransfer(String, advancia_ledger::TransferError),
+}
+
+impl From<StoreError> for IndexerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(e) => IndexerError::Database(e),
+            StoreError::Malformed(m) => IndexerError::Malformed(m),
+            StoreError::BadCursor(c) => IndexerError::BadCursor(c),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,27 +112,19 @@ pub struct StepReport {
     pub batches: u64,
     pub finalized: u64,
     pub undone: u64,
-    pub fed: u64,
 }
 
 pub struct Indexer {
     pool: PgPool,
     rpc: SolanaRpc,
     config: IndexerConfig,
-    feed: Option<LedgerFeed>,
     metrics: Arc<Metrics>,
 }
 
 impl Indexer {
-    /// `ledger`: feed finalized money events to it (its schema must be migrated).
-    pub fn new(
-        pool: PgPool,
-        config: IndexerConfig,
-        ledger: Option<advancia_ledger::Ledger>,
-    ) -> Self {
+    pub fn new(pool: PgPool, config: IndexerConfig) -> Self {
         Self {
             rpc: SolanaRpc::new(config.rpc_url.clone(), config.program),
-            feed: ledger.map(|l| LedgerFeed::new(l, SOLANA)),
             pool,
             config,
             metrics: Metrics::new(),
@@ -293,25 +253,7 @@ impl Indexer {
         Ok(report)
     }
 
-    /// Feeds finalized money events to the ledger (no-op without a ledger).
-    pub async fn feed(&mut self) -> Result<u64, IndexerError> {
-        let Some(feed) = self.feed.as_mut() else {
-            return Ok(0);
-        };
-        let mut total = 0;
-        loop {
-            let n = feed.run_once(&self.rpc, 500).await?;
-            self.metrics
-                .ledger_transfers_fed
-                .fetch_add(n, Ordering::Relaxed);
-            total += n;
-            if n < 500 {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// One pass: ingest (at most `batches_per_step` batches), finality, ledger feed.
+    /// One pass: ingest (at most `batches_per_step` batches), then finality.
     pub async fn step(&mut self) -> Result<StepReport, IndexerError> {
         let mut report = self
             .ingest(Some(self.config.batches_per_step.max(1)))
@@ -328,7 +270,6 @@ impl Indexer {
             report.events += again.events;
             report.batches += again.batches;
         }
-        report.fed = self.feed().await?;
         Ok(report)
     }
 }

@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use advancia_indexer::cosmos::{CosmosConfig, CosmosIndexer};
 use advancia_indexer::evm::{EvmConfig, EvmIndexer};
-use advancia_indexer::feed::ConfiguredAssets;
 use advancia_indexer::{Commitment, Indexer, IndexerConfig};
 use anyhow::Context;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(about = "Index advancia-pay events from Solana into Postgres and feed the ledger")]
+#[command(about = "Index advancia-pay events from Solana, CosmWasm or EVM chains into Postgres")]
 struct Args {
     /// Solana JSON-RPC URL.
     #[arg(long, env = "SOLANA_RPC_URL", default_value = "http://127.0.0.1:8899")]
@@ -25,9 +24,6 @@ struct Args {
     /// Poll interval in milliseconds.
     #[arg(long, default_value_t = 400)]
     poll_ms: u64,
-    /// Do not feed the ledger.
-    #[arg(long)]
-    no_ledger: bool,
     /// Run one pass and exit.
     #[arg(long)]
     once: bool,
@@ -54,9 +50,8 @@ enum Command {
         #[arg(long, default_value_t = 4_000)]
         per_row_transactions: usize,
     },
-    /// Index the advancia-pay CosmWasm contract from a CometBFT node instead, and feed its
-    /// money events to the ledger; `--once`, `--poll-ms`, `--no-ledger` and
-    /// `--metrics-addr` apply.
+    /// Index the advancia-pay CosmWasm contract from a CometBFT node instead; `--once`,
+    /// `--poll-ms` and `--metrics-addr` apply.
     Cosmos {
         /// CometBFT JSON-RPC URL.
         #[arg(
@@ -74,11 +69,6 @@ enum Command {
         /// Confirmation depth in blocks (CometBFT is final at once).
         #[arg(long, default_value_t = 0)]
         depth: u64,
-        /// Decimal scale of each asset the contract accepts, as the ledger needs it:
-        /// `native:<denom>=<scale>` / `cw20:<address>=<scale>`, comma-separated. Events of
-        /// an asset not listed wait unfed (with a warning) until it is.
-        #[arg(long, env = "ADVANCIA_COSMOS_ASSET_SCALES", default_value = "")]
-        asset_scales: String,
     },
     /// Index the AdvanciaBridge contract on an EVM chain (bridge messages and its admin
     /// events); `--once`, `--poll-ms` and `--metrics-addr` apply.
@@ -154,17 +144,12 @@ async fn main() -> anyhow::Result<()> {
         .connect()
         .await
         .context("connecting to Postgres")?;
-    advancia_db::migrate(
-        &pool,
-        &[&advancia_ledger::MIGRATIONS, &advancia_indexer::MIGRATIONS],
-    )
-    .await?;
+    advancia_db::migrate(&pool, &[&advancia_indexer::MIGRATIONS]).await?;
     if let Some(Command::Cosmos {
         comet_url,
         contract,
         start_height,
         depth,
-        asset_scales,
     }) = args.command
     {
         let config = CosmosConfig {
@@ -172,19 +157,9 @@ async fn main() -> anyhow::Result<()> {
             depth,
             ..CosmosConfig::new(comet_url, contract)
         };
-        let mut indexer = CosmosIndexer::connect(pool.clone(), config).await?;
-        // Validated before the first step: a typo must stop start-up, not park events.
-        let assets = ConfiguredAssets::parse(indexer.chain(), &asset_scales)?;
-        if !args.no_ledger {
-            if assets.is_empty() {
-                tracing::warn!("no --asset-scales: money events wait unfed until configured");
-            }
-            let ledger =
-                advancia_ledger::Ledger::new(pool, advancia_ledger::LedgerConfig::default());
-            indexer = indexer.with_ledger(ledger, assets);
-        }
+        let mut indexer = CosmosIndexer::connect(pool, config).await?;
         tracing::info!(source = indexer.source(), "cosmos source");
-        serve_steps!(args, indexer, r => r.heights + r.fed > 0)
+        serve_steps!(args, indexer, r => r.heights > 0)
     }
     if let Some(Command::Evm {
         evm_url,
@@ -208,14 +183,7 @@ async fn main() -> anyhow::Result<()> {
     if args.commitment == "finalized" {
         config.commitment = Commitment::Finalized;
     }
-    let ledger = (!args.no_ledger).then(|| {
-        advancia_ledger::Ledger::new(pool.clone(), advancia_ledger::LedgerConfig::default())
-    });
-    let mut indexer = Indexer::new(pool, config, ledger);
+    let mut indexer = Indexer::new(pool, config);
     // Stops between steps (each step's batches commit with their cursor either way).
-    serve_steps!(args, indexer, r => r.transactions
-        + r.finalized
-        + r.undone
-        + r.fed
-        > 0)
+    serve_steps!(args, indexer, r => r.transactions + r.finalized + r.undone > 0)
 }

@@ -78,7 +78,7 @@ pub fn event_kind(e: &AdvanciaEvent) -> &'static str {
 }
 
 /// Error kinds, label values of `advancia_indexer_errors_total`.
-pub const ERROR_KINDS: [&str; 5] = ["database", "rpc", "malformed", "ledger", "other"];
+pub const ERROR_KINDS: [&str; 4] = ["database", "rpc", "malformed", "other"];
 
 impl IndexerError {
     /// Label of this error in `advancia_indexer_errors_total`.
@@ -87,9 +87,6 @@ impl IndexerError {
             IndexerError::Database(_) => "database",
             IndexerError::Http(_) | IndexerError::Rpc { .. } => "rpc",
             IndexerError::Malformed(_) | IndexerError::Json(_) => "malformed",
-            IndexerError::Ledger(_)
-            | IndexerError::LedgerAccount(..)
-            | IndexerError::LedgerTransfer(..) => "ledger",
             IndexerError::BadCursor(_) | IndexerError::InvalidConfig(_) => "other",
         }
     }
@@ -105,10 +102,9 @@ pub struct Metrics {
     pub transactions: AtomicU64,
     pub events: [AtomicU64; EVENT_KINDS.len()],
     pub batches: AtomicU64,
-    pub errors: [AtomicU64; 5],
+    pub errors: [AtomicU64; ERROR_KINDS.len()],
     pub finality_updates: AtomicU64,
     pub rollbacks: AtomicU64,
-    pub ledger_transfers_fed: AtomicU64,
 }
 
 impl Metrics {
@@ -172,12 +168,6 @@ impl Metrics {
             "counter",
             "Transactions undone because the chain dropped them.",
             get(&self.rollbacks).to_string(),
-        );
-        one(
-            "advancia_indexer_ledger_transfers_fed_total",
-            "counter",
-            "Finalized money events posted to the ledger.",
-            get(&self.ledger_transfers_fed).to_string(),
         );
         let _ = writeln!(
             out,

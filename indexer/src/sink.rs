@@ -150,8 +150,7 @@ pub async fn write_batch_by_kind(
     Ok(by_kind)
 }
 
-/// Channel of the live stream's wake-ups (see [`crate::stream`]).
-pub const NOTIFY_CHANNEL: &str = "indexer_events";
+pub use advancia_indexer_store::NOTIFY_CHANNEL;
 
 /// Serializes writers that draw `indexer.event_seq` numbers until commit, so a stream
 /// reader that saw number N never later finds a smaller one committed.

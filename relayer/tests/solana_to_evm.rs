@@ -83,7 +83,7 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
 
     // Indexer and bridge nodes share one database (schemas indexer and bridge).
     let db = TestDb::new(&[&advancia_indexer::MIGRATIONS, &MIGRATIONS]).await;
-    let mut indexer = Indexer::new(db.pool.clone(), IndexerConfig::new(node.rpc_url()), None);
+    let mut indexer = Indexer::new(db.pool.clone(), IndexerConfig::new(node.rpc_url()));
     let store = Store::new(db.pool.clone());
     let nodes: Vec<_> = validators
         .iter()

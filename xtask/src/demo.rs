@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the local stack and one scripted scenario, each step timed:
-//! Postgres, migrations, the local Solana node with our program, the indexer feeding the
-//! ledger, the API (health, readiness), and a payment end to end — a patient signs up with
+//! Postgres, migrations, the local Solana node with our program, the indexer, the API with
+//! its followers (payments lifecycle, ledger posting; health, readiness), and a payment end
+//! to end — a patient signs up with
 //! 2FA, initiates a payment, their wallet signs the Solana Pay transaction request, the API
 //! relays it, the indexer sees it finalize, the payment is confirmed and the books balance.
 
@@ -94,7 +95,7 @@ pub fn run(once: bool, listen: &str) -> Result<()> {
     step.done(&format!("database {DEMO_DATABASE}"));
 
     let step = Step::start(&format!(
-        "start the indexer (JSON-RPC {LOCALNET_ADDR} → Postgres, ledger feed; metrics {INDEXER_METRICS})"
+        "start the indexer (JSON-RPC {LOCALNET_ADDR} → Postgres; metrics {INDEXER_METRICS})"
     ));
     let mut indexer = ChildGuard(
         Command::new(&indexer_bin)

@@ -199,10 +199,10 @@ pub async fn reconciliation(
 ) -> Result<Response> {
     p.require_scope_or_role(READ_SCOPE, READERS)?;
     let analytics = service(&st).fees_all_time(&q.chain, &q.mint).await?;
-    let account = advancia_indexer::feed::pool_account_id(
+    let account = advancia_ledger::projection::pool_account_id(
         &q.chain,
         &q.mint,
-        advancia_indexer::feed::Role::FeeRevenue,
+        advancia_ledger::projection::Role::FeeRevenue,
     );
     let ledger: i128 = match st.ledger.balance(account).await {
         // A revenue account grows by credits.

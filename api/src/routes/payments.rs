@@ -273,12 +273,18 @@ pub struct StatusView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     payment: PaymentView,
-    /// Status changes, oldest first.
+    /// Status changes, refunds, releases and mismatches, oldest first.
     #[schema(value_type = Vec<Object>)]
     history: Vec<serde_json::Value>,
+    /// On-chain payments recorded against this intent that do not settle it (another
+    /// amount, asset, facility, invoice, reference, arbiter or expiry, or a second payment);
+    /// the facility refunds them with `POST /payments/{id}/refund` and their `id`.
+    #[schema(value_type = Vec<Object>)]
+    mismatches: Vec<advancia_payments::Mismatch>,
 }
 
-/// Status from indexed chain data: pending → confirmed → finalized, or failed / expired.
+/// Status as the payments worker follows it on chain: pending → confirmed → finalized, or
+/// failed / expired. Reading it changes nothing.
 #[utoipa::path(get, path = "/api/v1/payments/{id}/status", tag = "payments",
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = StatusView), (status = 404, body = Problem)),
@@ -289,7 +295,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     let payment = visible(&st, &p, &id, AUDITORS).await?;
-    let payment = st.payments.refresh(payment.id).await?;
+    let mismatches = st.payments.mismatches(payment.id).await?;
     let history = st
         .payments
         .status_history(payment.id)
@@ -302,6 +308,7 @@ pub async fn status(
     Ok(Json(StatusView {
         payment: view(&st, payment),
         history,
+        mismatches,
     }))
 }
 
@@ -333,6 +340,10 @@ pub struct RefundBody {
     /// Base units; default: everything not yet refunded (escrows: always the remainder).
     #[schema(value_type = Option<String>)]
     amount: Option<Amount>,
+    /// Refund this mismatched payment (from the status's `mismatches`) instead of the
+    /// intent's own. Not for releases.
+    #[serde(default)]
+    mismatch_id: Option<Uuid>,
 }
 
 /// The unsigned refund (or escrow refund) transaction for the facility's wallet.
@@ -350,7 +361,13 @@ pub async fn refund(
     let payment = visible(&st, &p, &id, OPERATORS).await?;
     let tx = st
         .payments
-        .refund(payment.id, p.user_id(), &b.account, b.amount.map(|a| a.0))
+        .refund(
+            payment.id,
+            p.user_id(),
+            &b.account,
+            b.amount.map(|a| a.0),
+            b.mismatch_id,
+        )
         .await?;
     Ok(Json(TransactionBody {
         transaction: tx.transaction,
@@ -370,6 +387,11 @@ pub async fn release(
     Json(b): Json<RefundBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(&Role::ALL)?;
+    if b.mismatch_id.is_some() {
+        return Err(
+            PaymentError::Invalid("a mismatched escrow is refunded, not released".into()).into(),
+        );
+    }
     let payment = visible(&st, &p, &id, OPERATORS).await?;
     let tx = st
         .payments

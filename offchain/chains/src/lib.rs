@@ -255,6 +255,16 @@ impl SolanaChain {
             .await
     }
 
+    /// The facility account at `address` (a facility known by its account only).
+    pub async fn facility_at(&self, address: &Pubkey) -> Result<Option<Facility>, ChainError> {
+        self.program_account(*address, "facility").await
+    }
+
+    /// The escrow account at `address`.
+    pub async fn escrow_at(&self, address: &Pubkey) -> Result<Option<Escrow>, ChainError> {
+        self.program_account(*address, "escrow").await
+    }
+
     pub async fn attestation(&self, wallet: &Pubkey) -> Result<Option<KycAttestation>, ChainError> {
         self.program_account(pay::kyc_pda(wallet), "KYC attestation")
             .await
@@ -575,4 +585,35 @@ pub fn decode_signed(transaction_b64: &str) -> Result<VersionedTransaction, Chai
         )));
     }
     Ok(tx)
+}
+
+/// The ledger's posting rules learn a Solana asset's scale from its mint account (native
+/// SOL: `SOL` with 9 decimals); a mint that does not exist (yet) parks its events.
+impl advancia_ledger::projection::AssetScales for SolanaChain {
+    async fn asset(
+        &self,
+        mint: &str,
+    ) -> Result<
+        Option<advancia_ledger::projection::AssetInfo>,
+        advancia_ledger::projection::ProjectionError,
+    > {
+        use advancia_ledger::projection::{AssetInfo, ProjectionError};
+        let key: Pubkey = mint
+            .parse()
+            .map_err(|_| ProjectionError::Asset(format!("mint {mint} is not a public key")))?;
+        if key == advancia_pay::state::NATIVE_SOL {
+            return Ok(Some(AssetInfo {
+                code: "SOL".into(),
+                scale: 9,
+            }));
+        }
+        match self.mint(&key).await {
+            Ok((_, scale)) => Ok(Some(AssetInfo {
+                code: mint.to_string(),
+                scale,
+            })),
+            Err(ChainError::Invalid(_) | ChainError::Decode(..)) => Ok(None),
+            Err(e) => Err(ProjectionError::Asset(e.to_string())),
+        }
+    }
 }

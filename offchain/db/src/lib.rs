@@ -17,6 +17,9 @@ use sqlx::{Connection, Executor, PgPool};
 
 pub use sqlx;
 
+pub mod follow;
+pub mod log;
+
 /// Default when `DATABASE_URL` is unset: the machine's local server, trust auth.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -178,6 +181,17 @@ fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 
+/// Whether `sql` declares that it amends the text whose checksum is `applied`: a line
+/// `-- advancia:amends <sha256 of the old text>`. Editing an applied migration is an error
+/// unless the new text says so, which makes every such change deliberate and reviewable.
+fn amends(sql: &str, applied: &str) -> bool {
+    sql.lines().any(|l| {
+        l.strip_prefix("-- advancia:amends ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|sum| sum == applied)
+    })
+}
+
 /// What [`migrate`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -230,7 +244,9 @@ async fn migrate_locked(
     .await?;
 
     let mut report = MigrationReport::default();
-    for service in services {
+    // The log support every followed log's trigger calls comes first, in every database.
+    let support = [&log::MIGRATIONS];
+    for service in support.iter().copied().chain(services.iter().copied()) {
         if service
             .migrations
             .windows(2)
@@ -256,6 +272,24 @@ async fn migrate_locked(
                         schema: service.schema.to_owned(),
                         version,
                     });
+                }
+                Some(m) if checksum(m.sql) != *applied_sum && amends(m.sql, applied_sum) => {
+                    // The text was amended on purpose; record the new text's checksum.
+                    sqlx::query(
+                        "UPDATE public.advancia_migrations SET checksum = $3
+                          WHERE schema_name = $1 AND version = $2",
+                    )
+                    .bind(service.schema)
+                    .bind(i32::try_from(version).unwrap_or(i32::MAX))
+                    .bind(checksum(m.sql))
+                    .execute(&mut *conn)
+                    .await?;
+                    tracing::info!(
+                        schema = service.schema,
+                        version,
+                        "amended migration accepted"
+                    );
+                    report.already_applied += 1;
                 }
                 Some(m) if checksum(m.sql) != *applied_sum => {
                     return Err(DbError::ChecksumMismatch {

@@ -15,11 +15,25 @@ pub use service::FacilityService;
 /// Runs after the auth schema (`staff.user_id` references `auth.users`).
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "facilities",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "followed_outbox",
+            sql: include_str!("../migrations/0002_followed_outbox.sql"),
+        },
+    ],
+};
+
+/// The facility service's outbox (`facility.*` events), as other services follow it.
+pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {
+    name: "facilities.events",
+    table: "facilities.events",
+    subject_prefix: "events.facilities",
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bench;
 mod engine;
 pub mod merkle;
+pub mod projection;
 pub mod rebuild;
 pub mod reconcile;
 pub mod reports;
@@ -47,6 +48,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             version: 2,
             name: "write_path",
             sql: include_str!("../migrations/0002_write_path.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "projection",
+            sql: include_str!("../migrations/0003_projection.sql"),
         },
     ],
 };

@@ -1,32 +1,51 @@
-//! `advancia-outbox`: the dispatcher of ADR 0019. Services write events to an outbox
-//! table in the same transaction as their change (`facilities.events`, ...); this crate
-//! publishes those rows to the event bus in id order and remembers how far it got in
-//! `outbox.cursors`.
+//! `advancia-outbox`: services' outbox logs and their dispatcher (ADRs 0019, 0023).
 //!
-//! Delivery is at-least-once: a crash between publishing and committing the cursor
-//! re-publishes the same rows under the same envelope ids (`<source>:<row id>`), which
-//! the bus drops as duplicates within its dedup window. The cursor row is locked while a
-//! batch is published, so several dispatcher replicas take turns instead of racing.
+//! A service writes its domain events to an outbox table of its own schema, in the same
+//! transaction as the change they describe ([`append`]). Every outbox has one shape:
 //!
-//! Row ids come from a sequence, and a transaction holding a lower id can commit after
-//! one holding a higher id; a row is only published once it is `lag` old, so such a
-//! late commit is not skipped by the cursor (lag > the longest outbox transaction).
+//! ```sql
+//! CREATE SEQUENCE events_seq;
+//! CREATE TABLE events (
+//!     seq bigint PRIMARY KEY,            -- gap-safe position (advancia_log.append)
+//!     id uuid NOT NULL UNIQUE,           -- event id: the bus's and consumers' dedup key
+//!     kind text NOT NULL,                -- e.g. payment.status_changed
+//!     payload jsonb NOT NULL,            -- self-contained: consumers join nothing
+//!     traceparent text,                  -- W3C trace context of the change
+//!     created_at timestamptz NOT NULL DEFAULT now());
+//! CREATE TRIGGER events_append BEFORE INSERT ON events FOR EACH ROW
+//!     EXECUTE FUNCTION advancia_log.append('<schema>.events_seq', '<schema>.events');
+//! ```
+//!
+//! Other services read an outbox as a [`OutboxLog`] through
+//! [`advancia_db::follow::Follower`], behind a cursor in their own schema, exactly once.
+//! The [`Dispatcher`] is one such follower: it publishes every entry to the event bus as
+//! `<subject_prefix>.<kind>` with envelope id `<source>:<id>` and moves its cursor (in
+//! `outbox.cursors` of the source's database) only after the bus acknowledged. A crash in
+//! between re-publishes under the same ids, which the bus drops within its dedup window.
 
 use std::time::Duration;
 
 use advancia_bus::{Bus, Envelope};
+use advancia_db::follow::{BoxError, Cursor, FollowConfig, Follower, Handler, LogSource};
 use advancia_db::{Migration, ServiceMigrations};
 use serde_json::Value;
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "outbox",
-    migrations: &[Migration {
-        version: 1,
-        name: "cursors",
-        sql: include_str!("../migrations/0001_cursors.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "cursors",
+            sql: include_str!("../migrations/0001_cursors.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "follower_cursors",
+            sql: include_str!("../migrations/0002_follower_cursors.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -35,122 +54,217 @@ pub enum OutboxError {
     Bus(#[from] advancia_bus::BusError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Follow(#[from] advancia_db::follow::FollowError),
 }
 
-/// An outbox table with columns `id bigint` (increasing), `kind text` (becomes the last
-/// subject tokens), `payload jsonb` and `created_at timestamptz`.
-#[derive(Debug, Clone, Copy)]
+/// One service's outbox table (a compile-time constant of the service that owns it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
-    /// Cursor key and envelope id prefix, e.g. `facilities.events`.
+    /// Cursor name and envelope id prefix; by convention the table, e.g. `payments.events`.
     pub name: &'static str,
-    /// Schema-qualified table (a compile-time constant, never user input).
+    /// Schema-qualified table; also the channel its trigger notifies.
     pub table: &'static str,
     /// Subjects are `<subject_prefix>.<kind>`.
     pub subject_prefix: &'static str,
 }
 
-/// The facility service's outbox.
-pub const FACILITIES: Source = Source {
-    name: "facilities.events",
-    table: "facilities.events",
-    subject_prefix: "events.facilities",
-};
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Event {
+    pub seq: i64,
+    /// The event id as text (a uuid; older logs may use their row id).
+    pub id: String,
+    pub kind: String,
+    pub payload: Value,
+    pub traceparent: Option<String>,
+    pub created_at: time::OffsetDateTime,
+}
 
+/// Appends an event to `source` inside the caller's transaction (the change and its event
+/// commit together); returns the event id. Call it last before committing: from here to the
+/// commit, other writers of the same outbox wait (see [`advancia_db::log`]).
+pub async fn append(
+    conn: &mut PgConnection,
+    source: &Source,
+    kind: &str,
+    payload: &Value,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(&format!(
+        "INSERT INTO {} (id, kind, payload, traceparent) VALUES ($1, $2, $3, $4)",
+        source.table
+    ))
+    .bind(id)
+    .bind(kind)
+    .bind(payload)
+    // Consumers continue the trace of the request or job that made the change.
+    .bind(advancia_telemetry::current_traceparent())
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// An outbox read by position, in the database `pool` that holds it.
+#[derive(Debug, Clone)]
+pub struct OutboxLog {
+    pool: PgPool,
+    source: Source,
+}
+
+impl OutboxLog {
+    pub fn new(pool: PgPool, source: Source) -> OutboxLog {
+        OutboxLog { pool, source }
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The newest position (0 when empty): where a reader that wants only new events starts.
+    pub async fn head(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(&format!(
+            "SELECT coalesce(max(seq), 0) FROM {}",
+            self.source.table
+        ))
+        .fetch_one(&self.pool)
+        .await
+    }
+}
+
+impl LogSource for OutboxLog {
+    type Entry = Event;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn channel(&self) -> &str {
+        self.source.table
+    }
+
+    async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, BoxError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT seq, id::text AS id, kind, payload, traceparent, created_at FROM {}
+              WHERE seq > $1 ORDER BY seq LIMIT $2",
+            self.source.table
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    fn position(e: &Event) -> i64 {
+        e.seq
+    }
+}
+
+/// The envelope `e` of `source` is published as.
+pub fn envelope(source: &Source, e: &Event) -> Result<Envelope, advancia_bus::BusError> {
+    let mut env = Envelope::json(format!("{}.{}", source.subject_prefix, e.kind), &e.payload)?
+        .with_id(format!("{}:{}", source.name, e.id));
+    if let Some(tp) = &e.traceparent {
+        env = env.with_header("traceparent", tp.clone());
+    }
+    Ok(env)
+}
+
+/// Publishes each batch, then lets the follower move the cursor.
+struct Publish {
+    bus: Bus,
+    source: Source,
+    published: u64,
+}
+
+impl Handler<Event> for Publish {
+    async fn handle(&mut self, conn: &mut PgConnection, entries: &[Event]) -> Result<(), BoxError> {
+        for e in entries {
+            self.bus.publish(envelope(&self.source, e)?).await?;
+        }
+        let n = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+        sqlx::query("UPDATE outbox.cursors SET published = published + $2 WHERE name = $1")
+            .bind(self.source.name)
+            .bind(n)
+            .execute(conn)
+            .await?;
+        self.published += entries.len() as u64;
+        Ok(())
+    }
+}
+
+/// Publishes services' outboxes to the event bus.
 #[derive(Clone)]
 pub struct Dispatcher {
     pool: PgPool,
     bus: Bus,
     sources: Vec<Source>,
-    batch: i64,
-    lag: Duration,
+    config: FollowConfig,
 }
 
 impl Dispatcher {
+    /// `pool` holds the `sources` and the `outbox` schema.
     pub fn new(pool: PgPool, bus: Bus, sources: Vec<Source>) -> Self {
         Self {
             pool,
             bus,
             sources,
-            batch: 500,
-            lag: Duration::from_secs(1),
+            config: FollowConfig::default(),
         }
     }
 
-    pub fn with_lag(mut self, lag: Duration) -> Self {
-        self.lag = lag;
+    pub fn with_config(mut self, config: FollowConfig) -> Self {
+        self.config = config;
         self
     }
 
-    /// Publishes what is pending in every source; returns how many rows.
+    fn follower(&self, source: Source) -> Follower<OutboxLog> {
+        Follower::new(
+            OutboxLog::new(self.pool.clone(), source),
+            Cursor::new(self.pool.clone(), "outbox.cursors", source.name),
+        )
+        .with_config(self.config)
+    }
+
+    fn publisher(&self, source: Source) -> Publish {
+        Publish {
+            bus: self.bus.clone(),
+            source,
+            published: 0,
+        }
+    }
+
+    /// Publishes what is pending in every source; returns how many events.
     pub async fn dispatch_once(&self) -> Result<usize, OutboxError> {
         let mut total = 0;
         for s in &self.sources {
-            loop {
-                let n = self.dispatch_batch(s).await?;
-                total += n;
-                if n < usize::try_from(self.batch).unwrap_or(usize::MAX) {
-                    break;
-                }
-            }
+            let mut publish = self.publisher(*s);
+            total += self.follower(*s).catch_up(&mut publish).await?;
         }
         Ok(total)
     }
 
-    async fn dispatch_batch(&self, s: &Source) -> Result<usize, OutboxError> {
-        sqlx::query("INSERT INTO outbox.cursors (source) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(s.name)
-            .execute(&self.pool)
-            .await?;
-        let mut tx = self.pool.begin().await?;
-        let last: i64 =
-            sqlx::query_scalar("SELECT last_id FROM outbox.cursors WHERE source = $1 FOR UPDATE")
-                .bind(s.name)
-                .fetch_one(&mut *tx)
-                .await?;
-        let rows: Vec<(i64, String, Value)> = sqlx::query_as(&format!(
-            "SELECT id, kind, payload FROM {} WHERE id > $1
-               AND created_at < now() - make_interval(secs => $3)
-             ORDER BY id LIMIT $2",
-            s.table
-        ))
-        .bind(last)
-        .bind(self.batch)
-        .bind(self.lag.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(new_last) = rows.last().map(|r| r.0) else {
-            return Ok(0);
-        };
-        for (id, kind, payload) in &rows {
-            let env = Envelope::json(format!("{}.{kind}", s.subject_prefix), payload)?
-                .with_id(format!("{}:{id}", s.name));
-            self.bus.publish(env).await?;
+    /// Publishes every source as its entries commit (pushed by their notifications), until
+    /// `stop` resolves; one task per source.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) {
+        let (tx, _) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for s in self.sources.clone() {
+            let follower = self.follower(s);
+            let mut publish = self.publisher(s);
+            let mut stopped = tx.subscribe();
+            tasks.push(tokio::spawn(async move {
+                follower
+                    .run(&mut publish, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }));
         }
-        sqlx::query(
-            "UPDATE outbox.cursors SET last_id = $2, published = published + $3, updated_at = now()
-             WHERE source = $1",
-        )
-        .bind(s.name)
-        .bind(new_last)
-        .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows.len())
-    }
-
-    /// Dispatches every `every` until the handle is aborted.
-    pub fn spawn(self, every: Duration) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                match self.dispatch_once().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(rows = n, "outbox rows published"),
-                    Err(e) => tracing::warn!(error = %e, "outbox dispatch failed"),
-                }
-            }
-        })
+        stop.await;
+        let _ = tx.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
     }
 }

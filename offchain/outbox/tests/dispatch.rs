@@ -1,5 +1,5 @@
 //! Facility changes made through the real facility service reach the bus through the
-//! dispatcher: once, in order, deduplicated when re-published.
+//! dispatcher: once, in order, deduplicated when re-published, pushed as they commit.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use advancia_bus::memory::InProcessBus;
 use advancia_bus::{EventBus, SubscribeOptions};
+use advancia_facilities::OUTBOX as FACILITIES;
 use advancia_facilities::{FacilityInput, FacilityService};
-use advancia_outbox::{Dispatcher, FACILITIES};
+use advancia_outbox::Dispatcher;
 use advancia_test_support::TestDb;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -47,8 +48,7 @@ async fn facility_events_are_published_once_in_order() {
         .subscribe(SubscribeOptions::new("events.facilities.>", "test"))
         .await
         .unwrap();
-    let d =
-        Dispatcher::new(db.pool.clone(), bus.clone(), vec![FACILITIES]).with_lag(Duration::ZERO);
+    let d = Dispatcher::new(db.pool.clone(), bus.clone(), vec![FACILITIES]);
     assert_eq!(d.dispatch_once().await.unwrap(), 2);
     for (f, name) in [(a.id, "North Clinic"), (b.id, "South Clinic")] {
         let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
@@ -79,7 +79,7 @@ async fn facility_events_are_published_once_in_order() {
 
     // A crash after publishing but before the cursor committed: the rows go out again
     // under the same ids and the bus drops them.
-    sqlx::query("UPDATE outbox.cursors SET last_id = 0")
+    sqlx::query("UPDATE outbox.cursors SET position = 0")
         .execute(&db.pool)
         .await
         .unwrap();
@@ -90,20 +90,33 @@ async fn facility_events_are_published_once_in_order() {
             .is_err()
     );
 
-    // Rows younger than the lag wait (a lower id may still be committing).
+    // Running, the dispatcher publishes each change as it commits (its trigger's
+    // notification wakes it), without a poll interval.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(d.clone().run(async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
     facilities
         .create(&profile("East Clinic"), uuid::Uuid::now_v7())
         .await
         .unwrap();
-    let lagging = Dispatcher::new(db.pool.clone(), bus.clone(), vec![FACILITIES])
-        .with_lag(Duration::from_secs(60));
-    assert_eq!(lagging.dispatch_once().await.unwrap(), 0);
-    assert_eq!(d.dispatch_once().await.unwrap(), 1);
-    let published: i64 = sqlx::query_scalar(
-        "SELECT published FROM outbox.cursors WHERE source = 'facilities.events'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(2), sub.next())
+        .await
+        .expect("published within 2 s of the commit")
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = m.envelope.decode().unwrap();
+    assert_eq!(v["name"], "East Clinic");
+    m.ack().await.unwrap();
+    eprintln!("commit → bus: {:?}", started.elapsed());
+    stop_tx.send(()).unwrap();
+    running.await.unwrap();
+    let published: i64 =
+        sqlx::query_scalar("SELECT published FROM outbox.cursors WHERE name = 'facilities.events'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(published, 5, "2 + 2 re-published + 1");
 }

@@ -5,29 +5,44 @@
 //! 2. [`PaymentService::transaction_request`] builds the unsigned transaction for the wallet
 //!    that asks (Solana Pay transaction request): the wallet is fee payer and signer; our
 //!    program's `pay_*` or `open_escrow_*` instruction carries the reference key.
-//! 3. [`PaymentService::refresh`] derives the status from the indexer's rows (confirmed,
-//!    finalized), falling back to the chain for transactions it has not indexed (failed ones).
+//! 3. The [`Lifecycle`] worker follows the indexer's stream and moves every intent by itself
+//!    (pending → confirmed → finalized, back on a rollback, expired at its TTL), settling it
+//!    only with an on-chain payment that matches it in every term and recording any other as
+//!    a mismatch. It is the one writer of status; reads never change anything. Each change
+//!    is a domain event in the outbox [`OUTBOX`] (ADR 0023).
 //! 4. [`PaymentService::confirm`] checks the finalized event and the on-chain payment account
-//!    against the intent and returns the ledger transfer the indexer posted.
+//!    against the intent and returns the ledger transfers its posting rules made.
 //! 5. [`PaymentService::refund`] / [`PaymentService::release`] build the facility's refund or
 //!    the escrow release/refund for the wallet entitled to sign it.
 //!
 //! No key is held here: every transaction leaves unsigned.
 
+pub mod events;
+mod lifecycle;
 pub mod model;
 mod service;
 mod tx;
 
 use advancia_chains::ChainError;
 use advancia_db::{Migration, ServiceMigrations};
-use advancia_indexer::IndexerError;
+use advancia_indexer_store::StoreError;
 use advancia_ledger::LedgerError;
+use sqlx::PgConnection;
+use uuid::Uuid;
 
+pub use lifecycle::{Lifecycle, LifecycleConfig};
 pub use model::{
     Amount, Confirmation, EscrowTerms, HistoryFilter, InitiateRequest, LedgerLeg, LedgerRecord,
-    Payment, TransactionResponse,
+    Mismatch, Payment, TransactionResponse,
 };
 pub use service::{PaymentService, PaymentsConfig};
+
+/// The payment service's outbox of `payment.*` events (see [`events`]).
+pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {
+    name: "payments.events",
+    table: "payments.events",
+    subject_prefix: "events.payments",
+};
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "payments",
@@ -41,6 +56,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             version: 2,
             name: "traceparent",
             sql: include_str!("../migrations/0002_traceparent.sql"),
+        },
+        Migration {
+            version: 3,
+            name: "lifecycle",
+            sql: include_str!("../migrations/0003_lifecycle.sql"),
         },
     ],
 };
@@ -83,12 +103,32 @@ pub enum PaymentError {
     NothingToRefund(String),
     #[error(transparent)]
     Chain(#[from] ChainError),
-    #[error(transparent)]
-    Indexer(#[from] IndexerError),
+    #[error("indexed chain data: {0}")]
+    Indexer(#[from] StoreError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored payment is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Appends a row to the intent's status history (support and audit; the API's history).
+pub(crate) async fn history(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    detail: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payments.payment_status_history (payment_id, status, detail, traceparent)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(detail)
+    .bind(advancia_telemetry::current_traceparent())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -34,8 +34,14 @@ pub struct Payment {
     pub payer: Option<String>,
     /// `pending` → `confirmed` → `finalized`, or `failed` / `expired`.
     pub status: String,
+    /// The settling transaction (or, while `failed`, the failed attempt).
     pub signature: Option<String>,
     pub slot: Option<i64>,
+    /// The on-chain PaymentRecord or Escrow account of the settling payment.
+    pub account: Option<String>,
+    /// Position of the settling event in its transaction.
+    pub ix_index: Option<i32>,
+    pub inner_index: Option<i32>,
     pub fee: Option<String>,
     pub refunded: String,
     pub released: String,
@@ -52,7 +58,8 @@ pub struct Payment {
 
 pub(crate) const PAYMENT_COLS: &str = "id, created_by, chain, kind, facility_id, facility, mint,
     amount::text AS amount, escrow_arbiter, escrow_expires_at, invoice_id, reference, label, memo,
-    payer, status, signature, slot, fee::text AS fee, refunded::text AS refunded,
+    payer, status, signature, slot, account, ix_index, inner_index, fee::text AS fee,
+    refunded::text AS refunded,
     released::text AS released, failure, verified_at, expires_at, created_at, updated_at";
 
 impl Payment {
@@ -252,8 +259,52 @@ pub struct Confirmation {
     pub payment: Payment,
     /// Checks made against the finalized on-chain event and account.
     pub verified: Vec<&'static str>,
-    /// `None` until the indexer's ledger feed has posted the payment.
+    /// `None` until the ledger's posting rules have posted the payment.
     pub ledger: Option<LedgerRecord>,
+}
+
+/// An on-chain payment recorded against an intent that does not settle it (another amount,
+/// asset, facility, invoice, reference, arbiter or expiry; or a second payment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Mismatch {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub chain: String,
+    pub signature: String,
+    pub ix_index: i32,
+    pub inner_index: i32,
+    pub slot: i64,
+    pub commitment: String,
+    /// `payment` or `escrow`.
+    pub kind: String,
+    pub payer: String,
+    /// The on-chain PaymentRecord or Escrow account (the facility refunds from it).
+    pub account: String,
+    pub facility: String,
+    pub mint: String,
+    pub amount: String,
+    pub fee: String,
+    pub arbiter: Option<String>,
+    pub expires_at: Option<i64>,
+    pub invoice_id: Option<String>,
+    pub reference: Option<String>,
+    /// The terms that differ (`amount`, `asset`, …), or `duplicate`.
+    pub reasons: Vec<String>,
+    pub refunded: String,
+    pub released: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub detected_at: OffsetDateTime,
+}
+
+pub(crate) const MISMATCH_COLS: &str = "id, payment_id, chain, signature, ix_index,
+    inner_index, slot, commitment, kind, payer, account, facility, mint, amount::text AS amount,
+    fee::text AS fee, arbiter, expires_at, invoice_id, reference, reasons,
+    refunded::text AS refunded, released::text AS released, detected_at";
+
+impl Mismatch {
+    pub fn invoice_bytes(&self) -> Option<[u8; 32]> {
+        self.invoice_id.as_deref().and_then(hex32)
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! The payment service: intents in Postgres (schema `payments`), status from the indexer.
+//! The payment service: intents in Postgres (schema `payments`); their status is written by
+//! the [`Lifecycle`] worker only, from the indexer's stream (ADR 0023).
 
 use std::time::Duration;
 
 use advancia_chains::{SolanaChain, associated_token_address};
-use advancia_indexer::feed::{derived_id, external_ix_index};
-use advancia_indexer::{SOLANA, lookup};
+use advancia_indexer_store::{lookup, query};
 use advancia_ledger::Ledger;
 use advancia_pay::client::{self as pay, EscrowParams, PayParams};
 use advancia_pay::state::{Config, Facility, NATIVE_SOL};
@@ -15,11 +15,12 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::lifecycle::Lifecycle;
 use crate::model::{
-    Confirmation, HistoryFilter, InitiateRequest, LedgerLeg, LedgerRecord, PAYMENT_COLS, Payment,
-    TransactionResponse, parse_asset, parse_facility_id, parse_u64, parse_wallet,
+    Confirmation, HistoryFilter, InitiateRequest, LedgerLeg, LedgerRecord, MISMATCH_COLS, Mismatch,
+    PAYMENT_COLS, Payment, TransactionResponse, parse_asset, parse_facility_id, parse_wallet,
 };
-use crate::{PaymentError, tx};
+use crate::{PaymentError, history, tx};
 
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
@@ -47,6 +48,8 @@ impl Default for PaymentsConfig {
 #[derive(Clone)]
 pub struct PaymentService {
     pool: PgPool,
+    /// The indexer's database (the payments database by default).
+    indexer: PgPool,
     chain: SolanaChain,
     ledger: Ledger,
     config: PaymentsConfig,
@@ -64,13 +67,30 @@ fn random_32() -> [u8; 32] {
 }
 
 impl PaymentService {
-    pub fn new(pool: PgPool, chain: SolanaChain, ledger: Ledger, config: PaymentsConfig) -> Self {
+    /// `pool`: the payments database; `indexer`: the indexer's (they may be one).
+    pub fn new(
+        pool: PgPool,
+        indexer: PgPool,
+        chain: SolanaChain,
+        ledger: Ledger,
+        config: PaymentsConfig,
+    ) -> Self {
         Self {
             pool,
+            indexer,
             chain,
             ledger,
             config,
         }
+    }
+
+    /// The worker that moves this service's intents as the chain does.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::new(self.pool.clone(), self.indexer.clone(), self.chain.clone())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub fn config(&self) -> &PaymentsConfig {
@@ -191,12 +211,14 @@ impl PaymentService {
         .bind(expires_at)
         .fetch_one(&mut *tx)
         .await?;
-        history(&mut tx, id, "pending", json!({ "event": "initiated" })).await?;
+        history(&mut tx, id, "pending", &json!({ "event": "initiated" })).await?;
+        crate::events::publish(&mut tx, &payment, "payment.initiated", json!({})).await?;
         tx.commit().await?;
         Ok(payment)
     }
 
-    /// The intent, if `id` exists.
+    /// The intent, if `id` exists, as the lifecycle worker last wrote it (reading never
+    /// changes it).
     pub async fn get(&self, id: Uuid) -> Result<Payment, PaymentError> {
         sqlx::query_as(&format!(
             "SELECT {PAYMENT_COLS} FROM payments.payments WHERE id = $1"
@@ -215,10 +237,11 @@ impl PaymentService {
         id: Uuid,
         account: &str,
     ) -> Result<TransactionResponse, PaymentError> {
-        let payment = self.refresh(id).await?;
+        let payment = self.get(id).await?;
         match payment.status.as_str() {
             "confirmed" | "finalized" => return Err(PaymentError::AlreadyPaid),
-            "expired" => {
+            // Past its deadline it is expired, whether or not the worker has said so yet.
+            _ if payment.status == "expired" || now() >= payment.expires_at => {
                 return Err(PaymentError::Expired(rfc3339(payment.expires_at)));
             }
             _ => {}
@@ -253,6 +276,13 @@ impl PaymentService {
             }
         }
         let reference = payment.reference_key()?;
+        // The account the program keys this wallet's payment by: how the lifecycle worker
+        // finds an escrow (its address depends on the payer) and the payment's refunds.
+        let account = if payment.is_escrow() {
+            pay::escrow_pda(&payer, &invoice)
+        } else {
+            pay::payment_pda(&payer, &invoice)
+        };
         let instructions = if payment.is_escrow() {
             if self.chain.escrow(&payer, &invoice).await?.is_some() {
                 return Err(PaymentError::AlreadyPaid);
@@ -292,16 +322,30 @@ impl PaymentService {
             .unsigned_transaction(&instructions, &payer)
             .await?;
         let mut db = self.pool.begin().await?;
-        sqlx::query("UPDATE payments.payments SET payer = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(payer.to_string())
-            .execute(&mut *db)
-            .await?;
+        // The wallet the last request was built for, until the chain names the payer.
+        sqlx::query(
+            "UPDATE payments.payments SET payer = $2, updated_at = now()
+              WHERE id = $1 AND status NOT IN ('confirmed', 'finalized')",
+        )
+        .bind(id)
+        .bind(payer.to_string())
+        .execute(&mut *db)
+        .await?;
+        sqlx::query(
+            "INSERT INTO payments.attempts (payment_id, payer, account, source)
+             VALUES ($1, $2, $3, 'request')
+             ON CONFLICT (payment_id, payer) DO UPDATE SET requested_at = now(), source = 'request'",
+        )
+        .bind(id)
+        .bind(payer.to_string())
+        .bind(account.to_string())
+        .execute(&mut *db)
+        .await?;
         history(
             &mut db,
             id,
             &payment.status,
-            json!({ "event": "transaction_requested", "account": payer.to_string() }),
+            &json!({ "event": "transaction_requested", "account": payer.to_string() }),
         )
         .await?;
         db.commit().await?;
@@ -319,164 +363,10 @@ impl PaymentService {
         })
     }
 
-    /// Re-derives the status of `id` from indexed chain data (and the chain for transactions
-    /// not indexed), storing and logging any change.
-    pub async fn refresh(&self, id: Uuid) -> Result<Payment, PaymentError> {
-        let p = self.get(id).await?;
-        let observed = self.observe(&p).await?;
-        let changed = observed.status != p.status
-            || observed.signature != p.signature
-            || observed.slot != p.slot
-            || observed.refunded != p.refunded_u64()?
-            || observed.released != p.released_u64()?
-            || observed
-                .payer
-                .as_ref()
-                .is_some_and(|o| Some(o) != p.payer.as_ref())
-            || observed.failure != p.failure;
-        if !changed {
-            return Ok(p);
-        }
-        let mut db = self.pool.begin().await?;
-        let updated: Payment = sqlx::query_as(&format!(
-            "UPDATE payments.payments SET status = $2, signature = $3, slot = $4,
-                 fee = $5::numeric, refunded = $6::numeric, released = $7::numeric,
-                 payer = COALESCE($8, payer), failure = $9, updated_at = now()
-              WHERE id = $1 RETURNING {PAYMENT_COLS}"
-        ))
-        .bind(id)
-        .bind(observed.status)
-        .bind(&observed.signature)
-        .bind(observed.slot)
-        .bind(observed.fee.map(|f| f.to_string()))
-        .bind(observed.refunded.to_string())
-        .bind(observed.released.to_string())
-        .bind(&observed.payer)
-        .bind(&observed.failure)
-        .fetch_one(&mut *db)
-        .await?;
-        if updated.status != p.status {
-            history(
-                &mut db,
-                id,
-                &updated.status,
-                json!({ "from": p.status, "signature": updated.signature, "slot": updated.slot,
-                        "failure": updated.failure }),
-            )
-            .await?;
-        }
-        // Refunds and releases keep the status: log them as events of their own, which
-        // the notification service follows.
-        for (event, before, after) in [
-            ("refunded", p.refunded_u64()?, observed.refunded),
-            ("escrow_released", p.released_u64()?, observed.released),
-        ] {
-            if after > before {
-                history(
-                    &mut db,
-                    id,
-                    &updated.status,
-                    json!({ "event": event, "amount": (after - before).to_string(),
-                            "total": after.to_string() }),
-                )
-                .await?;
-            }
-        }
-        db.commit().await?;
-        Ok(updated)
-    }
-
-    async fn observe(&self, p: &Payment) -> Result<Observed, PaymentError> {
-        let mut o = Observed {
-            status: "pending",
-            signature: None,
-            slot: None,
-            fee: None,
-            refunded: 0,
-            released: 0,
-            payer: None,
-            failure: None,
-        };
-        let mut by_reference = None;
-        if p.is_escrow() {
-            // The escrow PDA is keyed by payer: the wallet the last request was built for, or
-            // (if another wallet paid) the one whose transaction carries the reference.
-            let mut escrow = match p.payer_key()? {
-                Some(payer) => Some(pay::escrow_pda(&payer, &p.invoice_bytes()?).to_string()),
-                None => None,
-            };
-            let known = match &escrow {
-                Some(e) => !lookup::escrow_events(&self.pool, SOLANA, e)
-                    .await?
-                    .is_empty(),
-                None => false,
-            };
-            if !known {
-                let sigs = self.chain.signatures_for(&p.reference_key()?, 20).await?;
-                for s in sigs.iter().filter(|s| s.error.is_none()) {
-                    if let Some(row) =
-                        lookup::escrow_opened_in(&self.pool, SOLANA, &s.signature).await?
-                    {
-                        escrow = Some(row.escrow);
-                        break;
-                    }
-                }
-                by_reference = Some(sigs);
-            }
-            if let Some(escrow) = escrow {
-                let events = lookup::escrow_events(&self.pool, SOLANA, &escrow).await?;
-                if let Some(opened) = events.iter().find(|e| e.kind == "opened") {
-                    o.status = commitment_status(&opened.commitment);
-                    o.signature = Some(opened.signature.clone());
-                    o.slot = Some(opened.slot);
-                    o.payer = opened.payer.clone();
-                    for e in &events {
-                        let amount = parse_u64(&e.amount, "escrow amount")?;
-                        match e.kind.as_str() {
-                            "released" => o.released = o.released.saturating_add(amount),
-                            "refunded" => o.refunded = o.refunded.saturating_add(amount),
-                            _ => {}
-                        }
-                    }
-                    return Ok(o);
-                }
-            }
-        } else if let Some(row) = self.indexed_payment(p).await? {
-            o.status = commitment_status(&row.commitment);
-            o.signature = Some(row.signature.clone());
-            o.slot = Some(row.slot);
-            o.fee = Some(parse_u64(&row.fee, "fee")?);
-            o.payer = Some(row.payer.clone());
-            o.refunded = lookup::refunded_total(&self.pool, SOLANA, &row.payment, false).await?;
-            return Ok(o);
-        }
-        // Not indexed: ask the chain for transactions carrying the reference (Solana Pay's
-        // lookup). A failed one is reported; a successful one is about to be indexed.
-        let sigs = match by_reference {
-            Some(sigs) => sigs,
-            None => self.chain.signatures_for(&p.reference_key()?, 20).await?,
-        };
-        if let Some(ok) = sigs.iter().find(|s| s.error.is_none()) {
-            o.signature = Some(ok.signature.clone());
-            o.slot = i64::try_from(ok.slot).ok();
-            return Ok(o);
-        }
-        if let Some(failed) = sigs.first() {
-            o.status = "failed";
-            o.signature = Some(failed.signature.clone());
-            o.slot = i64::try_from(failed.slot).ok();
-            o.failure = failed.error.clone();
-        }
-        if o.status == "pending" && now() > p.expires_at {
-            o.status = "expired";
-        }
-        Ok(o)
-    }
-
     /// Verifies the finalized on-chain record against the intent (amount, asset, recipient,
     /// reference, invoice; escrow terms) and returns the ledger transfer posted for it.
     pub async fn confirm(&self, id: Uuid, actor: Uuid) -> Result<Confirmation, PaymentError> {
-        let p = self.refresh(id).await?;
+        let p = self.get(id).await?;
         if p.status != "finalized" {
             return Err(PaymentError::NotFinalized(p.status));
         }
@@ -493,7 +383,7 @@ impl PaymentService {
         let (signature, ix, inner);
         if p.is_escrow() {
             let escrow = pay::escrow_pda(&payer, &invoice).to_string();
-            let events = lookup::escrow_events(&self.pool, SOLANA, &escrow).await?;
+            let events = lookup::escrow_events(&self.indexer, &p.chain, &escrow).await?;
             let opened = events
                 .iter()
                 .find(|e| e.kind == "opened" && e.commitment == "finalized")
@@ -567,7 +457,7 @@ impl PaymentService {
         if !mismatches.is_empty() {
             return Err(PaymentError::Mismatch(mismatches.join(", ")));
         }
-        let ledger = self.ledger_record(&signature, ix, inner).await?;
+        let ledger = self.ledger_record(&p.chain, &signature, ix, inner).await?;
         if let Some(l) = &ledger
             && l.amount != p.amount
         {
@@ -585,11 +475,22 @@ impl PaymentService {
         .fetch_one(&mut *db)
         .await?;
         if p.verified_at.is_none() {
+            let ledger_leg = ledger
+                .as_ref()
+                .and_then(|l| l.legs.first())
+                .map(|l| &l.transfer_id);
             history(
                 &mut db,
                 id,
                 &payment.status,
-                json!({ "event": "verified", "by": actor, "ledger": ledger.as_ref().and_then(|l| l.legs.first()).map(|l| &l.transfer_id) }),
+                &json!({ "event": "verified", "by": actor, "ledger": ledger_leg }),
+            )
+            .await?;
+            crate::events::publish(
+                &mut db,
+                &payment,
+                "payment.verified",
+                json!({ "by": actor, "ledger_transfer": ledger_leg }),
             )
             .await?;
         }
@@ -601,52 +502,45 @@ impl PaymentService {
         })
     }
 
-    /// The indexed payment event carrying this intent's reference key and invoice.
+    /// The indexed payment event that settled this intent (the lifecycle worker recorded
+    /// its transaction and position).
     async fn indexed_payment(
         &self,
         p: &Payment,
-    ) -> Result<Option<advancia_indexer::query::PaymentRow>, PaymentError> {
-        Ok(
-            advancia_indexer::query::payment_by_reference(&self.pool, &p.reference)
-                .await?
-                .filter(|r| r.chain == SOLANA && r.invoice_id == p.invoice_id),
-        )
+    ) -> Result<Option<query::PaymentRow>, PaymentError> {
+        let (Some(sig), Some(ix), Some(inner)) = (&p.signature, p.ix_index, p.inner_index) else {
+            return Ok(None);
+        };
+        Ok(query::payments_by_reference(&self.indexer, &p.reference)
+            .await?
+            .into_iter()
+            .find(|r| {
+                r.chain == p.chain
+                    && &r.signature == sig
+                    && r.ix_index == ix
+                    && r.inner_index == inner
+            }))
     }
 
-    /// The linked transfers the indexer's feed posted for the event at (`signature`, `ix`,
-    /// `inner`): the first carries the external reference, the next ones follow the feed's
-    /// deterministic ids. `None` until the feed has run.
+    /// The linked transfers the ledger's posting rules made for the event at (`signature`,
+    /// `ix`, `inner`); `None` until they have run.
     async fn ledger_record(
         &self,
+        chain: &str,
         signature: &str,
         ix: i32,
         inner: i32,
     ) -> Result<Option<LedgerRecord>, PaymentError> {
-        let (ix, inner) = (
+        let legs = advancia_ledger::projection::event_transfers(
+            &self.ledger,
+            chain,
+            signature,
             u32::try_from(ix).unwrap_or_default(),
             u32::try_from(inner).unwrap_or_default(),
-        );
-        let Some(first) = self
-            .ledger
-            .lookup_by_external_ref(SOLANA, signature, external_ix_index(ix, inner))
-            .await?
-        else {
+        )
+        .await?;
+        if legs.is_empty() {
             return Ok(None);
-        };
-        let mut legs = vec![first];
-        for i in 1..4u32 {
-            let id = derived_id(&[
-                "transfer",
-                SOLANA,
-                signature,
-                &ix.to_string(),
-                &inner.to_string(),
-                &i.to_string(),
-            ]);
-            match self.ledger.transfer(id).await? {
-                Some(t) => legs.push(t),
-                None => break,
-            }
         }
         let total = legs.iter().map(|t| t.amount).sum::<u128>();
         Ok(Some(LedgerRecord {
@@ -663,35 +557,96 @@ impl PaymentService {
         }))
     }
 
+    /// The on-chain payments recorded against `id` that do not settle it, oldest first.
+    pub async fn mismatches(&self, id: Uuid) -> Result<Vec<Mismatch>, PaymentError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {MISMATCH_COLS} FROM payments.mismatches WHERE payment_id = $1
+              ORDER BY slot, signature, ix_index, inner_index"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// What a refund returns: the intent's own finalized payment, or a mismatched payment
+    /// recorded against it (which its facility refunds like any other).
+    async fn refund_target(
+        &self,
+        p: &Payment,
+        mismatch: Option<Uuid>,
+    ) -> Result<RefundTarget, PaymentError> {
+        let Some(mismatch) = mismatch else {
+            if p.status != "finalized" {
+                return Err(PaymentError::NotFinalized(p.status.clone()));
+            }
+            let payer = finalized_payer(p)?;
+            let invoice = p.invoice_bytes()?;
+            return Ok(RefundTarget {
+                escrow: p.is_escrow().then(|| pay::escrow_pda(&payer, &invoice)),
+                payer,
+                invoice: Some(invoice),
+                facility_id: p.facility_id_bytes()?,
+                mint: p.mint_key()?,
+                mismatch: None,
+            });
+        };
+        let m = self
+            .mismatches(p.id)
+            .await?
+            .into_iter()
+            .find(|m| m.id == mismatch)
+            .ok_or(PaymentError::NotFound)?;
+        if m.commitment != "finalized" {
+            return Err(PaymentError::NotFinalized(m.commitment));
+        }
+        let key = |s: &str, what: &str| {
+            s.parse::<Pubkey>()
+                .map_err(|_| PaymentError::Corrupt(format!("mismatch {what} {s}")))
+        };
+        let facility_pda = key(&m.facility, "facility")?;
+        let facility = self
+            .chain
+            .facility_at(&facility_pda)
+            .await?
+            .ok_or_else(|| PaymentError::FacilityNotFound(m.facility.clone()))?;
+        Ok(RefundTarget {
+            escrow: (m.kind == "escrow")
+                .then(|| key(&m.account, "escrow"))
+                .transpose()?,
+            payer: key(&m.payer, "payer")?,
+            invoice: m.invoice_bytes(),
+            facility_id: facility.facility_id,
+            mint: key(&m.mint, "mint")?,
+            mismatch: Some(m.id),
+        })
+    }
+
     /// The unsigned refund for the wallet `account` that must sign it: the facility's
     /// authority for a payment (full or partial, never above what remains), the facility
-    /// authority or arbiter for an escrow (the whole remainder; anyone after expiry).
+    /// authority or arbiter for an escrow (the whole remainder; anyone after expiry). With
+    /// `mismatch`, of that mismatched payment instead of the intent's own.
     pub async fn refund(
         &self,
         id: Uuid,
         requested_by: Uuid,
         account: &str,
         amount: Option<u64>,
+        mismatch: Option<Uuid>,
     ) -> Result<TransactionResponse, PaymentError> {
-        let p = self.refresh(id).await?;
-        if p.status != "finalized" {
-            return Err(PaymentError::NotFinalized(p.status));
-        }
+        let p = self.get(id).await?;
+        let t = self.refund_target(&p, mismatch).await?;
         let signer = parse_wallet(account, "account")?;
-        let payer = finalized_payer(&p)?;
-        let invoice = p.invoice_bytes()?;
-        let facility_id = p.facility_id_bytes()?;
-        let mint = p.mint_key()?;
+        let (payer, mint, facility_id) = (t.payer, t.mint, t.facility_id);
         let facility = self
             .chain
             .facility(&facility_id)
             .await?
-            .ok_or_else(|| PaymentError::FacilityNotFound(p.facility_id.clone()))?;
+            .ok_or_else(|| PaymentError::FacilityNotFound(hex::encode(facility_id)))?;
         let facility_pda = pay::facility_pda(&facility_id);
-        let (action, refund_amount, ixs) = if p.is_escrow() {
+        let (action, refund_amount, ixs) = if let Some(escrow_key) = t.escrow {
             let escrow = self
                 .chain
-                .escrow(&payer, &invoice)
+                .escrow_at(&escrow_key)
                 .await?
                 .ok_or_else(|| PaymentError::NothingToRefund("the escrow is closed".into()))?;
             let remaining = escrow_remaining(&escrow);
@@ -712,7 +667,6 @@ impl PaymentService {
                         .into(),
                 ));
             }
-            let escrow_key = pay::escrow_pda(&payer, &invoice);
             let ix = if mint == NATIVE_SOL {
                 pay::refund_escrow_sol(signer, escrow_key, facility_pda, payer)
             } else {
@@ -734,6 +688,9 @@ impl PaymentService {
                     facility.authority
                 )));
             }
+            let invoice = t
+                .invoice
+                .ok_or_else(|| PaymentError::Corrupt("payment without an invoice".into()))?;
             let record = self
                 .chain
                 .payment_record(&payer, &invoice)
@@ -767,7 +724,12 @@ impl PaymentService {
             };
             ("refund", amount, vec![ix])
         };
-        self.hand_out(&p, requested_by, action, refund_amount, &signer, &ixs)
+        let handout = Handout {
+            action,
+            amount: refund_amount,
+            mismatch: t.mismatch,
+        };
+        self.hand_out(&p, requested_by, &handout, &signer, &ixs)
             .await
     }
 
@@ -779,7 +741,7 @@ impl PaymentService {
         account: &str,
         amount: Option<u64>,
     ) -> Result<TransactionResponse, PaymentError> {
-        let p = self.refresh(id).await?;
+        let p = self.get(id).await?;
         if !p.is_escrow() {
             return Err(PaymentError::Invalid(
                 "only escrow payments are released".into(),
@@ -842,7 +804,12 @@ impl PaymentService {
             ));
             ixs
         };
-        self.hand_out(&p, requested_by, "escrow_release", amount, &signer, &ixs)
+        let handout = Handout {
+            action: "escrow_release",
+            amount,
+            mismatch: None,
+        };
+        self.hand_out(&p, requested_by, &handout, &signer, &ixs)
             .await
     }
 
@@ -850,15 +817,20 @@ impl PaymentService {
         &self,
         p: &Payment,
         requested_by: Uuid,
-        action: &str,
-        amount: u64,
+        handout: &Handout,
         signer: &Pubkey,
         ixs: &[Instruction],
     ) -> Result<TransactionResponse, PaymentError> {
+        let Handout {
+            action,
+            amount,
+            mismatch,
+        } = *handout;
         let unsigned = self.chain.unsigned_transaction(ixs, signer).await?;
         sqlx::query(
-            "INSERT INTO payments.refund_requests (id, payment_id, action, amount, authority, requested_by)
-             VALUES ($1, $2, $3, $4::numeric, $5, $6)",
+            "INSERT INTO payments.refund_requests
+                 (id, payment_id, action, amount, authority, requested_by, mismatch_id)
+             VALUES ($1, $2, $3, $4::numeric, $5, $6, $7)",
         )
         .bind(Uuid::now_v7())
         .bind(p.id)
@@ -866,6 +838,7 @@ impl PaymentService {
         .bind(amount.to_string())
         .bind(signer.to_string())
         .bind(requested_by)
+        .bind(mismatch)
         .execute(&self.pool)
         .await?;
         let shown = self.display_amount(amount, &p.mint_key()?).await?;
@@ -939,18 +912,26 @@ impl PaymentService {
     }
 }
 
-struct Observed {
-    status: &'static str,
-    signature: Option<String>,
-    slot: Option<i64>,
-    fee: Option<u64>,
-    refunded: u64,
-    released: u64,
-    payer: Option<String>,
-    failure: Option<String>,
+/// A refund or release handed to a signer, as recorded in `payments.refund_requests`.
+struct Handout {
+    action: &'static str,
+    amount: u64,
+    mismatch: Option<Uuid>,
 }
 
-/// The payer of a finalized payment (set by `refresh` from the chain's event).
+/// What a refund returns and to whom.
+struct RefundTarget {
+    /// The escrow account, for an escrow.
+    escrow: Option<Pubkey>,
+    payer: Pubkey,
+    /// The invoice the program keys a payment's record by.
+    invoice: Option<[u8; 32]>,
+    facility_id: [u8; 32],
+    mint: Pubkey,
+    mismatch: Option<Uuid>,
+}
+
+/// The payer of a finalized payment (the chain's, as the lifecycle worker recorded it).
 fn finalized_payer(p: &Payment) -> Result<Pubkey, PaymentError> {
     p.payer_key()?
         .ok_or_else(|| PaymentError::Corrupt("finalized without a payer".into()))
@@ -961,14 +942,6 @@ fn escrow_remaining(e: &advancia_pay::state::Escrow) -> u64 {
     e.amount
         .saturating_sub(e.released)
         .saturating_sub(e.refunded)
-}
-
-fn commitment_status(c: &str) -> &'static str {
-    if c == "finalized" {
-        "finalized"
-    } else {
-        "confirmed"
-    }
 }
 
 fn escrow_terms(p: &Payment) -> Result<(Pubkey, i64), PaymentError> {
@@ -993,26 +966,6 @@ fn asset_name(mint: &Pubkey) -> String {
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-async fn history(
-    db: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    id: Uuid,
-    status: &str,
-    detail: serde_json::Value,
-) -> Result<(), PaymentError> {
-    sqlx::query(
-        "INSERT INTO payments.payment_status_history (payment_id, status, detail, traceparent)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(detail)
-    // The saga readers of this log continue the trace of the change's request or job.
-    .bind(advancia_telemetry::current_traceparent())
-    .execute(&mut **db)
-    .await?;
-    Ok(())
 }
 
 /// Base units as a decimal with `decimals` places, trailing zeros trimmed (integers only).

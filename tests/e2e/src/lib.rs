@@ -33,8 +33,9 @@ pub const FACILITY_ID: [u8; 32] = [0x42; 32];
 const PASSWORD: &str = "correct horse battery";
 
 pub struct Stack {
-    /// First, so it stops before the node and the database go away.
+    /// First, so they stop before the node and the database go away.
     _indexer: IndexerThread,
+    _followers: Followers,
     pub node: Localnet,
     pub rpc: RpcClient,
     /// Program admin, compliance and settlement authority.
@@ -65,6 +66,16 @@ impl Drop for IndexerThread {
     }
 }
 
+/// The API's background followers (payments lifecycle, ledger posting, outbox dispatch), as
+/// `advancia serve` runs them; stopped when dropped.
+struct Followers(advancia_api::ops::Shutdown);
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
 fn spawn_indexer(db_url: String, rpc_url: String) -> IndexerThread {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -79,8 +90,7 @@ fn spawn_indexer(db_url: String, rpc_url: String) -> IndexerThread {
                 .connect(&db_url)
                 .await
                 .unwrap();
-            let ledger = Ledger::new(pool.clone(), LedgerConfig::default());
-            let mut indexer = Indexer::new(pool, IndexerConfig::new(rpc_url), Some(ledger));
+            let mut indexer = Indexer::new(pool, IndexerConfig::new(rpc_url));
             while !flag.load(Ordering::Relaxed) {
                 if let Err(e) = indexer.step().await {
                     tracing::warn!(error = %e, "indexer step failed");
@@ -190,6 +200,10 @@ impl Stack {
             .gateway
             .apply_rate_limit_overrides(rate_limits)
             .unwrap();
+        let shutdown = advancia_api::ops::Shutdown::new();
+        for (_, task) in advancia_api::followers(&state, &shutdown) {
+            tokio::spawn(task);
+        }
         let app = advancia_api::app(state.clone(), config).await.unwrap();
         tokio::spawn(advancia_api::serve(listener, app, std::future::pending()));
         Stack {
@@ -204,6 +218,7 @@ impl Stack {
             base,
             http: reqwest::Client::new(),
             _indexer: indexer,
+            _followers: Followers(shutdown),
         }
     }
 

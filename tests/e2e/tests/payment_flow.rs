@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use solana_signer::Signer;
 
 fn sol_ledger() -> u32 {
-    advancia_indexer::feed::ledger_id(advancia_indexer::SOLANA, &NATIVE_SOL.to_string())
+    advancia_ledger::projection::ledger_id(advancia_indexer::SOLANA, &NATIVE_SOL.to_string())
 }
 
 /// Trial balance of the SOL ledger through the API: debits equal credits, and the total.
@@ -572,14 +572,12 @@ async fn rejections_are_specific_and_lose_nothing() {
     assert_eq!(s, 201);
     let late_id = late["id"].as_str().unwrap().to_owned();
     sqlx_expire(&stack, &late_id).await;
-    let (s, st) = stack
-        .get(
-            &format!("/api/v1/payments/{}/status", late_id),
-            Some(&patient),
-        )
+    // The worker's timer expires it; reading the status does not.
+    let st = stack
+        .wait_status(&late_id, &patient, |v| v["status"] == "expired")
         .await;
-    assert_eq!(s, 200);
-    assert_eq!(st["status"], "expired");
+    let expired = st["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(expired["detail"]["from"], "pending", "{st}");
     let (s, p) = stack
         .post(
             late["transaction_request_url"].as_str().unwrap(),
@@ -608,4 +606,164 @@ async fn sqlx_expire(stack: &Stack, id: &str) {
     .execute(pool)
     .await
     .unwrap();
+}
+
+/// The attack of issue #18: a stranger holding the Solana Pay link asks the transaction
+/// request for their own wallet, changes the amount to 1 lamport (same invoice, same
+/// reference), signs and sends it. The payments worker records it as a mismatch against the
+/// intent and leaves the intent pending; the honest payer still gets a transaction and pays;
+/// the intent is finalized with the honest payment, the mismatch listed beside it and
+/// refundable by the facility. Meanwhile 32 status readers hammer the intent: reading changes
+/// nothing, so each transition is in the history exactly once.
+#[tokio::test]
+async fn an_underpayment_through_the_link_neither_settles_nor_blocks_the_intent() {
+    let stack = Stack::start().await;
+    let (_, staff) = stack.user("billing@example.org", Role::FacilityAdmin).await;
+    let (_, patient) = stack.user("patient@example.org", Role::Patient).await;
+    let wallet = funded(&stack.rpc, 10 * SOL).await;
+    let stranger = funded(&stack.rpc, SOL).await;
+    let amount = 2 * SOL;
+    let (s, created) = stack
+        .post(
+            "/api/v1/payments/initiate",
+            Some(&patient),
+            json!({"facility_id": hex::encode(FACILITY_ID), "amount": amount.to_string(), "asset": "SOL"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let link = created["transaction_request_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The stranger's transaction, from our endpoint, with the amount changed to 1 lamport.
+    let (s, txr) = stack
+        .post(
+            &link,
+            None,
+            json!({"account": stranger.pubkey().to_string()}),
+        )
+        .await;
+    assert_eq!(s, 200, "{txr}");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(txr["transaction"].as_str().unwrap())
+        .unwrap();
+    let mut tx: solana_transaction::Transaction = bincode::deserialize(&raw).unwrap();
+    let program = tx
+        .message
+        .account_keys
+        .iter()
+        .position(|k| *k == advancia_pay::ID)
+        .unwrap();
+    let ix = tx
+        .message
+        .instructions
+        .iter_mut()
+        .find(|i| usize::from(i.program_id_index) == program)
+        .unwrap();
+    // pay_sol's data: discriminator (8), invoice id (32), amount (u64 LE).
+    assert_eq!(ix.data[40..48], amount.to_le_bytes());
+    ix.data[40..48].copy_from_slice(&1u64.to_le_bytes());
+    let blockhash = tx.message.recent_blockhash;
+    tx.try_sign(&[&stranger], blockhash).unwrap();
+    let underpaid = stack.rpc.send_and_confirm_transaction(&tx).await.unwrap();
+
+    // Recorded against the intent, which stays pending and payable.
+    let status = stack
+        .wait_status(&id, &patient, |v| {
+            v["mismatches"]
+                .as_array()
+                .is_some_and(|m| m.len() == 1 && m[0]["commitment"] == "finalized")
+        })
+        .await;
+    assert_eq!(status["status"], "pending", "{status}");
+    let m = &status["mismatches"][0];
+    assert_eq!(m["signature"], underpaid.to_string());
+    assert_eq!(m["amount"], "1");
+    assert_eq!(m["payer"], stranger.pubkey().to_string());
+    assert_eq!(m["reasons"], json!(["amount"]));
+    let mismatch_id = m["id"].as_str().unwrap().to_owned();
+
+    // The honest payer still gets a transaction (not 409 "already paid") and pays, while 32
+    // readers poll the status as fast as they can.
+    let (s, txr) = stack
+        .post(&link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!(s, 200, "{txr}");
+    let signed = stack.wallet_sign(txr["transaction"].as_str().unwrap(), &wallet);
+    let stack = std::sync::Arc::new(stack);
+    let readers: Vec<_> = (0..32)
+        .map(|_| {
+            let (stack, id, patient) = (stack.clone(), id.clone(), patient.clone());
+            tokio::spawn(async move {
+                let path = format!("/api/v1/payments/{id}/status");
+                loop {
+                    let (s, v) = stack.get(&path, Some(&patient)).await;
+                    assert_eq!(s, 200, "{v}");
+                    if v["status"] == "finalized" {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let paid = stack.relay(&patient, &signed).await;
+    for r in readers {
+        r.await.unwrap();
+    }
+    let status = stack
+        .wait_status(&id, &patient, |v| v["status"] == "finalized")
+        .await;
+    assert_eq!(status["signature"], paid.as_str());
+    assert_eq!(status["payer"], wallet.pubkey().to_string());
+    assert_eq!(status["mismatches"].as_array().unwrap().len(), 1);
+    let history = status["history"].as_array().unwrap();
+    let transitions: Vec<(&str, &str)> = history
+        .iter()
+        .filter_map(|h| Some((h["detail"]["from"].as_str()?, h["status"].as_str()?)))
+        .collect();
+    assert!(
+        transitions == [("pending", "confirmed"), ("confirmed", "finalized")]
+            || transitions == [("pending", "finalized")],
+        "one history row per transition: {transitions:?}"
+    );
+    let detected = history
+        .iter()
+        .filter(|h| h["detail"]["event"] == "mismatch_detected")
+        .count();
+    assert_eq!(detected, 1, "{history:?}");
+
+    // The facility refunds the stranger's lamport; the patient cannot ask for it.
+    let refund_path = format!("/api/v1/payments/{id}/refund");
+    let authority = stack.facility_authority.pubkey().to_string();
+    let (s, p) = stack
+        .post(
+            &refund_path,
+            Some(&patient),
+            json!({"account": authority, "mismatch_id": mismatch_id}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), kind(&p)), (403, "forbidden"), "{p}");
+    let (s, r) = stack
+        .post(
+            &refund_path,
+            Some(&staff),
+            json!({"account": authority, "mismatch_id": mismatch_id}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let signed = stack.wallet_sign(
+        r["transaction"].as_str().unwrap(),
+        &stack.facility_authority,
+    );
+    stack.relay(&staff, &signed).await;
+    let status = stack
+        .wait_status(&id, &patient, |v| v["mismatches"][0]["refunded"] == "1")
+        .await;
+    assert_eq!(status["status"], "finalized");
+    assert_eq!(
+        status["refunded"], "0",
+        "the intent's own payment is untouched"
+    );
 }

@@ -357,7 +357,7 @@ async fn main() -> Result<()> {
         let ledger = advancia_ledger::Ledger::new(pool, Default::default());
         let tb = ledger
             .trial_balance(
-                advancia_indexer::feed::ledger_id(
+                advancia_ledger::projection::ledger_id(
                     advancia_indexer::SOLANA,
                     &NATIVE_SOL.to_string(),
                 ),

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::IndexerError;
+use crate::StoreError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct EventFilter {
@@ -70,8 +70,8 @@ pub struct Page<T> {
 }
 
 /// Position after which a page starts: `slot:signature:ix:inner`.
-fn parse_cursor(s: &str) -> Result<(i64, String, i32, i32), IndexerError> {
-    let bad = || IndexerError::BadCursor(s.to_string());
+fn parse_cursor(s: &str) -> Result<(i64, String, i32, i32), StoreError> {
+    let bad = || StoreError::BadCursor(s.to_string());
     let mut it = s.split(':');
     let slot = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
     let sig = it.next().filter(|v| !v.is_empty()).ok_or_else(bad)?;
@@ -87,8 +87,8 @@ fn cursor_of(slot: i64, sig: &str, ix: i32, inner: i32) -> String {
     format!("{slot}:{sig}:{ix}:{inner}")
 }
 
-fn slot_bound(v: Option<u64>) -> Result<Option<i64>, IndexerError> {
-    v.map(crate::sink::i64_of).transpose()
+fn slot_bound(v: Option<u64>) -> Result<Option<i64>, StoreError> {
+    v.map(crate::i64_of).transpose()
 }
 
 const FILTER: &str = "($1::text IS NULL OR chain = $1)
@@ -99,7 +99,7 @@ const FILTER: &str = "($1::text IS NULL OR chain = $1)
     AND (NOT $6 OR commitment = 'finalized')
     AND ($7::bigint IS NULL OR (slot, signature, ix_index, inner_index) > ($7, $8, $9, $10))";
 
-async fn page<T>(pool: &PgPool, select: &str, f: &EventFilter) -> Result<Vec<T>, IndexerError>
+async fn page<T>(pool: &PgPool, select: &str, f: &EventFilter) -> Result<Vec<T>, StoreError>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
@@ -131,7 +131,7 @@ fn next<T>(items: &[T], limit: u32, key: impl Fn(&T) -> String) -> Option<String
         .flatten()
 }
 
-pub async fn payments(pool: &PgPool, f: &EventFilter) -> Result<Page<PaymentRow>, IndexerError> {
+pub async fn payments(pool: &PgPool, f: &EventFilter) -> Result<Page<PaymentRow>, StoreError> {
     let items: Vec<PaymentRow> = page(
         pool,
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
@@ -147,7 +147,7 @@ pub async fn payments(pool: &PgPool, f: &EventFilter) -> Result<Page<PaymentRow>
     Ok(Page { items, next_cursor })
 }
 
-pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, IndexerError> {
+pub async fn refunds(pool: &PgPool, f: &EventFilter) -> Result<Page<RefundRow>, StoreError> {
     let items: Vec<RefundRow> = page(
         pool,
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, block_time, payment,
@@ -172,7 +172,7 @@ const PAYMENT_COLUMNS: &str = "chain, signature, ix_index, inner_index, slot, co
 pub async fn payment_by_reference(
     pool: &PgPool,
     reference: &str,
-) -> Result<Option<PaymentRow>, IndexerError> {
+) -> Result<Option<PaymentRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM indexer.payments WHERE reference = $1
          ORDER BY slot, signature, ix_index, inner_index LIMIT 1"
@@ -182,13 +182,29 @@ pub async fn payment_by_reference(
     .await?)
 }
 
+/// Every payment carrying Solana Pay `reference` (base58), oldest first: the intended one
+/// and any other transaction that reused the reference (a payer who changed the amount, a
+/// second payment). Rows at `confirmed` are included.
+pub async fn payments_by_reference(
+    pool: &PgPool,
+    reference: &str,
+) -> Result<Vec<PaymentRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM indexer.payments WHERE reference = $1
+         ORDER BY slot, signature, ix_index, inner_index LIMIT 1000"
+    ))
+    .bind(reference)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Payments of invoice `invoice_id_hex` (hex of the 32-byte id) at `facility`, oldest first
 /// (one per payer: the program keys payments by payer and invoice).
 pub async fn payments_by_invoice(
     pool: &PgPool,
     facility: &str,
     invoice_id_hex: &str,
-) -> Result<Vec<PaymentRow>, IndexerError> {
+) -> Result<Vec<PaymentRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {PAYMENT_COLUMNS} FROM indexer.payments WHERE facility = $1 AND invoice_id = $2
          ORDER BY slot, signature, ix_index, inner_index LIMIT 1000"
@@ -283,7 +299,7 @@ pub struct SettlementRow {
 macro_rules! paged {
     ($(#[$doc:meta])* $name:ident, $row:ty, $select:expr) => {
         $(#[$doc])*
-        pub async fn $name(pool: &PgPool, f: &EventFilter) -> Result<Page<$row>, IndexerError> {
+        pub async fn $name(pool: &PgPool, f: &EventFilter) -> Result<Page<$row>, StoreError> {
             let items: Vec<$row> = page(pool, $select, f).await?;
             let next_cursor = next(&items, f.limit, |r| {
                 cursor_of(r.slot, &r.signature, r.ix_index, r.inner_index)
@@ -357,7 +373,7 @@ mod tests {
             "1:sig:1:2:3",
         ] {
             assert!(
-                matches!(parse_cursor(bad), Err(IndexerError::BadCursor(b)) if b == bad),
+                matches!(parse_cursor(bad), Err(StoreError::BadCursor(b)) if b == bad),
                 "{bad}"
             );
         }

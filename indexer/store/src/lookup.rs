@@ -5,7 +5,7 @@
 
 use sqlx::PgPool;
 
-use crate::IndexerError;
+use crate::StoreError;
 
 /// Refunded so far for the payment account `payment`, counting only finalized refunds when
 /// `finalized_only`.
@@ -14,7 +14,7 @@ pub async fn refunded_total(
     chain: &str,
     payment: &str,
     finalized_only: bool,
-) -> Result<u64, IndexerError> {
+) -> Result<u64, StoreError> {
     let total: Option<String> = sqlx::query_scalar(
         "SELECT max(refunded_total)::text FROM indexer.refunds
           WHERE chain = $1 AND payment = $2 AND (NOT $3 OR commitment = 'finalized')",
@@ -27,7 +27,7 @@ pub async fn refunded_total(
     total
         .map(|t| {
             t.parse::<u64>()
-                .map_err(|_| IndexerError::Malformed(format!("refunded_total {t}")))
+                .map_err(|_| StoreError::Malformed(format!("refunded_total {t}")))
         })
         .transpose()
         .map(Option::unwrap_or_default)
@@ -59,7 +59,7 @@ pub async fn escrow_events(
     pool: &PgPool,
     chain: &str,
     escrow: &str,
-) -> Result<Vec<EscrowEventRow>, IndexerError> {
+) -> Result<Vec<EscrowEventRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, kind, escrow, actor,
                 payer, facility, arbiter, mint, amount::text AS amount, fee::text AS fee,
@@ -90,7 +90,7 @@ pub async fn transaction(
     pool: &PgPool,
     chain: &str,
     signature: &str,
-) -> Result<Option<TransactionRow>, IndexerError> {
+) -> Result<Option<TransactionRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT chain, signature, slot, commitment, failed, block_time, event_count
            FROM indexer.transactions WHERE chain = $1 AND signature = $2",
@@ -106,7 +106,7 @@ pub async fn escrow_opened_in(
     pool: &PgPool,
     chain: &str,
     signature: &str,
-) -> Result<Option<EscrowEventRow>, IndexerError> {
+) -> Result<Option<EscrowEventRow>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT chain, signature, ix_index, inner_index, slot, commitment, kind, escrow, actor,
                 payer, facility, arbiter, mint, amount::text AS amount, fee::text AS fee,

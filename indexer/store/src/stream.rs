@@ -19,8 +19,10 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use crate::IndexerError;
-use crate::sink::NOTIFY_CHANNEL;
+use advancia_db::follow::{BoxError, LogSource};
+
+use crate::NOTIFY_CHANNEL;
+use crate::StoreError;
 
 /// Which rows a subscriber wants. Rollbacks are sent whatever the facility/payer filter
 /// (they name only the transaction undone).
@@ -77,12 +79,20 @@ fn union_sql() -> String {
            SELECT seq, 'refunds', 'payment_refunded', {KEY}, to_jsonb(t) {DROP}, facility, payer
              FROM indexer.refunds t WHERE seq > $1
            UNION ALL
-           SELECT seq, 'escrows', 'escrow_' || kind, {KEY}, to_jsonb(t) {DROP},
-                  coalesce(facility, (SELECT o.facility FROM indexer.escrows o
-                     WHERE o.chain = t.chain AND o.escrow = t.escrow AND o.kind = 'opened' LIMIT 1)),
-                  coalesce(payer, (SELECT o.payer FROM indexer.escrows o
-                     WHERE o.chain = t.chain AND o.escrow = t.escrow AND o.kind = 'opened' LIMIT 1))
-             FROM indexer.escrows t WHERE seq > $1
+           -- Releases, refunds and closes name only their escrow: they carry the facility,
+           -- payer and mint of its opening, so readers need no lookup of their own.
+           SELECT t.seq, 'escrows', 'escrow_' || t.kind, t.chain, t.signature, t.ix_index,
+                  t.inner_index, t.slot, t.commitment, t.block_time,
+                  to_jsonb(t) {DROP} || jsonb_build_object(
+                      'facility', coalesce(t.facility, o.facility),
+                      'payer', coalesce(t.payer, o.payer),
+                      'mint', coalesce(t.mint, o.mint)),
+                  coalesce(t.facility, o.facility), coalesce(t.payer, o.payer)
+             FROM indexer.escrows t
+             LEFT JOIN LATERAL (SELECT o.facility, o.payer, o.mint FROM indexer.escrows o
+                  WHERE o.chain = t.chain AND o.escrow = t.escrow AND o.kind = 'opened'
+                  LIMIT 1) o ON t.kind <> 'opened'
+            WHERE t.seq > $1
            UNION ALL
            SELECT seq, 'facilities', 'facility_' || kind, {KEY}, to_jsonb(t) {DROP}, facility, NULL
              FROM indexer.facilities t WHERE seq > $1
@@ -121,7 +131,7 @@ pub async fn events_after(
     filter: &StreamFilter,
     after: i64,
     limit: u32,
-) -> Result<Vec<IndexedEvent>, IndexerError> {
+) -> Result<Vec<IndexedEvent>, StoreError> {
     let mut rows: Vec<IndexedEvent> = sqlx::query_as(&union_sql())
         .bind(after)
         .bind(&filter.chain)
@@ -144,7 +154,7 @@ pub async fn events_after(
 
 /// The newest position so far (0 when nothing was ever written): where a client that wants
 /// only new rows starts.
-pub async fn head_position(pool: &PgPool) -> Result<i64, IndexerError> {
+pub async fn head_position(pool: &PgPool) -> Result<i64, StoreError> {
     let (last, called): (i64, bool) =
         sqlx::query_as("SELECT last_value, is_called FROM indexer.event_seq")
             .fetch_one(pool)
@@ -156,6 +166,41 @@ pub async fn head_position(pool: &PgPool) -> Result<i64, IndexerError> {
 /// listener connection must not stall the stream).
 const RECHECK: Duration = Duration::from_secs(5);
 const PAGE: u32 = 500;
+
+/// The stream as a followed log (ADR 0023): the payments worker, the ledger's projection
+/// and the analytics rollups read it behind cursors of their own.
+#[derive(Clone)]
+pub struct IndexerLog {
+    pool: PgPool,
+    filter: StreamFilter,
+}
+
+impl IndexerLog {
+    /// Rows of the indexer database `pool` matching `filter`.
+    pub fn new(pool: PgPool, filter: StreamFilter) -> IndexerLog {
+        IndexerLog { pool, filter }
+    }
+}
+
+impl LogSource for IndexerLog {
+    type Entry = IndexedEvent;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn channel(&self) -> &str {
+        NOTIFY_CHANNEL
+    }
+
+    async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<IndexedEvent>, BoxError> {
+        Ok(events_after(&self.pool, &self.filter, after, limit).await?)
+    }
+
+    fn position(e: &IndexedEvent) -> i64 {
+        e.seq
+    }
+}
 
 struct State {
     pool: PgPool,
@@ -173,7 +218,7 @@ pub fn subscribe(
     pool: PgPool,
     filter: StreamFilter,
     after: i64,
-) -> impl Stream<Item = Result<IndexedEvent, IndexerError>> + Send + 'static {
+) -> impl Stream<Item = Result<IndexedEvent, StoreError>> + Send + 'static {
     let state = State {
         pool,
         filter,
