@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document, generated from the handlers (utoipa) and completed with what
-//! every operation can answer because of the layers it passes through (ADR 0023): 400 from
+//! every operation can answer because of the layers it passes through (ADR 0024): 400 from
 //! the edge's input checks, 401 where credentials are required, 404 on paths with
 //! parameters, 413/415/422 where a JSON body is read, 429 with `Retry-After` and
 //! `RateLimit-*` under `/api/v1`, 500 and 503 (timeouts) everywhere. Every error is

@@ -23,7 +23,7 @@ const MAX_EXAMPLES: &str = "8";
 const NO_RATE_LIMITS: &str = "default=1000000/min,payments=1000000/min,blockchain=1000000/min,\
     facilities=1000000/min,agents=1000000/min,auth=1000000/min,kyc=1000000/min,compliance=1000000/min";
 
-/// Beyond schemathesis' defaults (ADR 0023):
+/// Beyond schemathesis' defaults (ADR 0024):
 /// - a well-formed request may still be refused by the state of things — 410 (an expired
 ///   intent), 412/428 (a stale or missing `If-Match`), 422 (an unknown facility, an inward
 ///   webhook URL). 400 stays a failure for schema-valid input: it means "malformed", which
