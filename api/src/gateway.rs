@@ -227,7 +227,7 @@ async fn rate_limit(State(state): State<RateLimitState>, req: Request, next: Nex
 
 /// Stable problem slugs for statuses that reach the client without a problem body
 /// (axum rejections, tower-http timeouts and body limits, unknown methods).
-fn slug_for(status: StatusCode) -> &'static str {
+pub fn slug_for(status: StatusCode) -> &'static str {
     match status {
         StatusCode::BAD_REQUEST => "bad-request",
         StatusCode::UNAUTHORIZED => "unauthorized",
@@ -334,8 +334,148 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
         .await
 }
 
+/// The bytes a percent-encoded URI component stands for.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether a JSON text holds a NUL character in a string (the `\u0000` escape; a raw NUL
+/// byte is not JSON at all and counts too).
+pub fn json_has_nul(json: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            0 => return true,
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000") {
+                    return true;
+                }
+                // Skip the escaped character (`\"` must not end the string).
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+fn unstorable(detail: &str) -> Response {
+    Problem::invalid(detail).into_response()
+}
+
+/// Refuses, at the edge, text that Postgres cannot store or that is not text at all: a NUL
+/// character or bytes that are not UTF-8 in the path or query (percent-encoded or not), and
+/// NUL in a JSON body. Handlers then never see it, whichever parameter it is in.
+async fn refuse_unstorable_text(req: Request, next: Next) -> Response {
+    for (part, text) in [
+        ("path", Some(req.uri().path())),
+        ("query", req.uri().query()),
+    ] {
+        let Some(text) = text else { continue };
+        let bytes = percent_decode(text);
+        if bytes.contains(&0) {
+            return unstorable(&format!("the {part} contains a NUL character"));
+        }
+        if std::str::from_utf8(&bytes).is_err() {
+            return unstorable(&format!("the {part} is not UTF-8 once percent-decoded"));
+        }
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    if !json {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    // The body limit layer around this one bounds the buffer.
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response()
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Bad Request")
+                    .with_detail("the request body could not be read")
+                    .into_response()
+            };
+        }
+    };
+    if json_has_nul(&bytes) {
+        return unstorable("a string in the body contains a NUL character (\\u0000)");
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// A request body the handler did not read to its end leaves the connection unusable for
+/// the next request (the server cannot find where it starts), so such responses say
+/// `Connection: close` and the client opens a new one instead of failing.
+async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    use futures_util::StreamExt;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    if !has_body {
+        return next.run(req).await;
+    }
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = finished.clone();
+    let req = req.map(|body| {
+        let mut data = body.into_data_stream();
+        Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+            let next = data.poll_next_unpin(cx);
+            if let std::task::Poll::Ready(None) = next {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            }
+            next
+        }))
+    });
+    let mut resp = next.run(req).await;
+    if !finished.load(std::sync::atomic::Ordering::Acquire) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// The layers around rate limiting (outermost first: request id, trace, CORS,
-/// compression, problem conversion, timeout, body limit).
+/// compression, problem conversion, unread-body connection close, timeout, body limit,
+/// unstorable-text refusal).
 pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(config.cors_origins.clone()))
@@ -384,11 +524,13 @@ pub fn apply_outer(router: Router, config: GatewayConfig) -> Router {
         upload: config.upload_limit_bytes,
     };
     router
+        .layer(middleware::from_fn(refuse_unstorable_text))
         .layer(middleware::from_fn_with_state(limits, limit_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,
         ))
+        .layer(middleware::from_fn(close_after_unread_body))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CompressionLayer::new())
         .layer(cors)

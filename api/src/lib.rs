@@ -48,8 +48,9 @@ pub struct AppState {
     /// Agents; their tasks go over [`AppState::bus`].
     pub agents: advancia_agents::AgentService,
     pub kyc: advancia_kyc::KycService,
-    /// Public base URL for links handed to wallets; the request's host when unset.
-    pub public_url: Option<String>,
+    /// Public base URL (no trailing slash) of every link we hand out (payment links,
+    /// icons): never taken from the request.
+    pub public_url: String,
     /// Services this process runs (`--services`); readiness checks their dependencies.
     pub enabled_services: ops::ServiceSet,
     pub readiness: ops::ReadinessConfig,
@@ -79,7 +80,8 @@ impl AppState {
                 ledger.clone(),
                 services.payments,
             ),
-            notifications: advancia_notifications::NotificationService::new(pool.clone()),
+            notifications: advancia_notifications::NotificationService::new(pool.clone())
+                .with_egress(services.egress.clone()),
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
             agents: advancia_agents::AgentService::new(
                 pool.clone(),
@@ -99,7 +101,10 @@ impl AppState {
             auth,
             ledger,
             trusted_proxy_hops: services.trusted_proxy_hops,
-            public_url: services.public_url,
+            public_url: services
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| DEV_PUBLIC_URL.to_owned()),
             enabled_services: ops::ServiceSet::all(),
             readiness: ops::ReadinessConfig::default(),
             cosmos_assets: services.cosmos_assets,
@@ -119,11 +124,19 @@ impl AppState {
     }
 }
 
+/// Links of an in-process app built without `ADVANCIA_PUBLIC_URL` (tests); `advancia
+/// serve` requires the setting outside `--dev` (see `settings`).
+pub const DEV_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 /// Settings of the services behind the routes (the gateway's are in [`ApiConfig`]).
 #[derive(Debug, Clone)]
 pub struct ServicesConfig {
     pub solana_rpc_url: String,
+    /// `ADVANCIA_PUBLIC_URL`: the base of every link we hand out.
     pub public_url: Option<String>,
+    /// Where user-supplied URLs (webhooks) may point: https only and never internal
+    /// addresses, except the operator's `ADVANCIA_EGRESS_ALLOW` entries.
+    pub egress: advancia_egress::EgressPolicy,
     pub payments: advancia_payments::PaymentsConfig,
     pub trusted_proxy_hops: usize,
     /// OpenAI-compatible endpoint of the LLM-backed agents (none: they fail plainly).
@@ -139,6 +152,7 @@ impl Default for ServicesConfig {
         Self {
             solana_rpc_url: "http://127.0.0.1:8899".into(),
             public_url: None,
+            egress: advancia_egress::EgressPolicy::production(),
             payments: Default::default(),
             trusted_proxy_hops: 0,
             llm: None,
@@ -188,6 +202,12 @@ impl ServicesConfig {
                 errors.push(format!(
                     "ADVANCIA_PUBLIC_URL: `{v}` is not an http(s) URL (expected e.g. https://pay.example.com)"
                 ));
+            }
+        }
+        if let Some(v) = var("ADVANCIA_EGRESS_ALLOW") {
+            match advancia_egress::EgressPolicy::production().allowing(&v) {
+                Ok(p) => c.egress = p,
+                Err(e) => errors.push(format!("ADVANCIA_EGRESS_ALLOW: {e} (expected comma-separated host names, addresses or ranges, e.g. hooks.internal,10.8.0.0/16)")),
             }
         }
         if let Some(v) = var("ADVANCIA_PAYMENT_ICON_URL") {
@@ -488,8 +508,8 @@ async fn not_found() -> Problem {
 /// The routes without gateway layers (tests of single handlers use this): the enabled
 /// services' route groups plus health, readiness and the API reference.
 pub fn routes(state: AppState) -> Router {
-    let doc = Arc::new(openapi::document());
-    let page = openapi::reference_page(&doc);
+    // Serialised once: the document only changes with the binary.
+    let doc = axum::body::Bytes::from(serde_json::to_vec(&openapi::document()).unwrap_or_default());
     let on = |name: &str| state.enabled_services.has(name);
     let mut router = Router::new()
         .route("/health", get(health))
@@ -498,10 +518,21 @@ pub fn routes(state: AppState) -> Router {
             "/api/v1/openapi.json",
             get(move || {
                 let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
             }),
         )
-        .route("/api/v1/docs", get(move || async move { page.clone() }));
+        .route("/api/v1/docs", get(openapi::docs_page))
+        .route(
+            "/api/v1/docs/swagger-ui-bundle.js",
+            get(openapi::docs_bundle),
+        )
+        .route("/api/v1/docs/swagger-ui.css", get(openapi::docs_css))
+        .route("/api/v1/docs/init.js", get(openapi::docs_init));
     if on("auth") {
         router = router.merge(routes::auth::router());
     }

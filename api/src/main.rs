@@ -22,6 +22,10 @@ struct Cli {
     /// TOML configuration file; environment variables override it, flags override both.
     #[arg(long, global = true, env = "ADVANCIA_CONFIG")]
     config: Option<PathBuf>,
+    /// Development: plain-http links (from the listen address when ADVANCIA_PUBLIC_URL is
+    /// unset) and webhooks. Without it, serve needs an https ADVANCIA_PUBLIC_URL.
+    #[arg(long, global = true)]
+    dev: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,36 @@ enum Command {
     Migrate,
     /// Validate the configuration (file, environment) and exit: 0 when valid, 2 otherwise.
     CheckConfig,
+    /// Operator bootstrap: accounts and roles without an existing admin (audited in
+    /// auth.events with the OS user who ran it).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account with roles (default `admin`); the password is read from the first
+    /// line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Operator")]
+        display_name: String,
+        /// Repeat for several roles: patient, provider, facility_admin,
+        /// compliance_officer, partner, admin.
+        #[arg(long = "role", default_values_t = vec!["admin".to_owned()])]
+        roles: Vec<String>,
+    },
+    /// Add roles to an existing account.
+    GrantRole {
+        #[arg(long)]
+        email: String,
+        /// Repeat for several roles.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
 }
 
 /// Exit status for configuration errors (distinct from runtime failures).
@@ -63,8 +97,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
+    if cli.dev {
+        settings.set_flag(advancia_api::settings::DEV_FLAG, "true");
+    }
     let result = match cli.command {
         Command::Migrate => migrate(&settings).await,
+        Command::Admin { command } => admin(&settings, command).await,
         Command::CheckConfig => match ServeConfig::from_settings(&settings) {
             Ok(c) => {
                 println!(
@@ -127,6 +165,93 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         "migrations: {} applied, {} already present",
         report.applied.len(),
         report.already_applied
+    );
+    Ok(())
+}
+
+/// The OS user running an operator command, for the audit trail.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user} (advancia admin)")
+}
+
+fn parse_roles(names: &[String]) -> anyhow::Result<Vec<advancia_auth::Role>> {
+    names
+        .iter()
+        .map(|n| {
+            advancia_auth::Role::parse(n).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role `{n}` (expected patient, provider, facility_admin, compliance_officer, partner or admin)"
+                )
+            })
+        })
+        .collect()
+}
+
+async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let db = DbConfig::new(
+        settings
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| advancia_db::DEFAULT_DATABASE_URL.into()),
+    );
+    let pool = db.connect().await.context("connecting to Postgres")?;
+    advancia_db::migrate(&pool, &all_migrations())
+        .await
+        .context("applying migrations")?;
+    let config = advancia_auth::AuthConfig::from_vars(|k| settings.get(k))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // This command issues no tokens: throwaway signing keys are enough.
+    let auth = AuthService::new(pool, config, advancia_auth::SigningKeys::generate())
+        .context("auth configuration")?;
+    let user = match command {
+        AdminCommand::Create {
+            email,
+            display_name,
+            roles,
+        } => {
+            let roles = parse_roles(&roles)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                anyhow::bail!(
+                    "no password on standard input (pipe it in: the first line is the password)"
+                );
+            }
+            auth.create_user_as_operator(
+                advancia_auth::RegisterRequest {
+                    email,
+                    password,
+                    display_name,
+                },
+                roles,
+                &operator(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        AdminCommand::GrantRole { email, roles } => {
+            let roles = parse_roles(&roles)?;
+            auth.grant_roles_as_operator(&email, roles, &operator())
+                .await
+                .map_err(|e| match e {
+                    advancia_auth::AuthError::NotFound => {
+                        anyhow::anyhow!("no account has the address {email}")
+                    }
+                    e => anyhow::anyhow!("{e}"),
+                })?
+        }
+    };
+    let roles: Vec<String> = user.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    println!(
+        "{} {} roles={}",
+        user.id,
+        user.email.unwrap_or_default(),
+        roles.join(",")
     );
     Ok(())
 }

@@ -12,17 +12,47 @@ use crate::problem::Problem;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
+/// A page size, 1 to [`MAX_LIMIT`]: anything else is refused when the query is parsed
+/// (400), never silently clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct Limit(u32);
+
+impl TryFrom<u32> for Limit {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        if (1..=MAX_LIMIT).contains(&n) {
+            Ok(Limit(n))
+        } else {
+            Err(format!("limit must be 1 to {MAX_LIMIT}, not {n}"))
+        }
+    }
+}
+
+impl Limit {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// `limit`, or [`DEFAULT_LIMIT`] when absent.
+    pub fn or_default(limit: Option<Limit>) -> u32 {
+        limit.map_or(DEFAULT_LIMIT, Limit::get)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
-    /// Items per page, 1 to 200 (default 50).
-    pub limit: Option<u32>,
+    /// Items per page (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 impl PageParams {
     pub fn limit(&self) -> u32 {
-        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+        Limit::or_default(self.limit)
     }
 
     /// The decoded position after which this page starts, if any.
@@ -65,14 +95,7 @@ pub fn encode<K: Serialize>(key: &K) -> String {
 }
 
 pub fn decode<K: DeserializeOwned>(cursor: &str) -> Result<K, Problem> {
-    let invalid = || {
-        Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid-cursor",
-            "Invalid cursor",
-        )
-        .with_detail("pass back the next_cursor value of a previous page unchanged")
-    };
+    let invalid = Problem::invalid_cursor;
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     serde_json::from_slice(&bytes).map_err(|_| invalid())
 }
@@ -88,7 +111,7 @@ mod tests {
         assert_eq!(page.items.len(), 2);
         let cursor = page.next_cursor.unwrap();
         let params = PageParams {
-            limit: Some(2),
+            limit: Some(Limit(2)),
             cursor: Some(cursor),
         };
         assert_eq!(params.after::<i64>().unwrap(), Some(2));
@@ -97,24 +120,13 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_clamped_and_bad_cursors_rejected() {
+    fn limits_out_of_range_are_refused_and_bad_cursors_rejected() {
         assert_eq!(PageParams::default().limit(), 50);
-        assert_eq!(
-            PageParams {
-                limit: Some(0),
-                cursor: None
-            }
-            .limit(),
-            1
-        );
-        assert_eq!(
-            PageParams {
-                limit: Some(10_000),
-                cursor: None
-            }
-            .limit(),
-            200
-        );
+        assert_eq!(Limit::try_from(1).unwrap().get(), 1);
+        assert_eq!(Limit::try_from(200).unwrap().get(), 200);
+        assert!(Limit::try_from(0).is_err());
+        assert!(Limit::try_from(201).is_err());
+        assert!(serde_json::from_str::<Limit>("5000").is_err());
         let bad = PageParams {
             limit: None,
             cursor: Some("%%%".into()),

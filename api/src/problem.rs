@@ -356,6 +356,7 @@ impl From<NotificationError> for Problem {
             E::Template(_) => (StatusCode::UNPROCESSABLE_ENTITY, "template-error"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            E::UrlRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "webhook-url-refused"),
             E::Database(_) | E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Problem::from_error(status, kind, &e)

@@ -57,6 +57,7 @@ pub const KNOWN: &[&str] = &[
     "ADVANCIA_BODY_LIMIT_BYTES",
     "ADVANCIA_SOLANA_RPC_URL",
     "ADVANCIA_PUBLIC_URL",
+    "ADVANCIA_EGRESS_ALLOW",
     "ADVANCIA_PAYMENT_ICON_URL",
     "ADVANCIA_PAYMENT_LABEL",
     "ADVANCIA_PAYMENT_TTL_SECS",
@@ -376,6 +377,8 @@ pub struct NatsSettings {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Set (to `true`) by `advancia --dev`; never read from a file or the environment.
+pub const DEV_FLAG: &str = "ADVANCIA_DEV";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9465";
 
 impl ServeConfig {
@@ -505,8 +508,30 @@ impl ServeConfig {
             }
         };
         let hops = api.as_ref().map_or(0, |a| a.gateway.trusted_proxy_hops);
+        // `--dev` only (not a file or environment setting): plain-http links and webhooks.
+        let dev = get(DEV_FLAG).is_some_and(|v| v == "true");
         let chain = match ServicesConfig::from_vars(get, hops) {
-            Ok(c) => Some(c),
+            Ok(mut c) => {
+                match (&c.public_url, dev) {
+                    (Some(u), _) if u.starts_with("https://") => {}
+                    (Some(_), true) => {}
+                    (None, true) => {
+                        c.public_url = listen.map(|l| format!("http://{l}"));
+                    }
+                    (Some(_), false) => errors.push(s.error(
+                        "ADVANCIA_PUBLIC_URL",
+                        "must be an https URL outside --dev (expected e.g. https://pay.example.com)",
+                    )),
+                    (None, false) => errors.push(s.error(
+                        "ADVANCIA_PUBLIC_URL",
+                        "required outside --dev: payment links are built from it, never from the request (expected e.g. https://pay.example.com)",
+                    )),
+                }
+                if dev {
+                    c.egress = c.egress.allowing_http();
+                }
+                Some(c)
+            }
             Err(es) => {
                 errors.extend(
                     es.iter()

@@ -325,7 +325,7 @@ async fn serve_runs_the_rollup_worker() {
         .unwrap()
         .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_advancia"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--dev", "serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &db.url)
         .env("AUTH_SIGNING_KEY", "11".repeat(32))
         .env("AUTH_TOTP_ENCRYPTION_KEY", "22".repeat(32))

@@ -25,7 +25,54 @@ fn good_env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("AUTH_SIGNING_KEY", SIGNING_KEY),
         ("AUTH_TOTP_ENCRYPTION_KEY", TOTP_KEY),
+        ("ADVANCIA_PUBLIC_URL", "https://pay.example.test"),
     ]
+}
+
+/// Links are built from ADVANCIA_PUBLIC_URL only: outside `--dev` it must be set and https.
+#[test]
+fn serve_needs_an_https_public_url_outside_dev() {
+    let keys = [
+        ("AUTH_SIGNING_KEY", SIGNING_KEY),
+        ("AUTH_TOTP_ENCRYPTION_KEY", TOTP_KEY),
+    ];
+    let out = advancia(&["check-config"], &keys);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ADVANCIA_PUBLIC_URL: required outside --dev"),
+        "{}",
+        stderr(&out)
+    );
+    // `serve` refuses the same way, before binding anything.
+    let out = advancia(&["serve", "--listen", "127.0.0.1:1"], &keys);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ADVANCIA_PUBLIC_URL"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut plain = keys.to_vec();
+    plain.push(("ADVANCIA_PUBLIC_URL", "http://pay.example.test"));
+    let out = advancia(&["check-config"], &plain);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ADVANCIA_PUBLIC_URL (from environment): must be an https URL"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --dev: plain http is fine, and the default is the listen address.
+    assert!(
+        advancia(&["--dev", "check-config"], &plain)
+            .status
+            .success()
+    );
+    assert!(advancia(&["--dev", "check-config"], &keys).status.success());
+    // --dev is a flag only: neither the environment nor a file can turn it on.
+    let mut env = keys.to_vec();
+    env.push(("ADVANCIA_DEV", "true"));
+    assert_eq!(advancia(&["check-config"], &env).status.code(), Some(2));
 }
 
 fn stderr(o: &Output) -> String {

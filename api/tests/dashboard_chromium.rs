@@ -9,64 +9,11 @@ mod analytics_seed;
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use advancia_auth::Role;
-use common::TestApi;
+use common::{TestApi, dump_dom};
 use reqwest::Method;
 use serde_json::Value;
-
-fn chromium() -> PathBuf {
-    if let Some(p) = std::env::var_os("ADVANCIA_CHROMIUM") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser"] {
-        if let Some(p) = std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-        {
-            return p;
-        }
-    }
-    panic!(
-        "chromium not found on PATH (nor ADVANCIA_CHROMIUM): `cargo xtask test` installs \
-         Debian's `chromium` package (or: apt-get install chromium)"
-    );
-}
-
-/// The DOM after the page's scripts ran (virtual time lets fetches finish first).
-async fn dump_dom(url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("advancia-chromium-{}", uuid::Uuid::new_v4()));
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new(chromium())
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--virtual-time-budget=15000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("--dump-dom")
-            .arg(url)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("chromium did not finish within 90 s")
-    .unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn attr(tag: &str, name: &str) -> Option<String> {
     let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;

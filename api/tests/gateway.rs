@@ -327,17 +327,34 @@ async fn request_ids_cors_compression_and_openapi() {
     assert!(doc["paths"]["/health"]["get"].is_object());
     assert!(doc["paths"]["/ready"]["get"]["responses"]["503"].is_object());
 
+    // The reference: Swagger UI from our own origin, under a CSP that admits only it.
     let page = client
         .get(format!("{base}/api/v1/docs"))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    assert!(page.contains("<code>/ready</code>"), "{page}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        !page.contains("<script"),
-        "reference page must be self-contained"
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-eval"), "{csp}");
+    let html = page.text().await.unwrap();
+    for src in [
+        "/api/v1/docs/swagger-ui-bundle.js",
+        "/api/v1/docs/init.js",
+        "/api/v1/docs/swagger-ui.css",
+    ] {
+        assert!(html.contains(src), "{html}");
+        let r = client.get(format!("{base}{src}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{src}");
+        assert!(!r.bytes().await.unwrap().is_empty(), "{src}");
+    }
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from elsewhere: {html}"
     );
 }

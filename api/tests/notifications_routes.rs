@@ -18,7 +18,7 @@ fn worker(api: &Api) -> OutboxWorker {
     OutboxWorker::new(
         api.db.pool.clone(),
         Channels::new()
-            .with(WebhookChannel::new(Duration::from_secs(2)).unwrap())
+            .with(WebhookChannel::new(Duration::from_secs(2), &common::loopback_egress()).unwrap())
             .with(InAppChannel::new(api.db.pool.clone())),
         WorkerConfig {
             backoff_base: Duration::from_millis(10),

@@ -34,6 +34,7 @@ impl Server {
                 &format!("127.0.0.1:{metrics_port}"),
             ])
             .env("DATABASE_URL", database_url)
+            .env("ADVANCIA_PUBLIC_URL", "https://pay.example.test")
             // Dev-only key material: 32-byte hex seeds.
             .env("AUTH_SIGNING_KEY", "11".repeat(32))
             .env("AUTH_TOTP_ENCRYPTION_KEY", "22".repeat(32))

@@ -140,7 +140,8 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
     let (out, err) = log("api")?;
     let mut api = ChildGuard(
         Command::new(&bin)
-            .args(["serve", "--no-migrate", "--listen", listen])
+            // --dev: links on plain http from the listen address (no ADVANCIA_PUBLIC_URL).
+            .args(["--dev", "serve", "--no-migrate", "--listen", listen])
             .env("DATABASE_URL", &url)
             .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
             .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
@@ -169,6 +170,81 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
     }
     step.done(&format!("GET /ready → {status} {body}"));
 
+    let step = Step::start(
+        "bootstrap the operator (advancia admin create / grant-role), who reads the audit trail",
+    );
+    let operator = "ops@demo.example";
+    let operator_password = "demo operator password, not for production";
+    let created = Command::new(&bin)
+        .args([
+            "admin",
+            "create",
+            "--email",
+            operator,
+            "--display-name",
+            "Demo Operator",
+        ])
+        .args(["--role", "admin"])
+        .env("DATABASE_URL", &url)
+        .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
+        .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            if let Some(mut stdin) = child.stdin.take() {
+                writeln!(stdin, "{operator_password}")?;
+            }
+            child.wait_with_output()
+        })
+        .context("advancia admin create")?;
+    if !created.status.success() {
+        // A rerun: the demo database keeps its users; make sure the role is there.
+        run_checked(
+            Command::new(&bin)
+                .args([
+                    "admin",
+                    "grant-role",
+                    "--email",
+                    operator,
+                    "--role",
+                    "admin",
+                ])
+                .env("DATABASE_URL", &url)
+                .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
+                .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key),
+            &step,
+        )?;
+    }
+    let (status, body) = http_request(
+        listen,
+        "POST",
+        "/api/v1/auth/login",
+        &format!(r#"{{"email":"{operator}","password":"{operator_password}"}}"#),
+    )?;
+    let token = body
+        .split("\"access_token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|_| status == 200)
+        .with_context(|| format!("operator login → {status}: {body}"))?
+        .to_owned();
+    let (status, body) = http_request_as(
+        listen,
+        "GET",
+        "/api/v1/ledger/audit-trail",
+        "",
+        Some(&token),
+    )?;
+    if status != 200 || !body.contains("\"intact\":true") {
+        step.fail(&format!(
+            "GET /api/v1/ledger/audit-trail → {status}: {body}"
+        ));
+        bail!("the operator cannot read the audit trail");
+    }
+    step.done("operator is admin (audited in auth.events); audit trail intact");
+
     let step = Step::start("a patient signs up and signs in (POST /api/v1/auth/register, /login)");
     let email = "demo.patient@example.org";
     let password = "demo password, not for production";
@@ -178,8 +254,8 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
         "/api/v1/auth/register",
         &format!(r#"{{"email":"{email}","password":"{password}","display_name":"Demo Patient"}}"#),
     )?;
-    // 409 on a rerun: the demo database keeps its users.
-    if status != 201 && status != 409 {
+    // The same 202 whether the address is new or (on a rerun) already registered.
+    if status != 202 {
         step.fail(&format!("register → {status}: {body}"));
         bail!("registration failed");
     }
@@ -349,11 +425,25 @@ fn wait_for_rpc(addr: &str, limit: Duration, child: &mut Child) -> Result<String
 /// A minimal HTTP/1.1 client (JSON bodies), enough for the demo's script without an
 /// HTTP client dependency in xtask.
 fn http_request(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    http_request_as(addr, method, path, body, None)
+}
+
+/// [`http_request`] with a bearer token.
+fn http_request_as(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;

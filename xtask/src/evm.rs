@@ -101,9 +101,16 @@ fn stale_artifacts(fresh: &Path, committed: &Path) -> Result<Vec<String>> {
 /// `npm install` of the pinned packages (all in one call) under target/npm/evm unless every
 /// one is there at its version already.
 fn npm_ensure(packages: &[(&str, &str)]) -> Result<()> {
+    npm_install(&npm_prefix(), packages)
+}
+
+/// `npm install` of the pinned packages (all in one call) under `prefix` unless every one is
+/// there at its version already. Each user keeps its own prefix: `npm install --no-save`
+/// prunes packages it did not install in the same call.
+pub fn npm_install(prefix: &std::path::Path, packages: &[(&str, &str)]) -> Result<()> {
     let specs: Vec<String> = packages.iter().map(|(p, v)| format!("{p}@{v}")).collect();
     let step = Step::start(&format!("{} (npm)", specs.join(", ")));
-    let prefix = npm_prefix();
+    let prefix = prefix.to_path_buf();
     let installed = packages.iter().all(|(package, version)| {
         std::fs::read_to_string(
             prefix

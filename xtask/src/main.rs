@@ -2,6 +2,7 @@
 //! commands the README promises work on a fresh machine: each installs what is
 //! missing (idempotently, one line per step) before doing its job.
 
+mod contract;
 mod demo;
 mod deploy;
 mod evm;
@@ -202,6 +203,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     let substreams_wasm = substreams::wasm()?;
     // The bridge tests deploy the committed EVM artifacts on this anvil.
     let anvil = evm::build(true)?;
+    // The generated TypeScript client's compiler and generator (partner-flow test).
+    let ts_tools = contract::ensure_ts_client_tools()?;
 
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
@@ -225,6 +228,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
         .env(wasm::WASM_ENV, &cosmwasm_wasm)
         .env(substreams::WASM_ENV, &substreams_wasm)
         .env(evm::ANVIL_ENV, &anvil)
+        .env(contract::TS_TOOLS_ENV, &ts_tools)
         .env("ADVANCIA_PYTHON", &python);
     let status = cmd.status()?;
     if !status.success() {

@@ -88,10 +88,16 @@ pub fn ensure_node() -> Result<()> {
 /// `aiosmtpd` (a real SMTP server) and `moto[server]` (an S3-compatible server, for the KYC
 /// document store; pinned). Returns its interpreter, which the tests get as `ADVANCIA_PYTHON`.
 pub fn ensure_python_test_env() -> Result<PathBuf> {
-    const PACKAGES: &[&str] = &["standardwebhooks", "aiosmtpd", "moto[server]==5.2.5"];
+    const PACKAGES: &[&str] = &[
+        "standardwebhooks",
+        "aiosmtpd",
+        "moto[server]==5.2.5",
+        // The API contract test (tests/e2e/tests/contract.rs).
+        "schemathesis==4.32.5",
+    ];
     ensure_apt("python3", "python3")?;
     let step = Step::start(
-        "Python test packages (PyPI standardwebhooks, aiosmtpd, moto[server]; target/py)",
+        "Python test packages (PyPI standardwebhooks, aiosmtpd, moto[server], schemathesis; target/py)",
     );
     let venv = crate::workspace_root().join("target").join("py");
     let python = venv.join("bin").join("python");
@@ -99,7 +105,7 @@ pub fn ensure_python_test_env() -> Result<PathBuf> {
         Command::new(&python)
             .args([
                 "-c",
-                "import standardwebhooks, aiosmtpd, moto.server, boto3",
+                "import standardwebhooks, aiosmtpd, moto.server, boto3, schemathesis",
             ])
             .output()
             .is_ok_and(|o| o.status.success())

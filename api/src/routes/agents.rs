@@ -74,7 +74,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<impl IntoR
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct RegisterBody {
+pub struct AgentRegistrationBody {
     /// New agent id: lowercase letters, digits and `_`.
     id: String,
     /// A built-in kind, e.g. `fraud_score`.
@@ -86,14 +86,14 @@ pub struct RegisterBody {
 }
 
 /// Register an agent of a built-in kind with its own parameters (version 1).
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = RegisterBody,
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentRegistrationBody,
     responses((status = 201, description = "Registered"), (status = 400, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn register(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<RegisterBody>,
+    Json(b): Json<AgentRegistrationBody>,
 ) -> Result<impl IntoResponse> {
     let admin = p.require_role(ADMINS)?.sub;
     let rec = st
@@ -179,8 +179,9 @@ pub struct ExecuteBody {
     agent: String,
     #[schema(value_type = Object)]
     input: Value,
-    /// Wait up to this long for the result (max 30 000); 0 returns at once.
+    /// Wait up to this long for the result; 0 returns at once.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 30000)]
     wait_ms: u64,
 }
 
@@ -199,6 +200,9 @@ pub async fn execute(
     Json(b): Json<ExecuteBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(EXECUTE_SCOPE, STAFF)?;
+    if b.wait_ms > MAX_WAIT_MS {
+        return Err(AgentError::invalid(format!("wait_ms is at most {MAX_WAIT_MS}")).into());
+    }
     let task = st
         .agents
         .execute(
@@ -211,7 +215,7 @@ pub async fn execute(
         .await?;
     let task = if b.wait_ms > 0 {
         st.agents
-            .wait(task.id, Duration::from_millis(b.wait_ms.min(MAX_WAIT_MS)))
+            .wait(task.id, Duration::from_millis(b.wait_ms))
             .await?
     } else {
         task
@@ -338,6 +342,7 @@ pub struct OrchestrateBody {
     summary: Option<String>,
     #[schema(value_type = Object)]
     input: Value,
+    #[schema(minimum = 1, maximum = 30000)]
     timeout_ms: Option<u64>,
 }
 
@@ -353,6 +358,9 @@ pub async fn orchestrate(
     Json(b): Json<OrchestrateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(EXECUTE_SCOPE, STAFF)?;
+    if b.timeout_ms.is_some_and(|t| t == 0 || t > MAX_WAIT_MS) {
+        return Err(AgentError::invalid(format!("timeout_ms is 1 to {MAX_WAIT_MS}")).into());
+    }
     let aggregation = match b.aggregation.as_deref() {
         None => None,
         Some("weighted") => Some(advancia_agents::Aggregation::Weighted),
@@ -377,7 +385,7 @@ pub async fn orchestrate(
         threshold: b.threshold,
         summary: b.summary,
         input: b.input,
-        timeout_ms: b.timeout_ms.map(|t| t.min(MAX_WAIT_MS)),
+        timeout_ms: b.timeout_ms,
     };
     Ok(Json(
         st.agents

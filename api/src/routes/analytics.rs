@@ -300,7 +300,7 @@ pub async fn create_dashboard(
 /// `days` days.
 #[utoipa::path(get, path = "/api/v1/analytics/dashboards/{id}", tag = "analytics",
     params(("id" = Uuid, Path)),
-    responses((status = 200, description = "Definition and data"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Definition and data"), (status = 404, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_dashboard(
     State(st): State<AppState>,

@@ -1,12 +1,12 @@
 //! `/api/v1/auth/*`, `/api/v1/users/*` and `/.well-known/jwks.json` (seed section 4).
 
-use advancia_auth::{LoginOutcome, RegisterRequest, Role, UpdateUser};
+use advancia_auth::{AuthError, LoginOutcome, RegisterRequest, Role, UpdateUser};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -88,24 +88,83 @@ pub struct ApiKeyBody {
     scopes: Vec<String>,
 }
 
-/// Create an account (role `patient`).
+/// A new API key: shown only in this response.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    id: Uuid,
+    /// Send as `X-Api-Key`.
+    key: String,
+}
+
+/// The answer to every well-formed registration, whether or not the address already has
+/// an account.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    /// Always `accepted`.
+    status: &'static str,
+    detail: &'static str,
+}
+
+const REGISTRATION_ACCEPTED: RegistrationAccepted = RegistrationAccepted {
+    status: "accepted",
+    detail: "if the address can be registered, the account exists now and you can sign in; \
+             if it already has an account, its owner has been told by email",
+};
+
+/// Create an account (role `patient`). The answer is the same whether or not the address
+/// already has an account, so it cannot be used to find out who has one; the owner of an
+/// existing account is told by email instead.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 201, description = "Account created"),
-              (status = 409, description = "Email taken", body = Problem),
-              (status = 422, description = "Password rejected", body = Problem)))]
+    responses((status = 202, description = "Accepted (new account created, or the existing owner emailed)", body = RegistrationAccepted),
+              (status = 400, description = "Invalid email or display name", body = Problem),
+              (status = 422, description = "Password rejected by the policy", body = Problem)))]
 pub async fn register(
     State(st): State<AppState>,
     Json(b): Json<RegisterBody>,
 ) -> Result<impl IntoResponse> {
-    let user = st
+    let email = b.email.clone();
+    match st
         .auth
         .register(RegisterRequest {
             email: b.email,
             password: b.password,
             display_name: b.display_name,
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+        .await
+    {
+        Ok(_) => {}
+        Err(AuthError::EmailTaken) => tell_existing_owner(&st, &email).await,
+        Err(e) => return Err(e.into()),
+    }
+    Ok((StatusCode::ACCEPTED, Json(REGISTRATION_ACCEPTED)))
+}
+
+/// Emails the owner of `email`'s account that someone tried to register it: at most once an
+/// hour per account (the notification's source key), so the form cannot be used to flood a
+/// mailbox. Failures are logged; the requester's answer must not change.
+async fn tell_existing_owner(st: &AppState, email: &str) {
+    let user = match st.auth.find_user_by_email(email).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "registration notice: account lookup failed");
+            return;
+        }
+    };
+    let Some(address) = user.email.clone() else {
+        return;
+    };
+    let hour = time::OffsetDateTime::now_utc().unix_timestamp() / 3600;
+    let req = advancia_notifications::SendRequest {
+        user_id: user.id,
+        event_type: "account.registration_attempted".into(),
+        data: serde_json::json!({ "email": address }),
+        source_key: Some(format!("account.registration_attempted:{}:{hour}", user.id)),
+        ..Default::default()
+    };
+    if let Err(e) = st.notifications.send_account_email(&req, &address).await {
+        tracing::error!(error = %e, user_id = %user.id, "registration notice not queued");
+    }
 }
 
 /// Password login. Answers tokens, or a 2FA challenge when the account has 2FA on.
@@ -160,7 +219,7 @@ pub async fn logout(State(st): State<AppState>, Json(b): Json<RefreshBody>) -> R
 
 /// Start TOTP enrollment: secret, otpauth URI and recovery codes, shown once.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/enroll", tag = "auth",
-    responses((status = 200, description = "Enrollment"), (status = 401, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Enrollment"), (status = 401, body = Problem)),
     security(("bearer" = [])))]
 pub async fn enroll_2fa(State(st): State<AppState>, p: Principal) -> Result<impl IntoResponse> {
     let claims = p.require_role(&Role::ALL)?;
@@ -169,7 +228,7 @@ pub async fn enroll_2fa(State(st): State<AppState>, p: Principal) -> Result<impl
 
 /// Finish enrollment with a first valid code; 2FA is on from then on.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/confirm", tag = "auth", request_body = CodeBody,
-    responses((status = 204, description = "2FA enabled"), (status = 401, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA enabled"), (status = 401, body = Problem)),
     security(("bearer" = [])))]
 pub async fn confirm_2fa(
     State(st): State<AppState>,
@@ -183,7 +242,7 @@ pub async fn confirm_2fa(
 
 /// Turn 2FA off (needs a current code).
 #[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeBody,
-    responses((status = 204, description = "2FA disabled"), (status = 401, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA disabled"), (status = 401, body = Problem)),
     security(("bearer" = [])))]
 pub async fn disable_2fa(
     State(st): State<AppState>,
@@ -280,7 +339,7 @@ pub async fn assign_roles(
 /// Create a partner API key for the user (shown once). Partners for themselves; admins for anyone.
 #[utoipa::path(post, path = "/api/v1/users/{id}/api-keys", tag = "users", request_body = ApiKeyBody,
     params(("id" = Uuid, Path, description = "Owner user id")),
-    responses((status = 201, description = "`{id, key}`; the key is shown only here"), (status = 403, body = Problem)),
+    responses((status = 201, description = "The key, shown only here", body = ApiKeyCreated), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_api_key(
     State(st): State<AppState>,
@@ -295,7 +354,10 @@ pub async fn create_api_key(
     let (key_id, key) = st.auth.create_api_key(id, &b.name, b.scopes).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "id": key_id, "key": key })),
+        Json(ApiKeyCreated {
+            id: key_id.0,
+            key: key.expose().to_owned(),
+        }),
     ))
 }
 

@@ -65,7 +65,7 @@ pub struct WalletBody {
 
 /// Register a watch-only wallet (a public address; no keys are created or stored).
 #[utoipa::path(post, path = "/api/v1/blockchain/wallets/create", tag = "blockchain", request_body = WalletBody,
-    responses((status = 201, description = "Registered"), (status = 200, description = "Already registered"),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Registered"), (status = 200, description = "Already registered"),
         (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_wallet(
@@ -89,7 +89,7 @@ pub async fn create_wallet(
 
 /// The caller's watch-only wallets, in registration order.
 #[utoipa::path(get, path = "/api/v1/blockchain/wallets", tag = "blockchain", params(PageParams),
-    responses((status = 200, description = "A page of wallets")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "A page of wallets")),
     security(("bearer" = [])))]
 pub async fn list_wallets(
     State(st): State<AppState>,
@@ -112,7 +112,7 @@ pub struct BalanceParams {
 /// SOL and SPL token balances (Token and Token-2022) of a public address.
 #[utoipa::path(get, path = "/api/v1/blockchain/wallets/{address}/balance", tag = "blockchain",
     params(("address" = String, Path, description = "Public address"), BalanceParams),
-    responses((status = 200, description = "Balances in base units"), (status = 400, body = Problem),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Balances in base units"), (status = 400, body = Problem),
         (status = 502, description = "Chain node unreachable", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn balance(
@@ -142,21 +142,21 @@ pub async fn balance(
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SendBody {
+pub struct RelayBody {
     /// Base64 of a fully signed transaction (legacy or v0).
     transaction: String,
 }
 
 /// Relay a transaction a wallet signed. Only transactions that invoke our program are
 /// relayed (this is not an open relay); signatures are verified before the node sees it.
-#[utoipa::path(post, path = "/api/v1/blockchain/transactions/send", tag = "blockchain", request_body = SendBody,
-    responses((status = 202, description = "Accepted by the node; poll its status"),
+#[utoipa::path(post, path = "/api/v1/blockchain/transactions/send", tag = "blockchain", request_body = RelayBody,
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 202, description = "Accepted by the node; poll its status"),
         (status = 400, body = Problem), (status = 422, description = "Rejected (signature, preflight)", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn send(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<SendBody>,
+    Json(b): Json<RelayBody>,
 ) -> Result<impl IntoResponse> {
     require(&p, WRITE_SCOPE)?;
     let signature = st
@@ -175,7 +175,7 @@ pub async fn send(
 /// Status of a transaction on the chain, and its indexed commitment if ours.
 #[utoipa::path(get, path = "/api/v1/blockchain/transactions/{txHash}/status", tag = "blockchain",
     params(("txHash" = String, Path, description = "Transaction signature (base58)")),
-    responses((status = 200, description = "Known to the chain"), (status = 404, description = "Unknown (never landed, or dropped)", body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Known to the chain"), (status = 404, description = "Unknown (never landed, or dropped)", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn transaction_status(
     State(st): State<AppState>,
@@ -216,7 +216,7 @@ pub struct FeeParams {
 
 /// Priority fees (micro-lamports per compute unit) over recent slots, and the base fee.
 #[utoipa::path(get, path = "/api/v1/blockchain/gas-prices", tag = "blockchain", params(FeeParams),
-    responses((status = 200, description = "Fee estimates per chain")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Fee estimates per chain")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn gas_prices(
     State(st): State<AppState>,
@@ -278,7 +278,7 @@ fn key(s: &str, what: &str) -> Result<Pubkey> {
 /// Simulate instructions against current chain state (logs, compute units, error) or build
 /// them into an unsigned transaction for a wallet.
 #[utoipa::path(post, path = "/api/v1/blockchain/contracts/interact", tag = "blockchain", request_body = InteractBody,
-    responses((status = 200, description = "Simulation result or unsigned transaction"), (status = 400, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Simulation result or unsigned transaction"), (status = 400, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn interact(
     State(st): State<AppState>,

@@ -109,7 +109,7 @@ pub async fn get_facility(
 #[utoipa::path(put, path = "/api/v1/facilities/{id}", tag = "facilities",
     params(("id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag from GET")),
     request_body(content = Object, description = "Facility profile"),
-    responses((status = 200, description = "Updated; new ETag"), (status = 412, body = Problem), (status = 428, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated; new ETag"), (status = 412, body = Problem), (status = 428, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
     State(st): State<AppState>,
@@ -147,7 +147,9 @@ pub struct SearchParams {
     radius_km: Option<f64>,
     #[serde(default)]
     include_inactive: bool,
-    limit: Option<u32>,
+    /// Items per page (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<pagination::Limit>,
     cursor: Option<String>,
 }
 
@@ -200,7 +202,7 @@ pub async fn list_staff(
 /// Add a staff member (roles, licences, optional auth user id).
 #[utoipa::path(post, path = "/api/v1/facilities/{id}/staff", tag = "facilities",
     params(("id" = Uuid, Path)), request_body(content = Object, description = "Staff member"),
-    responses((status = 201, description = "Added"), (status = 409, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Added"), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_staff(
     State(st): State<AppState>,
@@ -230,7 +232,7 @@ pub async fn list_resources(
 /// Add a resource (equipment, room) with its maintenance state.
 #[utoipa::path(post, path = "/api/v1/facilities/{id}/resources", tag = "facilities",
     params(("id" = Uuid, Path)), request_body(content = Object, description = "Resource"),
-    responses((status = 201, description = "Added")), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Added")), security(("bearer" = [])))]
 pub async fn add_resource(
     State(st): State<AppState>,
     p: Principal,
@@ -261,7 +263,7 @@ pub struct MaintenanceBody {
 /// Set a resource's maintenance state.
 #[utoipa::path(put, path = "/api/v1/facilities/resources/{resource_id}/maintenance", tag = "facilities",
     params(("resource_id" = Uuid, Path)), request_body = MaintenanceBody,
-    responses((status = 200, description = "Updated"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_maintenance(
     State(st): State<AppState>,
@@ -355,13 +357,21 @@ pub async fn cancel(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ExpiringParams {
-    /// Window in days (default 30, at most 3650).
+    /// Window in days (default 30).
+    #[param(minimum = 0, maximum = 3650)]
     days: Option<u32>,
+}
+
+fn expiry_window(q: &ExpiringParams) -> Result<u32> {
+    match q.days.unwrap_or(30) {
+        d if d <= 3650 => Ok(d),
+        d => Err(Problem::invalid(format!("days must be 0 to 3650, not {d}"))),
+    }
 }
 
 /// Certifications expiring within N days (and already expired ones).
 #[utoipa::path(get, path = "/api/v1/facilities/compliance/expiring", tag = "facilities",
-    params(ExpiringParams), responses((status = 200, description = "Expiring certifications")),
+    params(ExpiringParams), responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Expiring certifications")),
     security(("bearer" = [])))]
 pub async fn expiring(
     State(st): State<AppState>,
@@ -369,7 +379,7 @@ pub async fn expiring(
     Query(q): Query<ExpiringParams>,
 ) -> Result<impl IntoResponse> {
     p.require_role(COMPLIANCE)?;
-    let days = q.days.unwrap_or(30).min(3650);
+    let days = expiry_window(&q)?;
     let today = OffsetDateTime::now_utc().date();
     Ok(Json(
         st.facilities.expiring_certifications(today, days).await?,
@@ -378,7 +388,7 @@ pub async fn expiring(
 
 /// Write `facility.certification_expiring` outbox events for the window (idempotent).
 #[utoipa::path(post, path = "/api/v1/facilities/compliance/expiring/events", tag = "facilities",
-    params(ExpiringParams), responses((status = 200, description = "`{written}`: new events")),
+    params(ExpiringParams), responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "`{written}`: new events")),
     security(("bearer" = [])))]
 pub async fn expiring_events(
     State(st): State<AppState>,
@@ -386,7 +396,7 @@ pub async fn expiring_events(
     Query(q): Query<ExpiringParams>,
 ) -> Result<impl IntoResponse> {
     p.require_role(COMPLIANCE)?;
-    let days = q.days.unwrap_or(30).min(3650);
+    let days = expiry_window(&q)?;
     let today = OffsetDateTime::now_utc().date();
     let written = st.facilities.record_expiry_events(today, days).await?;
     Ok(Json(serde_json::json!({ "written": written })))
@@ -406,7 +416,7 @@ pub struct MirrorBody {
 /// Unsigned transaction mirroring the facility to the on-chain registry.
 #[utoipa::path(post, path = "/api/v1/facilities/{id}/chain-transaction", tag = "facilities",
     params(("id" = Uuid, Path)), request_body = MirrorBody,
-    responses((status = 200, description = "Unsigned transaction (base64)"), (status = 400, body = Problem), (status = 502, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Unsigned transaction (base64)"), (status = 400, body = Problem), (status = 502, body = Problem)),
     security(("bearer" = [])))]
 pub async fn chain_transaction(
     State(st): State<AppState>,

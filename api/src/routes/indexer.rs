@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::pagination::Limit;
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
 
@@ -53,8 +53,9 @@ pub struct ListQuery {
     /// Only rows the chain has finalized.
     #[serde(default)]
     finalized: bool,
-    /// Items per page, 1 to 200 (default 50).
-    limit: Option<u32>,
+    /// Items per page (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<Limit>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -69,7 +70,7 @@ impl ListQuery {
             slot_to: self.slot_to,
             finalized_only: self.finalized,
             after: self.cursor,
-            limit: self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+            limit: Limit::or_default(self.limit),
         }
     }
 }

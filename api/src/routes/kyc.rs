@@ -246,7 +246,7 @@ fn payload_error(e: axum::extract::multipart::MultipartError) -> Problem {
 /// `image/jpeg`. Streamed to storage while hashing; the SHA-256 is the document's address.
 #[utoipa::path(post, path = "/api/v1/kyc/documents/upload", tag = "kyc",
     request_body(content = String, content_type = "multipart/form-data", description = "parts `kind` (text) and `file`"),
-    responses((status = 201, description = "Stored (sha256, size, mime)"), (status = 200, description = "Same content already uploaded"),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Stored (sha256, size, mime)"), (status = 200, description = "Same content already uploaded"),
         (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn upload(
@@ -295,7 +295,7 @@ pub async fn upload(
 /// once: a submission that fails them is rejected immediately, otherwise it waits in review.
 #[utoipa::path(post, path = "/api/v1/kyc/verify", tag = "kyc",
     request_body(content = Object, description = "full_name, birth_date (YYYY-MM-DD), country, document_type, document_number, document_expiry?, mrz?, documents [sha256], wallet"),
-    responses((status = 201, description = "Submitted; the caller's status"), (status = 400, body = Problem), (status = 409, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Submitted; the caller's status"), (status = 400, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn verify(
     State(st): State<AppState>,
@@ -339,7 +339,9 @@ pub async fn risk(
 pub struct QueueParams {
     /// Default `in_review`.
     state: Option<String>,
-    limit: Option<u32>,
+    /// At most this many (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<crate::pagination::Limit>,
 }
 
 /// The review queue: verifications in a state, oldest first (compliance officers).
@@ -356,13 +358,17 @@ pub async fn queue(
         None => KycState::InReview,
         Some(s) => KycState::parse(s).ok_or_else(|| bad_request("unknown state"))?,
     };
-    Ok(Json(st.kyc.list(state, q.limit.unwrap_or(50)).await?))
+    Ok(Json(
+        st.kyc
+            .list(state, crate::pagination::Limit::or_default(q.limit))
+            .await?,
+    ))
 }
 
 /// One verification in full (compliance officers).
 #[utoipa::path(get, path = "/api/v1/kyc/verifications/{id}", tag = "kyc",
     params(("id" = Uuid, Path)),
-    responses((status = 200, description = "Verification"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Verification"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_verification(
     State(st): State<AppState>,

@@ -87,7 +87,7 @@ pub async fn define_asset(
 
 /// Assets (ledgers) and their scales.
 #[utoipa::path(get, path = "/api/v1/ledger/assets", tag = "ledger",
-    responses((status = 200, description = "Assets")), security(("bearer" = []), ("api_key" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Assets")), security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_assets(State(st): State<AppState>, p: Principal) -> Result<impl IntoResponse> {
     require_reader(&p)?;
     Ok(Json(ledger(&st).ledgers().await?))
@@ -102,7 +102,7 @@ pub struct AccountsBody {
 
 /// Create accounts; one result per account, in order (idempotent per id).
 #[utoipa::path(post, path = "/api/v1/ledger/accounts", tag = "ledger", request_body = AccountsBody,
-    responses((status = 201, description = "All created"), (status = 422, description = "Some rejected; `results` says which", body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "All created"), (status = 422, description = "Some rejected; `results` says which", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_accounts(
     State(st): State<AppState>,
@@ -123,7 +123,7 @@ pub struct EntriesBody {
 
 /// Post ledger entries (double-entry transfers, two-phase with pending/post/void).
 #[utoipa::path(post, path = "/api/v1/ledger/entries", tag = "ledger", request_body = EntriesBody,
-    responses((status = 201, description = "All applied"), (status = 422, description = "Some rejected; `results` says which", body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "All applied"), (status = 422, description = "Some rejected; `results` says which", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_entries(
     State(st): State<AppState>,
@@ -172,7 +172,7 @@ fn batch_response<T: serde::Serialize, E: serde::Serialize + std::fmt::Display>(
 /// An account with its four balances.
 #[utoipa::path(get, path = "/api/v1/ledger/accounts/{id}/balance", tag = "ledger",
     params(("id" = String, Path, description = "Account id (decimal or UUID)")),
-    responses((status = 200, description = "Account and balances"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Account and balances"), (status = 404, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn account_balance(
     State(st): State<AppState>,
@@ -190,7 +190,7 @@ pub async fn account_balance(
 /// Transfers touching an account, oldest first, cursor-paginated.
 #[utoipa::path(get, path = "/api/v1/ledger/accounts/{id}/transactions", tag = "ledger",
     params(("id" = String, Path, description = "Account id"), PageParams),
-    responses((status = 200, description = "Page of transfers")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Page of transfers")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn account_transactions(
     State(st): State<AppState>,
@@ -211,7 +211,7 @@ pub async fn account_transactions(
 /// One transfer by id.
 #[utoipa::path(get, path = "/api/v1/ledger/transactions/{id}", tag = "ledger",
     params(("id" = String, Path, description = "Transfer id (decimal or UUID)")),
-    responses((status = 200, description = "Transfer"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Transfer"), (status = 404, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn transaction(
     State(st): State<AppState>,
@@ -239,7 +239,7 @@ pub struct ReconciliationBody {
 
 /// Compare the ledger with on-chain facts: missing, extra and mismatched items.
 #[utoipa::path(post, path = "/api/v1/ledger/reconciliation", tag = "ledger", request_body = ReconciliationBody,
-    responses((status = 200, description = "Machine-readable report")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Machine-readable report")),
     security(("bearer" = [])))]
 pub async fn reconciliation(
     State(st): State<AppState>,
@@ -268,7 +268,7 @@ pub struct ReportQuery {
 /// Financial reports per asset and period.
 #[utoipa::path(get, path = "/api/v1/ledger/reports/financial", tag = "ledger",
     params(ReportQuery),
-    responses((status = 200, description = "Report"), (status = 400, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Report"), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn financial_report(
     State(st): State<AppState>,
@@ -293,7 +293,7 @@ pub async fn financial_report(
 
 /// The audit chain's verification: intact, or the first break and its kind.
 #[utoipa::path(get, path = "/api/v1/ledger/audit-trail", tag = "ledger",
-    responses((status = 200, description = "Verification report")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Verification report")),
     security(("bearer" = [])))]
 pub async fn audit_trail(State(st): State<AppState>, p: Principal) -> Result<impl IntoResponse> {
     p.require_role(READERS)?;

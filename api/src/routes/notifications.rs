@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -77,7 +77,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SendBody {
+pub struct NotificationBody {
     user_id: Uuid,
     event_type: String,
     /// Template key; default: the template named like `event_type`.
@@ -100,7 +100,7 @@ pub struct SendBody {
 
 /// Send a notification to a user through their preferred channels. `Idempotency-Key`
 /// makes retries return the first notification instead of sending again.
-#[utoipa::path(post, path = "/api/v1/notifications/send", tag = "notifications", request_body = SendBody,
+#[utoipa::path(post, path = "/api/v1/notifications/send", tag = "notifications", request_body = NotificationBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "One notification per key")),
     responses((status = 201, description = "Queued"), (status = 200, description = "Already sent with this key"),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
@@ -109,7 +109,7 @@ pub async fn send(
     State(st): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    Json(b): Json<SendBody>,
+    Json(b): Json<NotificationBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(SEND_SCOPE, SENDERS)?;
     let key = headers
@@ -204,7 +204,7 @@ pub async fn list(
 /// Mark one of the caller's notifications read (idempotent).
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications",
     params(("id" = String, Path, description = "Notification id")),
-    responses((status = 200, description = "Read"), (status = 404, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Read"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn mark_read(
     State(st): State<AppState>,
@@ -238,7 +238,7 @@ fn target_user(p: &Principal, q: &ForUser) -> Result<Uuid> {
 
 /// The caller's channels, contact points, time zone and quiet hours.
 #[utoipa::path(get, path = "/api/v1/notifications/preferences", tag = "notifications", params(ForUser),
-    responses((status = 200, description = "Preferences")), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Preferences")), security(("bearer" = [])))]
 pub async fn get_preferences(
     State(st): State<AppState>,
     p: Principal,
@@ -267,7 +267,7 @@ pub struct PreferencesBody {
 /// Replace the caller's preferences.
 #[utoipa::path(put, path = "/api/v1/notifications/preferences", tag = "notifications", params(ForUser),
     request_body = PreferencesBody,
-    responses((status = 200, description = "Stored"), (status = 400, body = Problem)), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Stored"), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn put_preferences(
     State(st): State<AppState>,
     p: Principal,
@@ -319,7 +319,7 @@ pub async fn list_templates(State(st): State<AppState>, p: Principal) -> Result<
 
 /// Create a template (minijinja syntax; `body_html` is autoescaped).
 #[utoipa::path(post, path = "/api/v1/notifications/templates", tag = "notifications", request_body = TemplateBody,
-    responses((status = 201, description = "Created"), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Created"), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_template(
     State(st): State<AppState>,
@@ -335,7 +335,7 @@ pub async fn create_template(
 /// One template; `ETag` is its version.
 #[utoipa::path(get, path = "/api/v1/notifications/templates/{key}", tag = "notifications",
     params(("key" = String, Path, description = "Template key")),
-    responses((status = 200, description = "The template"), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "The template"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn get_template(
     State(st): State<AppState>,
     p: Principal,
@@ -352,7 +352,7 @@ pub async fn get_template(
     params(("key" = String, Path, description = "Template key"),
         ("If-Match" = Option<String>, Header, description = "ETag of the version being replaced")),
     request_body = TemplateBody,
-    responses((status = 200, description = "Updated"), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated"), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_template(
     State(st): State<AppState>,
@@ -390,7 +390,7 @@ pub async fn update_template(
 /// Delete a template.
 #[utoipa::path(delete, path = "/api/v1/notifications/templates/{key}", tag = "notifications",
     params(("key" = String, Path, description = "Template key")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "Deleted"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete_template(
     State(st): State<AppState>,
     p: Principal,
@@ -399,6 +399,37 @@ pub async fn delete_template(
     p.require_role(ADMINS)?;
     st.notifications.delete_template(&key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A webhook endpoint; `secret` (the `whsec_` signing secret) only in the creation answer.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    id: Uuid,
+    user_id: Uuid,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    event_types: Option<Vec<String>>,
+    active: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<advancia_notifications::WebhookEndpoint> for WebhookView {
+    fn from(e: advancia_notifications::WebhookEndpoint) -> Self {
+        WebhookView {
+            id: e.id,
+            user_id: e.user_id,
+            url: e.url,
+            secret: e.secret,
+            event_types: e.event_types,
+            active: e.active,
+            created_at: e
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -411,7 +442,8 @@ pub struct WebhookBody {
 /// Register a webhook endpoint for the caller; the response carries its `whsec_` secret
 /// (shown once). Deliveries follow the Standard Webhooks spec.
 #[utoipa::path(post, path = "/api/v1/notifications/webhooks", tag = "notifications", request_body = WebhookBody,
-    responses((status = 201, description = "Created, with the signing secret"), (status = 400, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Created, with the signing secret", body = WebhookView), (status = 400, body = Problem),
+        (status = 422, description = "The URL points inside our network (or is refused by the egress policy)", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_webhook(
     State(st): State<AppState>,
@@ -423,21 +455,28 @@ pub async fn create_webhook(
         .notifications
         .create_webhook(claims.sub, &b.url, b.event_types)
         .await?;
-    Ok((StatusCode::CREATED, Json(e)))
+    Ok((StatusCode::CREATED, Json(WebhookView::from(e))))
 }
 
 /// The caller's active webhook endpoints (without secrets).
 #[utoipa::path(get, path = "/api/v1/notifications/webhooks", tag = "notifications",
-    responses((status = 200, description = "Endpoints")), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Endpoints", body = Vec<WebhookView>)), security(("bearer" = [])))]
 pub async fn list_webhooks(State(st): State<AppState>, p: Principal) -> Result<impl IntoResponse> {
     let claims = p.require_role(&Role::ALL)?;
-    Ok(Json(st.notifications.webhooks(claims.sub).await?))
+    let list: Vec<WebhookView> = st
+        .notifications
+        .webhooks(claims.sub)
+        .await?
+        .into_iter()
+        .map(WebhookView::from)
+        .collect();
+    Ok(Json(list))
 }
 
 /// Deactivate one of the caller's webhook endpoints.
 #[utoipa::path(delete, path = "/api/v1/notifications/webhooks/{id}", tag = "notifications",
     params(("id" = String, Path, description = "Endpoint id")),
-    responses((status = 204, description = "Deactivated"), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "Deactivated"), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn delete_webhook(
     State(st): State<AppState>,
     p: Principal,
@@ -460,7 +499,7 @@ pub struct StreamParams {
 /// `event` = event type, `data` = the notification).
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
     params(StreamParams, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position")),
-    responses((status = 200, description = "text/event-stream of notifications")), security(("bearer" = [])))]
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "text/event-stream of notifications")), security(("bearer" = [])))]
 pub async fn stream(
     State(st): State<AppState>,
     p: Principal,
@@ -508,8 +547,9 @@ pub async fn stream(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct DeadParams {
-    /// At most this many (default 50, max 200).
-    limit: Option<u32>,
+    /// At most this many (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<crate::pagination::Limit>,
 }
 
 /// Deliveries that failed their last attempt, newest first.
@@ -521,14 +561,14 @@ pub async fn dead_letters(
     Query(q): Query<DeadParams>,
 ) -> Result<impl IntoResponse> {
     p.require_role(ADMINS)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let limit = crate::pagination::Limit::or_default(q.limit);
     Ok(Json(st.notifications.dead_letters(limit).await?))
 }
 
 /// Re-queue a dead letter (same idempotency key, fresh attempt budget).
 #[utoipa::path(post, path = "/api/v1/notifications/deliveries/{id}/replay", tag = "notifications",
     params(("id" = String, Path, description = "Delivery id")),
-    responses((status = 200, description = "Queued again"), (status = 409, description = "Not a dead letter", body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Queued again"), (status = 409, description = "Not a dead letter", body = Problem)),
     security(("bearer" = [])))]
 pub async fn replay(
     State(st): State<AppState>,

@@ -11,8 +11,9 @@
 
 use advancia_auth::Role;
 use advancia_payments::{Amount, HistoryFilter, InitiateRequest, Payment, PaymentError};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -71,16 +72,17 @@ async fn visible(st: &AppState, p: &Principal, id: &str, roles: &[Role]) -> Resu
     Ok(payment)
 }
 
-/// Base of absolute links handed to wallets: `ADVANCIA_PUBLIC_URL`, else this request's host.
-fn public_base(st: &AppState, headers: &HeaderMap) -> String {
-    if let Some(u) = &st.public_url {
-        return u.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
+/// Base of absolute links handed to wallets: `ADVANCIA_PUBLIC_URL`, never the request's
+/// `Host` (a client could point our links at its own server).
+fn public_base(st: &AppState) -> &str {
+    &st.public_url
+}
+
+/// Solana Pay wallets show why a transaction request failed from the body's `message`
+/// member: it is carried as a problem extension beside `detail`.
+fn for_wallet(p: Problem) -> Problem {
+    let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
+    p.with_extension("message", serde_json::Value::String(message))
 }
 
 /// Percent-encodes every byte outside the URI unreserved set (Solana Pay link form).
@@ -109,10 +111,10 @@ pub struct PaymentView {
     solana_pay_url: String,
 }
 
-fn view(st: &AppState, headers: &HeaderMap, payment: Payment) -> PaymentView {
+fn view(st: &AppState, payment: Payment) -> PaymentView {
     let link = format!(
         "{}/api/v1/payments/{}/transaction-request",
-        public_base(st, headers),
+        public_base(st),
         payment.id
     );
     PaymentView {
@@ -158,7 +160,6 @@ pub struct EscrowBody {
 pub async fn initiate(
     State(st): State<AppState>,
     p: Principal,
-    headers: HeaderMap,
     Json(b): Json<InitiateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(PAYERS)?;
@@ -178,7 +179,7 @@ pub async fn initiate(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(view(&st, &headers, payment)),
+        Json(view(&st, payment)),
     ))
 }
 
@@ -194,17 +195,20 @@ pub struct TransactionRequestMeta {
     responses((status = 200, body = TransactionRequestMeta), (status = 404, body = Problem)))]
 pub async fn transaction_request_meta(
     State(st): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let payment = st.payments.get(parse_id(&id)?).await?;
+    let payment = match parse_id(&id) {
+        Ok(id) => st.payments.get(id).await.map_err(Problem::from),
+        Err(e) => Err(e),
+    }
+    .map_err(for_wallet)?;
     let icon = if st
         .payments
         .config()
         .icon_url
         .starts_with("https://advancia.invalid")
     {
-        format!("{}/api/v1/payments/icon.svg", public_base(&st, &headers))
+        format!("{}/api/v1/payments/icon.svg", public_base(&st))
     } else {
         st.payments.config().icon_url.clone()
     };
@@ -236,12 +240,28 @@ pub struct TransactionBody {
 pub async fn transaction_request(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    Json(b): Json<AccountBody>,
+    body: std::result::Result<Json<AccountBody>, JsonRejection>,
 ) -> Result<impl IntoResponse> {
-    let tx = st
-        .payments
-        .transaction_request(parse_id(&id)?, &b.account)
-        .await?;
+    // Every refusal, a malformed body included, carries `message` for the wallet.
+    let Json(b) = body.map_err(|e| {
+        for_wallet(
+            Problem::new(
+                e.status(),
+                crate::gateway::slug_for(e.status()),
+                e.status().canonical_reason().unwrap_or("Error"),
+            )
+            .with_detail(e.body_text()),
+        )
+    })?;
+    let tx = match parse_id(&id) {
+        Ok(id) => st
+            .payments
+            .transaction_request(id, &b.account)
+            .await
+            .map_err(Problem::from),
+        Err(e) => Err(e),
+    }
+    .map_err(for_wallet)?;
     Ok(Json(TransactionBody {
         transaction: tx.transaction,
         message: tx.message,
@@ -272,7 +292,6 @@ pub struct StatusView {
 pub async fn status(
     State(st): State<AppState>,
     p: Principal,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
     let payment = visible(&st, &p, &id, AUDITORS).await?;
@@ -287,7 +306,7 @@ pub async fn status(
         })
         .collect();
     Ok(Json(StatusView {
-        payment: view(&st, &headers, payment),
+        payment: view(&st, payment),
         history,
         mismatches,
     }))
@@ -301,7 +320,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// Verify the finalized on-chain payment against the intent; returns the ledger entry.
 #[utoipa::path(post, path = "/api/v1/payments/{id}/confirm", tag = "payments",
     params(("id" = String, Path, description = "Payment id")),
-    responses((status = 200, description = "Verified"), (status = 409, description = "Not finalized yet", body = Problem),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Verified"), (status = 409, description = "Not finalized yet", body = Problem),
         (status = 422, description = "On-chain payment differs", body = Problem)),
     security(("bearer" = [])))]
 pub async fn confirm(
@@ -413,12 +432,12 @@ fn parse_time(v: Option<&str>, what: &str) -> Result<Option<OffsetDateTime>> {
 /// Payment intents, newest first: the caller's own, or (operators, `all=true`) everyone's.
 #[utoipa::path(get, path = "/api/v1/payments/history", tag = "payments",
     params(HistoryParams, PageParams),
-    responses((status = 200, description = "A page of payments"), (status = 400, body = Problem)),
+    responses((status = 200, description = "A page of payments", body = Page<PaymentView>), (status = 400, body = Problem),
+        (status = 403, description = "`all=true` without an operator role", body = Problem)),
     security(("bearer" = [])))]
 pub async fn history(
     State(st): State<AppState>,
     p: Principal,
-    headers: HeaderMap,
     Query(q): Query<HistoryParams>,
     Query(page): Query<PageParams>,
 ) -> Result<impl IntoResponse> {
@@ -463,7 +482,7 @@ pub async fn history(
         items: page
             .items
             .into_iter()
-            .map(|pm| view(&st, &headers, pm))
+            .map(|pm| view(&st, pm))
             .collect::<Vec<_>>(),
         next_cursor: page.next_cursor,
     }))

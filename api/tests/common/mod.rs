@@ -13,8 +13,25 @@ pub fn state(pool: advancia_db::sqlx::PgPool) -> AppState {
     state_on_chain(pool, "http://127.0.0.1:1".into())
 }
 
+/// Plain http to receivers on 127.0.0.1 (test listeners), by the operator allow-list.
+pub fn loopback_egress() -> advancia_egress::EgressPolicy {
+    advancia_egress::EgressPolicy::production()
+        .allowing_http()
+        .allowing("127.0.0.1")
+        .unwrap()
+}
+
 /// App state whose chain services use the Solana node at `rpc_url`.
 pub fn state_on_chain(pool: advancia_db::sqlx::PgPool, rpc_url: String) -> AppState {
+    state_with(pool, rpc_url, None)
+}
+
+/// [`state_on_chain`] whose links start with `public_url`.
+pub fn state_with(
+    pool: advancia_db::sqlx::PgPool,
+    rpc_url: String,
+    public_url: Option<String>,
+) -> AppState {
     let config = AuthConfig {
         password_hashing: PasswordHashing::INSECURE_FAST,
         ..AuthConfig::default()
@@ -25,6 +42,8 @@ pub fn state_on_chain(pool: advancia_db::sqlx::PgPool, rpc_url: String) -> AppSt
         advancia_ledger::Ledger::new(pool, Default::default()),
         advancia_api::ServicesConfig {
             solana_rpc_url: rpc_url,
+            public_url,
+            egress: loopback_egress(),
             ..Default::default()
         },
     )
@@ -52,12 +71,20 @@ pub struct TestApi {
 impl TestApi {
     pub async fn start() -> TestApi {
         let db = advancia_test_support::TestDb::new(&advancia_api::all_migrations()).await;
-        let state = state(db.pool.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        // Links point at this server, as ADVANCIA_PUBLIC_URL does in a deployment.
+        let state = state_with(
+            db.pool.clone(),
+            "http://127.0.0.1:1".into(),
+            Some(base.clone()),
+        );
         let app = advancia_api::app(state.clone(), advancia_api::ApiConfig::default())
             .await
             .unwrap();
+        tokio::spawn(advancia_api::serve(listener, app, std::future::pending()));
         TestApi {
-            base: spawn(app).await,
+            base,
             http: reqwest::Client::new(),
             state,
             db,
@@ -127,4 +154,56 @@ pub fn kind(v: &Value) -> &str {
         .as_str()
         .unwrap_or("")
         .trim_start_matches("https://advancia.dev/problems/")
+}
+
+/// Debian's `chromium` (installed by `cargo xtask test`), or `ADVANCIA_CHROMIUM`.
+pub fn chromium() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ADVANCIA_CHROMIUM") {
+        return std::path::PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser"] {
+        if let Some(p) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
+            return p;
+        }
+    }
+    panic!(
+        "chromium not found on PATH (nor ADVANCIA_CHROMIUM): `cargo xtask test` installs \
+         Debian's `chromium` package (or: apt-get install chromium)"
+    );
+}
+
+/// The DOM after the page's scripts ran (virtual time lets fetches finish first).
+pub async fn dump_dom(url: &str) -> String {
+    let profile = std::env::temp_dir().join(format!("advancia-chromium-{}", uuid::Uuid::new_v4()));
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        tokio::process::Command::new(chromium())
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--virtual-time-budget=15000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(url)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("chromium did not finish within 90 s")
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -6,6 +6,7 @@
 //! the source of truth (hash-chained, append-only); balances are a projection that
 //! [`Ledger::rebuild_balances`] recomputes. See `docs/decisions/0007-ledger-write-path.md`.
 
+pub mod amount;
 pub mod audit;
 pub mod bench;
 mod engine;

@@ -10,9 +10,10 @@ pub mod u128_str {
         s.serialize_str(&v.to_string())
     }
 
+    /// The one amount grammar ([`crate::amount`]): digits only, no sign or spaces.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        crate::amount::parse_units(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -107,8 +107,11 @@ impl ChannelsConfig {
         let http = |e: reqwest::Error| NotificationError::Invalid(format!("HTTP client: {e}"));
         let mut ch = Channels::new()
             .with(
-                WebhookChannel::new(self.webhook_timeout.unwrap_or(Duration::from_secs(15)))
-                    .map_err(http)?,
+                WebhookChannel::new(
+                    self.webhook_timeout.unwrap_or(Duration::from_secs(15)),
+                    svc.egress(),
+                )
+                .map_err(http)?,
             )
             .with(InAppChannel::new(svc.pool().clone()));
         if let Some(s) = &self.smtp {

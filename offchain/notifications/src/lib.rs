@@ -57,6 +57,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "facility staff templates",
             sql: include_str!("../migrations/0003_facility_templates.sql"),
         },
+        Migration {
+            version: 4,
+            name: "account templates",
+            sql: include_str!("../migrations/0004_account_templates.sql"),
+        },
     ],
 };
 
@@ -70,6 +75,9 @@ pub enum NotificationError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A webhook URL that points inside our network (or at something else we refuse).
+    #[error("webhook URL refused: {0}")]
+    UrlRefused(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]

@@ -24,6 +24,9 @@ const TEMPLATE_COLS: &str =
 pub struct NotificationService {
     pool: PgPool,
     max_attempts: i32,
+    /// Where webhook endpoints may point (checked at registration; the webhook channel
+    /// checks every connection again).
+    egress: advancia_egress::EgressPolicy,
 }
 
 type PrefRow = (
@@ -42,7 +45,18 @@ impl NotificationService {
         NotificationService {
             pool,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            egress: advancia_egress::EgressPolicy::production(),
         }
+    }
+
+    /// Where webhook endpoints may point (default: https to public addresses only).
+    pub fn with_egress(mut self, egress: advancia_egress::EgressPolicy) -> NotificationService {
+        self.egress = egress;
+        self
+    }
+
+    pub fn egress(&self) -> &advancia_egress::EgressPolicy {
+        &self.egress
     }
 
     /// Attempts before dead-lettering (at least 1).
@@ -228,11 +242,18 @@ impl NotificationService {
         url: &str,
         event_types: Option<Vec<String>>,
     ) -> Result<WebhookEndpoint, NotificationError> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
-            return Err(NotificationError::Invalid(format!(
-                "`{url}` is not an http(s) URL"
-            )));
+        if url.len() > 2048 {
+            return Err(NotificationError::Invalid(
+                "the URL is longer than 2048 characters".into(),
+            ));
         }
+        self.egress.check_url(url).await.map_err(|e| {
+            if e.is_malformed() {
+                NotificationError::Invalid(format!("webhook URL: {e}"))
+            } else {
+                NotificationError::UrlRefused(e.to_string())
+            }
+        })?;
         let secret = signing::generate_secret();
         let mut e: WebhookEndpoint = sqlx::query_as(
             "INSERT INTO notifications.webhook_endpoints (id, user_id, url, secret, event_types)
@@ -287,12 +308,42 @@ impl NotificationService {
         Ok(sent)
     }
 
+    /// An account notice by email to `address` (the account's own), whatever the user's
+    /// preferences say, at high priority: security notices must not depend on settings
+    /// the notice may be about. Nothing else is delivered.
+    pub async fn send_account_email(
+        &self,
+        req: &SendRequest,
+        address: &str,
+    ) -> Result<Sent, NotificationError> {
+        let req = SendRequest {
+            channels: Some(vec![ChannelKind::Email]),
+            priority: Priority::High,
+            ..req.clone()
+        };
+        let mut tx = self.pool.begin().await?;
+        let sent = self.send_with(&mut tx, &req, Some(address)).await?;
+        tx.commit().await?;
+        Ok(sent)
+    }
+
     /// [`send`](Self::send) inside the caller's transaction (event readers move their cursor
     /// in the same one).
     pub async fn send_in(
         &self,
         conn: &mut PgConnection,
         req: &SendRequest,
+    ) -> Result<Sent, NotificationError> {
+        self.send_with(conn, req, None).await
+    }
+
+    /// `email_to`: the email destination instead of the preferences' address, and email
+    /// sent even when the preferences leave it out.
+    async fn send_with(
+        &self,
+        conn: &mut PgConnection,
+        req: &SendRequest,
+        email_to: Option<&str>,
     ) -> Result<Sent, NotificationError> {
         if req.event_type.is_empty() || req.event_type.len() > 128 {
             return Err(NotificationError::Invalid(
@@ -371,12 +422,15 @@ impl NotificationService {
         };
 
         let prefs = preferences_in(conn, req.user_id).await?;
-        let wanted: Vec<ChannelKind> = prefs
-            .channels
-            .iter()
-            .copied()
-            .filter(|c| req.channels.as_ref().is_none_or(|only| only.contains(c)))
-            .collect();
+        let wanted: Vec<ChannelKind> = match email_to {
+            Some(_) => vec![ChannelKind::Email],
+            None => prefs
+                .channels
+                .iter()
+                .copied()
+                .filter(|c| req.channels.as_ref().is_none_or(|only| only.contains(c)))
+                .collect(),
+        };
 
         let inserted: Option<Notification> = sqlx::query_as(&format!(
             "INSERT INTO notifications.notifications
@@ -434,7 +488,10 @@ impl NotificationService {
         for channel in wanted {
             let destinations: Vec<String> = match channel {
                 ChannelKind::InApp => vec![req.user_id.to_string()],
-                ChannelKind::Email => prefs.email.iter().cloned().collect(),
+                ChannelKind::Email => match email_to {
+                    Some(address) => vec![address.to_owned()],
+                    None => prefs.email.iter().cloned().collect(),
+                },
                 ChannelKind::Sms => prefs.phone.iter().cloned().collect(),
                 ChannelKind::Push => prefs.push_token.iter().cloned().collect(),
                 ChannelKind::Webhook => {

@@ -140,11 +140,16 @@ impl<'de> Deserialize<'de> for Amount {
         }
         match Raw::deserialize(d)? {
             Raw::Int(v) => Ok(Amount(v)),
-            Raw::Str(s) => s.trim().parse().map(Amount).map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "`{s}` is not a whole number of base units (0 to 18446744073709551615)"
-                ))
-            }),
+            // The one amount grammar (advancia_ledger::amount): no sign, no spaces.
+            Raw::Str(s) => advancia_ledger::amount::parse_units(&s)
+                .ok()
+                .and_then(|v| u64::try_from(v).ok())
+                .map(Amount)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(
+                        "amount: a whole number of base units, digits only (0 to 18446744073709551615)",
+                    )
+                }),
         }
     }
 }

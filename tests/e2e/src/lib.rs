@@ -171,17 +171,27 @@ impl Stack {
             db.pool.clone(),
             AuthConfig {
                 password_hashing: PasswordHashing::INSECURE_FAST,
+                // Long enough for the contract runs, which reuse one token throughout.
+                access_ttl: Duration::from_secs(2 * 3600),
                 ..AuthConfig::default()
             },
             SigningKeys::generate(),
         )
         .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(
             db.pool.clone(),
             auth,
             ledger,
             ServicesConfig {
                 solana_rpc_url: node.rpc_url(),
+                // Links point here (plain http, as `advancia --dev serve` allows).
+                public_url: Some(base.clone()),
+                egress: advancia_egress::EgressPolicy::production()
+                    .allowing_http()
+                    .allowing("127.0.0.1")
+                    .unwrap(),
                 ..ServicesConfig::default()
             },
         );
@@ -195,8 +205,6 @@ impl Stack {
             tokio::spawn(task);
         }
         let app = advancia_api::app(state.clone(), config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(advancia_api::serve(listener, app, std::future::pending()));
         Stack {
             node,
@@ -257,14 +265,22 @@ impl Stack {
                 json!({"email": email, "password": PASSWORD, "display_name": "E2E"}),
             )
             .await;
-        assert_eq!(s, 201, "{u}");
-        let id = u["id"].as_str().unwrap().to_owned();
+        assert_eq!(s, 202, "{u}");
+        // The answer names no account (registration reveals nothing); the operator finds it.
+        let id = self
+            .state
+            .auth
+            .find_user_by_email(email)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
         self.state
             .auth
-            .set_roles_as_operator(id.parse().unwrap(), vec![role])
+            .set_roles_as_operator(id, vec![role])
             .await
             .unwrap();
-        (id, self.login(email).await)
+        (id.to_string(), self.login(email).await)
     }
 
     async fn login(&self, email: &str) -> String {

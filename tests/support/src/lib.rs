@@ -8,6 +8,7 @@
 
 #[cfg(feature = "anvil")]
 pub mod anvil;
+pub mod smtp;
 #[cfg(feature = "solana")]
 pub mod solana;
 

@@ -37,6 +37,72 @@ impl AuthService {
         Ok(row.to_user())
     }
 
+    /// The account with this email address, if any (operator tooling and account notices;
+    /// never an answer to an anonymous request).
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, AuthError> {
+        let email = password::normalize_email(email)?;
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLS} FROM auth.users WHERE email = $1"
+        ))
+        .bind(&email)
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        Ok(row.map(|r| r.to_user()))
+    }
+
+    /// Creates an account with `roles` from operator tooling (`advancia admin create`):
+    /// registration's checks, then the roles, with an `operator_created` audit event
+    /// naming `operator` (the OS user who ran the command).
+    pub async fn create_user_as_operator(
+        &self,
+        req: RegisterRequest,
+        roles: Vec<Role>,
+        operator: &str,
+    ) -> Result<User, AuthError> {
+        let user = self.register(req).await?;
+        let user = self.set_roles_as_operator(user.id, roles).await?;
+        self.event(
+            &self.inner.pool,
+            Some(user.id),
+            "operator_created",
+            None,
+            serde_json::json!({ "operator": operator, "roles": user.roles }),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    /// Adds `roles` to the account with `email` from operator tooling (`advancia admin
+    /// grant-role`), audited as `roles_assigned` by `operator`.
+    pub async fn grant_roles_as_operator(
+        &self,
+        email: &str,
+        roles: Vec<Role>,
+        operator: &str,
+    ) -> Result<User, AuthError> {
+        let user = self
+            .find_user_by_email(email)
+            .await?
+            .ok_or(AuthError::NotFound)?;
+        let before = user.roles.clone();
+        let mut all = before.clone();
+        for r in roles {
+            if !all.contains(&r) {
+                all.push(r);
+            }
+        }
+        let user = self.set_roles_as_operator(user.id, all).await?;
+        self.event(
+            &self.inner.pool,
+            Some(user.id),
+            "roles_assigned",
+            None,
+            serde_json::json!({ "operator": operator, "before": before, "roles": user.roles }),
+        )
+        .await?;
+        Ok(user)
+    }
+
     pub async fn get_user(&self, id: Uuid) -> Result<User, AuthError> {
         Ok(self.user_row(&self.inner.pool, id).await?.to_user())
     }

@@ -16,6 +16,7 @@ use crate::signing;
 #[derive(Clone)]
 pub struct WebhookChannel {
     http: reqwest::Client,
+    egress: advancia_egress::EgressPolicy,
 }
 
 /// The JSON body: `{type, timestamp, data}` as the spec recommends.
@@ -29,17 +30,21 @@ pub struct WebhookPayload<'a> {
 }
 
 impl WebhookChannel {
-    /// `timeout` bounds each attempt (the spec suggests receivers answer within 15 s).
-    pub fn new(timeout: Duration) -> Result<WebhookChannel, reqwest::Error> {
+    /// `timeout` bounds each attempt (the spec suggests receivers answer within 15 s);
+    /// `egress` is checked on every request and every connection (no redirects).
+    pub fn new(
+        timeout: Duration,
+        egress: &advancia_egress::EgressPolicy,
+    ) -> Result<WebhookChannel, reqwest::Error> {
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!(
+                "advancia-notifications/",
+                env!("CARGO_PKG_VERSION")
+            ));
         Ok(WebhookChannel {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!(
-                    "advancia-notifications/",
-                    env!("CARGO_PKG_VERSION")
-                ))
-                .build()?,
+            http: egress.client(builder).build()?,
+            egress: egress.clone(),
         })
     }
 
@@ -66,6 +71,11 @@ impl WebhookChannel {
             .endpoint
             .as_ref()
             .ok_or_else(|| DeliveryError::Permanent("webhook endpoint was deleted".into()))?;
+        // Registered URLs were checked then; the policy may have changed since, and an
+        // address literal is not seen by the resolver.
+        self.egress
+            .check_request(&endpoint.url)
+            .map_err(|e| DeliveryError::Permanent(format!("webhook URL refused: {e}")))?;
         let key = signing::secret_key(&endpoint.secret)
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         let body = Self::body(msg)?;

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::common::{SmtpSink, db, drain, prefs, serve, worker};
+use crate::common::{Received, SmtpSink, db, drain, prefs, serve, worker};
 
 fn smtp(port: u16) -> SmtpConfig {
     SmtpConfig {

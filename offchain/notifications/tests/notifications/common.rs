@@ -36,9 +36,17 @@ pub fn worker(db: &TestDb, channels: Channels) -> OutboxWorker {
     OutboxWorker::new(db.pool.clone(), channels, fast_worker_config())
 }
 
+/// Plain http to the test receivers on 127.0.0.1, which the operator allow-list admits.
+pub fn loopback_egress() -> advancia_egress::EgressPolicy {
+    advancia_egress::EgressPolicy::production()
+        .allowing_http()
+        .allowing("127.0.0.1")
+        .unwrap()
+}
+
 pub fn web_and_inapp(db: &TestDb) -> Channels {
     Channels::new()
-        .with(WebhookChannel::new(Duration::from_secs(5)).unwrap())
+        .with(WebhookChannel::new(Duration::from_secs(5), &loopback_egress()).unwrap())
         .with(InAppChannel::new(db.pool.clone()))
 }
 
@@ -202,75 +210,17 @@ pub async fn reference_verdicts(secret: &str, hits: &[Hit]) -> Vec<String> {
         .collect()
 }
 
-pub fn python() -> String {
-    std::env::var("ADVANCIA_PYTHON").unwrap_or_else(|_| "python3".into())
+pub use advancia_test_support::smtp::{SmtpSink, python};
+
+/// Messages an [`SmtpSink`] received, decoded by Python's `email` package.
+pub trait Received {
+    fn messages(&self) -> Vec<serde_json::Value>;
 }
 
-/// An aiosmtpd server writing what it receives into a maildir; killed on drop.
-pub struct SmtpSink {
-    pub port: u16,
-    pub dir: tempdir::Dir,
-    child: tokio::process::Child,
-}
-
-pub mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl SmtpSink {
-    pub async fn start() -> SmtpSink {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let dir = std::env::temp_dir().join(format!("advancia-smtp-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = tokio::process::Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.join("maildir"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 is needed for the SMTP tests (cargo xtask test installs it)");
-        let mut sink = SmtpSink {
-            port,
-            dir: tempdir::Dir(dir),
-            child,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return sink;
-            }
-            if let Ok(Some(status)) = sink.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = sink.child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = e.read_to_string(&mut err).await;
-                }
-                panic!(
-                    "aiosmtpd exited ({status}); is the PyPI package `aiosmtpd` installed? `cargo xtask test` installs it: {err}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("aiosmtpd did not listen on port {port} within 10 s");
-    }
-
+impl Received for SmtpSink {
     /// Messages received so far, decoded by Python's `email` package.
-    pub fn messages(&self) -> Vec<serde_json::Value> {
-        let maildir = self.dir.0.join("maildir");
+    fn messages(&self) -> Vec<serde_json::Value> {
+        let maildir = self.maildir();
         if !maildir.join("new").exists() {
             return vec![];
         }

@@ -11,8 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::common::{
-    db, drain, fast_worker_config, prefs, reference_verdicts, verify_with_reference, web_and_inapp,
-    webhook_receiver, worker,
+    db, drain, fast_worker_config, loopback_egress, prefs, reference_verdicts,
+    verify_with_reference, web_and_inapp, webhook_receiver, worker,
 };
 
 fn notice(user: Uuid, i: usize) -> SendRequest {
@@ -30,7 +30,7 @@ fn notice(user: Uuid, i: usize) -> SendRequest {
 #[tokio::test]
 async fn webhooks_are_signed_per_standard_webhooks_and_verified_independently() {
     let db = db().await;
-    let svc = NotificationService::new(db.pool.clone());
+    let svc = NotificationService::new(db.pool.clone()).with_egress(loopback_egress());
     let user = Uuid::now_v7();
     prefs(&svc, user, &[ChannelKind::Webhook, ChannelKind::InApp]).await;
     let (recv, url) = webhook_receiver().await;
@@ -91,7 +91,9 @@ async fn webhooks_are_signed_per_standard_webhooks_and_verified_independently() 
 #[tokio::test]
 async fn failures_back_off_then_dead_letter_and_replay_delivers_with_the_same_id() {
     let db = db().await;
-    let svc = NotificationService::new(db.pool.clone()).with_max_attempts(3);
+    let svc = NotificationService::new(db.pool.clone())
+        .with_egress(loopback_egress())
+        .with_max_attempts(3);
     let user = Uuid::now_v7();
     prefs(&svc, user, &[ChannelKind::Webhook]).await;
     let (recv, url) = webhook_receiver().await;
@@ -169,7 +171,7 @@ async fn failures_back_off_then_dead_letter_and_replay_delivers_with_the_same_id
 #[tokio::test]
 async fn a_worker_killed_mid_send_loses_nothing_and_the_receiver_processes_each_once() {
     let db = db().await;
-    let svc = NotificationService::new(db.pool.clone());
+    let svc = NotificationService::new(db.pool.clone()).with_egress(loopback_egress());
     let user = Uuid::now_v7();
     prefs(&svc, user, &[ChannelKind::Webhook]).await;
     let (recv, url) = webhook_receiver().await;
@@ -247,7 +249,7 @@ async fn a_worker_killed_mid_send_loses_nothing_and_the_receiver_processes_each_
 #[tokio::test]
 async fn competing_workers_send_each_delivery_once() {
     let db = db().await;
-    let svc = NotificationService::new(db.pool.clone());
+    let svc = NotificationService::new(db.pool.clone()).with_egress(loopback_egress());
     let user = Uuid::now_v7();
     prefs(&svc, user, &[ChannelKind::Webhook, ChannelKind::InApp]).await;
     let (recv, url) = webhook_receiver().await;
