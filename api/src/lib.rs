@@ -6,6 +6,7 @@ pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod ports;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
@@ -58,6 +59,10 @@ pub struct AppState {
     pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
     /// Counters of the ledger's posting rules, per chain (metrics).
     pub ledger_posting: observe::PostingStats,
+    /// Channels the notification delivery worker sends through.
+    pub notification_channels: advancia_notifications::config::ChannelsConfig,
+    /// The analytics service's database.
+    pub analytics_pool: PgPool,
 }
 
 impl AppState {
@@ -69,19 +74,25 @@ impl AppState {
         services: ServicesConfig,
     ) -> AppState {
         let chain = advancia_chains::SolanaChain::new(services.solana_rpc_url);
+        let own = |db: &Option<PgPool>| db.clone().unwrap_or_else(|| pool.clone());
+        let dbs = &services.databases;
+        let analytics_pool = own(&dbs.analytics);
         let bus: advancia_bus::Bus =
             std::sync::Arc::new(advancia_bus::memory::InProcessBus::default());
         AppState {
             wallets: advancia_chains::wallets::WalletStore::new(pool.clone()),
             payments: advancia_payments::PaymentService::new(
-                pool.clone(),
+                own(&dbs.payments),
+                // The indexer's database: the core one.
                 pool.clone(),
                 chain.clone(),
                 ledger.clone(),
                 services.payments,
             ),
-            notifications: advancia_notifications::NotificationService::new(pool.clone())
-                .with_egress(services.egress.clone()),
+            notifications: advancia_notifications::NotificationService::new(
+                own(&dbs.notifications),
+            )
+            .with_egress(services.egress.clone()),
             facilities: advancia_facilities::FacilityService::new(pool.clone()),
             agents: advancia_agents::AgentService::new(
                 pool.clone(),
@@ -94,7 +105,14 @@ impl AppState {
                         .ok()
                 }),
             ),
-            kyc: services.kyc.service(pool.clone()),
+            kyc: services.kyc.service(
+                own(&dbs.kyc),
+                Arc::new(ports::KycPorts {
+                    auth: auth.clone(),
+                    wallets: advancia_chains::wallets::WalletStore::new(pool.clone()),
+                    indexer: pool.clone(),
+                }),
+            ),
             bus,
             chain,
             pool,
@@ -109,6 +127,8 @@ impl AppState {
             readiness: ops::ReadinessConfig::default(),
             cosmos_assets: services.cosmos_assets,
             ledger_posting: Arc::default(),
+            notification_channels: services.notification_channels,
+            analytics_pool,
         }
     }
 
@@ -145,6 +165,85 @@ pub struct ServicesConfig {
     /// A CosmWasm chain whose money events the ledger posts (`ADVANCIA_COSMOS_CHAIN_ID`),
     /// with its assets' scales (`ADVANCIA_COSMOS_ASSET_SCALES`).
     pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
+    /// Notification channels beside webhooks and in-app (SMTP, SMS, push).
+    pub notification_channels: advancia_notifications::config::ChannelsConfig,
+    /// Services with a database of their own (the rest share the core one).
+    pub databases: ServiceDatabases,
+}
+
+/// The services that may each have a database of their own (ADR 0023: database per
+/// service); `None` puts one in the core database, beside auth, chains, the indexer,
+/// facilities and the outbox cursors. The ledger's is the one its [`advancia_ledger::Ledger`]
+/// was built with.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDatabases {
+    pub payments: Option<PgPool>,
+    pub notifications: Option<PgPool>,
+    pub analytics: Option<PgPool>,
+    pub kyc: Option<PgPool>,
+}
+
+impl ServiceDatabases {
+    /// The services that may live apart, by the schema each owns, with its migrations.
+    pub const SEPARABLE: [(&'static str, &'static ServiceMigrations); 5] = [
+        ("payments", &advancia_payments::MIGRATIONS),
+        ("ledger", &advancia_ledger::MIGRATIONS),
+        ("notifications", &advancia_notifications::MIGRATIONS),
+        ("analytics", &advancia_analytics::MIGRATIONS),
+        ("kyc", &advancia_kyc::MIGRATIONS),
+    ];
+
+    /// The setting that gives service `schema` its own database.
+    pub fn setting(schema: &str) -> &'static str {
+        match schema {
+            "payments" => "ADVANCIA_PAYMENTS_DATABASE_URL",
+            "ledger" => "ADVANCIA_LEDGER_DATABASE_URL",
+            "notifications" => "ADVANCIA_NOTIFICATIONS_DATABASE_URL",
+            "analytics" => "ADVANCIA_ANALYTICS_DATABASE_URL",
+            _ => "ADVANCIA_KYC_DATABASE_URL",
+        }
+    }
+}
+
+impl ServiceDatabases {
+    /// Applies every service's migrations where it lives: the separated services' in their
+    /// own databases (`separate`, by schema), the rest in `core`. Returns how many applied.
+    pub async fn migrate(
+        core: &PgPool,
+        separate: &[(&'static str, PgPool)],
+    ) -> Result<usize, advancia_db::DbError> {
+        let apart = |schema: &str| separate.iter().any(|(s, _)| *s == schema);
+        let shared: Vec<_> = all_migrations()
+            .into_iter()
+            .filter(|m| !apart(m.schema))
+            .collect();
+        let mut applied = advancia_db::migrate(core, &shared).await?.applied.len();
+        for (schema, pool) in separate {
+            let own: Vec<_> = Self::SEPARABLE
+                .iter()
+                .filter(|(s, _)| s == schema)
+                .map(|(_, m)| *m)
+                .collect();
+            applied += advancia_db::migrate(pool, &own).await?.applied.len();
+        }
+        Ok(applied)
+    }
+
+    /// The pools of `separate` (by schema) as service databases.
+    pub fn from_pools(separate: &[(&'static str, PgPool)]) -> ServiceDatabases {
+        let get = |schema: &str| {
+            separate
+                .iter()
+                .find(|(s, _)| *s == schema)
+                .map(|(_, p)| p.clone())
+        };
+        ServiceDatabases {
+            payments: get("payments"),
+            notifications: get("notifications"),
+            analytics: get("analytics"),
+            kyc: get("kyc"),
+        }
+    }
 }
 
 impl Default for ServicesConfig {
@@ -158,6 +257,8 @@ impl Default for ServicesConfig {
             llm: None,
             kyc: Default::default(),
             cosmos_assets: None,
+            notification_channels: Default::default(),
+            databases: Default::default(),
         }
     }
 }
@@ -393,6 +494,8 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
 /// (ADR 0023), for the services `state` runs, each until `shutdown` fires:
 /// - `payments-lifecycle`: moves every intent as the chain does (payments);
 /// - `ledger-posting`: the posting rules, from the indexer's stream into the ledger (ledger);
+/// - `notifications-delivery`: sends what notifications queued (notifications);
+/// - `notifications-events`: payments', facilities' and KYC's events into notifications;
 /// - `outbox-dispatch`: the services' outboxes to the event bus.
 pub fn followers(
     state: &AppState,
@@ -440,16 +543,62 @@ pub fn followers(
             ));
         }
     }
-    let mut sources = Vec::new();
+    // Producers' outboxes: (source, its database).
+    let mut outboxes = Vec::new();
     if services.has("payments") {
-        sources.push(advancia_payments::OUTBOX);
+        outboxes.push((advancia_payments::OUTBOX, state.payments.pool().clone()));
     }
     if services.has("facilities") {
-        sources.push(advancia_facilities::OUTBOX);
+        outboxes.push((advancia_facilities::OUTBOX, state.facilities.pool().clone()));
     }
-    if !sources.is_empty() {
+    if services.has("kyc") {
+        outboxes.push((advancia_kyc::OUTBOX, state.kyc.pool().clone()));
+    }
+    if services.has("notifications") {
+        // Delivery: webhooks, in-app and the configured channels, woken by new rows.
+        match state.notification_channels.channels(&state.notifications) {
+            Ok(channels) => {
+                let svc = state.notifications.clone();
+                let stop = shutdown.wait();
+                out.push((
+                    "notifications-delivery",
+                    async move {
+                        if let Err(e) = advancia_notifications::config::run_background(
+                            svc,
+                            channels,
+                            Default::default(),
+                            stop,
+                        )
+                        .await
+                        {
+                            tracing::error!(error = %e, "notification delivery stopped");
+                        }
+                    }
+                    .boxed(),
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "notification channels; delivery not started"),
+        }
+        // Each producer's events become notifications, pushed by its commits.
+        let staff: Arc<dyn advancia_notifications::events::StaffDirectory> =
+            Arc::new(ports::FacilityStaff(state.facilities.clone()));
+        for (source, pool) in &outboxes {
+            let log = advancia_outbox::OutboxLog::new(pool.clone(), *source);
+            out.push((
+                "notifications-events",
+                advancia_notifications::events::follow(
+                    state.notifications.clone(),
+                    staff.clone(),
+                    log,
+                    shutdown.wait(),
+                )
+                .boxed(),
+            ));
+        }
+    }
+    if !outboxes.is_empty() {
         let dispatcher =
-            advancia_outbox::Dispatcher::new(state.pool.clone(), state.bus.clone(), sources);
+            advancia_outbox::Dispatcher::over(state.pool.clone(), state.bus.clone(), outboxes);
         out.push(("outbox-dispatch", dispatcher.run(shutdown.wait()).boxed()));
     }
     out

@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use advancia_api::AppState;
 use advancia_api::observe::HttpMetrics;
 use advancia_api::ops::{Shutdown, Workers};
 use advancia_api::settings::{ServeConfig, Settings};
-use advancia_api::{AppState, all_migrations};
 use advancia_auth::AuthService;
 use advancia_db::DbConfig;
 use advancia_telemetry::{Registry, TelemetryConfig};
@@ -160,11 +160,21 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
             .unwrap_or_else(|| advancia_db::DEFAULT_DATABASE_URL.into()),
     );
     let pool = db.connect().await.context("connecting to Postgres")?;
-    let report = advancia_db::migrate(&pool, &all_migrations()).await?;
+    let mut separate = Vec::new();
+    for (schema, _) in advancia_api::ServiceDatabases::SEPARABLE {
+        let key = advancia_api::ServiceDatabases::setting(schema);
+        if let Some(url) = settings.get(key).filter(|u| !u.trim().is_empty()) {
+            let own = DbConfig::new(url)
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {key}"))?;
+            separate.push((schema, own));
+        }
+    }
+    let applied = advancia_api::ServiceDatabases::migrate(&pool, &separate).await?;
     println!(
-        "migrations: {} applied, {} already present",
-        report.applied.len(),
-        report.already_applied
+        "migrations: {applied} applied ({} services in databases of their own)",
+        separate.len()
     );
     Ok(())
 }
@@ -197,7 +207,8 @@ async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<()>
             .unwrap_or_else(|| advancia_db::DEFAULT_DATABASE_URL.into()),
     );
     let pool = db.connect().await.context("connecting to Postgres")?;
-    advancia_db::migrate(&pool, &all_migrations())
+    // Only what this command writes: the other services may live in databases of their own.
+    advancia_db::migrate(&pool, &[&advancia_auth::MIGRATIONS])
         .await
         .context("applying migrations")?;
     let config = advancia_auth::AuthConfig::from_vars(|k| settings.get(k))
@@ -261,9 +272,14 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         advancia_telemetry::init(&config.telemetry, "info,sqlx::postgres::notice=warn")?;
     let services = config.services.clone();
     let pool = config.db.pool()?;
+    let mut separate = Vec::new();
+    for (schema, db) in &config.service_dbs {
+        tracing::info!(service = schema, database = %advancia_db::redact_url(&db.url), "a database of its own");
+        separate.push((*schema, db.pool()?));
+    }
     if !no_migrate {
         // Readiness reports the database later; serving starts only on a known schema.
-        advancia_db::migrate(&pool, &all_migrations())
+        advancia_api::ServiceDatabases::migrate(&pool, &separate)
             .await
             .context("applying migrations")?;
     }
@@ -302,7 +318,11 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
 
     let auth =
         AuthService::new(pool.clone(), config.auth, config.keys).context("auth configuration")?;
-    let ledger = advancia_ledger::Ledger::new(pool.clone(), Default::default());
+    let ledger_pool = separate
+        .iter()
+        .find(|(s, _)| *s == "ledger")
+        .map_or_else(|| pool.clone(), |(_, p)| p.clone());
+    let ledger = advancia_ledger::Ledger::new(ledger_pool, Default::default());
     if services.has("ledger") {
         // Pending transfers with a timeout lapse on their own. Each run is one database
         // transaction, so stopping it between or inside runs loses nothing.
@@ -314,26 +334,16 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         });
     }
     tracing::info!(solana_rpc = %advancia_db::redact_url(&config.chain.solana_rpc_url), "chain services");
-    let mut state = AppState::new(pool.clone(), auth, ledger, config.chain)
+    let mut chain = config.chain;
+    chain.notification_channels = config.channels.clone();
+    chain.databases = advancia_api::ServiceDatabases::from_pools(&separate);
+    let mut state = AppState::new(pool.clone(), auth, ledger, chain)
         .with_services(services.clone())
         .with_readiness(config.readiness);
     if services.has("notifications") {
-        // Notification delivery (outbox) and payment-event reader, beside the API.
-        let channels = config.channels.channels(&state.notifications)?;
-        let svc = state.notifications.clone();
-        let stop = shutdown.wait();
-        workers.spawn("notifications", async move {
-            if let Err(e) = advancia_notifications::config::run_background(
-                svc,
-                channels,
-                Default::default(),
-                stop,
-            )
-            .await
-            {
-                tracing::error!(error = %e, "notification workers stopped");
-            }
-        });
+        // Refuse bad channel settings at start-up; the delivery worker runs with the
+        // followers below.
+        config.channels.channels(&state.notifications)?;
     }
 
     if services.has("analytics") {

@@ -318,6 +318,7 @@ impl From<KycError> for Problem {
             KycError::Chain(C::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid-input"),
             KycError::Chain(C::Database(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             KycError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
+            KycError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             KycError::Database(_) | KycError::Corrupt(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -357,6 +358,7 @@ impl From<NotificationError> for Problem {
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             E::UrlRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "webhook-url-refused"),
+            E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             E::Database(_) | E::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Problem::from_error(status, kind, &e)

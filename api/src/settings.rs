@@ -37,6 +37,11 @@ use crate::{ApiConfig, ServicesConfig};
 /// (file keys are checked against this list; environment variables are looked up by it).
 pub const KNOWN: &[&str] = &[
     "DATABASE_URL",
+    "ADVANCIA_PAYMENTS_DATABASE_URL",
+    "ADVANCIA_LEDGER_DATABASE_URL",
+    "ADVANCIA_NOTIFICATIONS_DATABASE_URL",
+    "ADVANCIA_ANALYTICS_DATABASE_URL",
+    "ADVANCIA_KYC_DATABASE_URL",
     "ADVANCIA_DATABASE_MAX_CONNECTIONS",
     "ADVANCIA_LISTEN",
     "ADVANCIA_METRICS_LISTEN",
@@ -110,6 +115,11 @@ pub const KNOWN: &[&str] = &[
 /// Settings whose values never appear in messages (URLs may embed passwords).
 pub const SECRET: &[&str] = &[
     "DATABASE_URL",
+    "ADVANCIA_PAYMENTS_DATABASE_URL",
+    "ADVANCIA_LEDGER_DATABASE_URL",
+    "ADVANCIA_NOTIFICATIONS_DATABASE_URL",
+    "ADVANCIA_ANALYTICS_DATABASE_URL",
+    "ADVANCIA_KYC_DATABASE_URL",
     "ADVANCIA_REDIS_URL",
     "AUTH_SIGNING_KEY",
     "AUTH_TOTP_ENCRYPTION_KEY",
@@ -354,6 +364,9 @@ pub struct ServeConfig {
     pub drain: Duration,
     pub readiness: ReadinessConfig,
     pub db: DbConfig,
+    /// `ADVANCIA_<SERVICE>_DATABASE_URL`: a service's own database (database per service,
+    /// ADR 0023), by the schema it owns; the others share `db`.
+    pub service_dbs: Vec<(&'static str, DbConfig)>,
     pub telemetry: TelemetryConfig,
     pub api: ApiConfig,
     pub chain: ServicesConfig,
@@ -484,6 +497,23 @@ impl ServeConfig {
                 _ => errors.push(s.error(
                     "ADVANCIA_DATABASE_MAX_CONNECTIONS",
                     format!("`{v}` is not a positive whole number"),
+                )),
+            }
+        }
+
+        let mut service_dbs = Vec::new();
+        for (schema, _) in crate::ServiceDatabases::SEPARABLE {
+            let key = crate::ServiceDatabases::setting(schema);
+            let Some(url) = get(key).filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
+            let mut own = DbConfig::new(url);
+            own.max_connections = db.max_connections;
+            match own.connect_options() {
+                Ok(_) if own.url.starts_with("postgres") => service_dbs.push((schema, own)),
+                _ => errors.push(s.error(
+                    key,
+                    "not a Postgres URL (expected postgres://user[:password]@host[:port]/database)",
                 )),
             }
         }
@@ -622,6 +652,7 @@ impl ServeConfig {
                 drain,
                 readiness: ReadinessConfig { require_chain },
                 db,
+                service_dbs,
                 telemetry,
                 api,
                 chain,

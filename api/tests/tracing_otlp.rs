@@ -9,7 +9,6 @@ use std::time::Duration;
 use advancia_auth::Role;
 use advancia_notifications::channels::{Channels, InAppChannel};
 use advancia_notifications::outbox::{OutboxWorker, WorkerConfig};
-use advancia_notifications::saga::PaymentEvents;
 use advancia_telemetry::trace::{ExportHandle, OtlpConfig, otlp_layer};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -154,31 +153,36 @@ async fn payment_status_row_traceparent_continues_through_the_saga() {
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let writer_span = "b7ad6b7169203331";
     let payment = uuid::Uuid::new_v4();
+    // The payment service's event, as its outbox records it inside trace T.
     advancia_db::sqlx::query(
-        "INSERT INTO payments.payments (id, created_by, kind, facility_id, facility, mint, amount,
-             invoice_id, reference, label, status, signature, expires_at)
-         VALUES ($1, $2::uuid, 'payment', $3, 'F', '11111111111111111111111111111111', 1500000000,
-             $4, 'ref-trace', 'Checkup', 'confirmed', '5ig', now() + interval '1 hour')",
+        "INSERT INTO payments.events (id, kind, payload, traceparent)
+         VALUES ($1, 'payment.status_changed', $2, $3)",
     )
-    .bind(payment)
-    .bind(&patient_id)
-    .bind("ab".repeat(32))
-    .bind("cd".repeat(32))
-    .execute(pool)
-    .await
-    .unwrap();
-    advancia_db::sqlx::query(
-        "INSERT INTO payments.payment_status_history (payment_id, status, detail, traceparent)
-         VALUES ($1, 'confirmed', '{\"from\": \"pending\"}', $2)",
-    )
-    .bind(payment)
+    .bind(uuid::Uuid::now_v7())
+    .bind(json!({
+        "payment_id": payment, "payment_kind": "payment", "status": "confirmed",
+        "from": "pending", "created_by": patient_id, "chain": "solana",
+        "facility_id": "ab".repeat(32), "facility": "F",
+        "mint": "11111111111111111111111111111111", "amount": "1500000000",
+        "label": "Checkup", "signature": "5ig", "refunded": "0", "released": "0",
+    }))
     .bind(format!("00-{trace}-{writer_span}-01"))
     .execute(pool)
     .await
     .unwrap();
 
-    let created = PaymentEvents::new(api.state.notifications.clone())
-        .step(10)
+    let svc = api.state.notifications.clone();
+    let follower = advancia_notifications::events::follower(
+        &svc,
+        advancia_outbox::OutboxLog::new(pool.clone(), advancia_payments::OUTBOX),
+    );
+    let mut notify = advancia_notifications::events::Notify::new(
+        svc,
+        std::sync::Arc::new(advancia_api::ports::FacilityStaff(
+            api.state.facilities.clone(),
+        )),
+    );
+    let created = advancia_notifications::events::catch_up(&follower, &mut notify)
         .await
         .unwrap();
     assert_eq!(created, 1);
@@ -187,7 +191,7 @@ async fn payment_status_row_traceparent_continues_through_the_saga() {
     handle.flush(Duration::from_secs(5)).await;
     let all = spans.lock().unwrap().clone();
     let ours = in_trace(&all, trace);
-    let step = named(&ours, "feed_row");
+    let step = named(&ours, "notify_event");
     assert_eq!(step.len(), 1, "{ours:#?}");
     assert_eq!(step[0]["parentSpanId"], writer_span);
     let delivery = named(&ours, "notification_delivery");

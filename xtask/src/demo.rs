@@ -143,6 +143,8 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
             // --dev: links on plain http from the listen address (no ADVANCIA_PUBLIC_URL).
             .args(["--dev", "serve", "--no-migrate", "--listen", listen])
             .env("DATABASE_URL", &url)
+            // The scripted payment's webhook receiver listens on loopback.
+            .env("ADVANCIA_EGRESS_ALLOW", "127.0.0.1")
             .env("AUTH_SIGNING_KEY_FILE", &keys.signing_key_file)
             .env("AUTH_TOTP_ENCRYPTION_KEY", &keys.totp_key)
             .env(
@@ -273,7 +275,7 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
 
     let step = Step::start(
         "a payment end to end: 2FA, initiate, wallet signs the Solana Pay request, relay, \
-         indexed, finalized, confirmed, books balanced",
+         webhooks pushed as it confirms and finalizes (nobody polls), confirmed, books balanced",
     );
     println!();
     run_checked(

@@ -114,7 +114,11 @@ impl KycSettings {
         Ok(s)
     }
 
-    pub fn service(&self, pool: advancia_db::sqlx::PgPool) -> KycService {
+    pub fn service(
+        &self,
+        pool: advancia_db::sqlx::PgPool,
+        directory: advancia_kyc::Directory,
+    ) -> KycService {
         let local = LocalDirStore::new(&self.document_dir);
         let store: Arc<dyn ObjectStore> = match &self.s3 {
             // Validated in `from_vars`; a failure here means the settings were built by
@@ -133,6 +137,7 @@ impl KycSettings {
             store,
             Arc::new(LocalProvider::default()),
             self.sanctions.clone(),
+            directory,
             self.config.clone(),
         )
     }
@@ -183,7 +188,7 @@ pub fn spawn_background(
                 .map_err(|e| format!("ADVANCIA_COMPLIANCE_KEYPAIR: {e}"))?;
             tracing::info!(authority = %key.pubkey(), "KYC attestation worker started");
             Some(AttestationWorker::new(
-                state.pool.clone(),
+                state.kyc.pool().clone(),
                 state.chain.clone(),
                 Arc::new(key),
                 WorkerConfig::default(),

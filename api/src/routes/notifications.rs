@@ -523,9 +523,14 @@ pub async fn stream(
     };
     let after = match last_id.or(q.after) {
         Some(a) => a.max(0),
-        None => advancia_notifications::stream::head(&st.pool, user).await?,
+        None => advancia_notifications::stream::head(st.notifications.pool(), user).await?,
     };
-    let events = advancia_notifications::stream::inbox(st.pool.clone(), user, after).map(|item| {
+    let events = advancia_notifications::stream::inbox(
+        st.notifications.pool().clone(),
+        user,
+        after,
+    )
+    .map(|item| {
         Ok::<_, Infallible>(match item {
             Ok(i) => Event::default()
                 .id(i.seq.to_string())

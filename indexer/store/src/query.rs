@@ -182,6 +182,29 @@ pub async fn payment_by_reference(
     .await?)
 }
 
+/// How many payments from `payer` the indexer saw at or after each of `since` (unix
+/// seconds, block time), in the same order: the KYC service's velocity check.
+pub async fn payer_counts<const N: usize>(
+    pool: &PgPool,
+    payer: &str,
+    since: [i64; N],
+) -> Result<[i64; N], StoreError> {
+    let counts: Vec<i64> = sqlx::query_scalar(
+        "SELECT count(p.paid_at) FROM unnest($2::bigint[]) WITH ORDINALITY AS u(since, i)
+           LEFT JOIN indexer.payments p ON p.payer = $1 AND p.paid_at >= u.since
+          GROUP BY u.i ORDER BY u.i",
+    )
+    .bind(payer)
+    .bind(since.as_slice())
+    .fetch_all(pool)
+    .await?;
+    let mut out = [0; N];
+    for (o, c) in out.iter_mut().zip(counts) {
+        *o = c;
+    }
+    Ok(out)
+}
+
 /// Every payment carrying Solana Pay `reference` (base58), oldest first: the intended one
 /// and any other transaction that reused the reference (a payer who changed the amount, a
 /// second payment). Rows at `confirmed` are included.

@@ -103,6 +103,24 @@ impl WalletStore {
         .await?)
     }
 
+    /// Whether `user` registered `address` on `chain` (the KYC service's wallet check).
+    pub async fn owns_on(
+        &self,
+        user: Uuid,
+        chain: &str,
+        address: &str,
+    ) -> Result<bool, ChainError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM chains.wallets
+                             WHERE user_id = $1 AND chain = $2 AND address = $3)",
+        )
+        .bind(user)
+        .bind(chain)
+        .bind(address)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Whether `user` registered `address` (any chain) — used to scope balance reads.
     pub async fn owns(&self, user: Uuid, address: &str) -> Result<bool, ChainError> {
         Ok(sqlx::query_scalar(

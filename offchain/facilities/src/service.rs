@@ -154,6 +154,11 @@ fn map_booking_error(e: sqlx::Error) -> FacilityError {
 }
 
 impl FacilityService {
+    /// The facilities database (its outbox is followed there).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The schema must be migrated ([`crate::MIGRATIONS`], after the auth schema).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
@@ -497,6 +502,24 @@ impl FacilityService {
             profile: input.clone(),
             active: true,
         })
+    }
+
+    /// User ids of the active staff of `facility_id` linked to a user and holding any of
+    /// `roles`, ordered (who notifications tells about the facility's money and papers).
+    pub async fn staff_user_ids(
+        &self,
+        facility_id: Uuid,
+        roles: &[&str],
+    ) -> Result<Vec<Uuid>, FacilityError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM facilities.staff
+              WHERE facility_id = $1 AND active AND user_id IS NOT NULL AND roles && $2
+              ORDER BY user_id",
+        )
+        .bind(facility_id)
+        .bind(roles)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn list_staff(&self, facility_id: Uuid) -> Result<Vec<Staff>, FacilityError> {
@@ -990,13 +1013,17 @@ async fn write_children(
 }
 
 /// Appends an outbox row unless one with `dedupe_key` exists; returns rows written (0/1).
+/// The payload carries `facility_id` too: followers get self-contained events.
 async fn event(
     tx: &mut Transaction<'_, Postgres>,
     facility_id: Uuid,
     kind: &str,
-    payload: serde_json::Value,
+    mut payload: serde_json::Value,
     dedupe_key: &str,
 ) -> Result<u64, FacilityError> {
+    if let serde_json::Value::Object(m) = &mut payload {
+        m.insert("facility_id".into(), serde_json::json!(facility_id));
+    }
     Ok(sqlx::query(
         "INSERT INTO facilities.events (facility_id, kind, payload, dedupe_key)
          VALUES ($1, $2, $3, $4) ON CONFLICT (dedupe_key) DO NOTHING",

@@ -5,6 +5,7 @@
 //! writes the compliance authority's KYC attestations on chain.
 
 pub mod attestation;
+pub mod directory;
 pub mod documents;
 pub mod model;
 pub mod mrz;
@@ -17,18 +18,34 @@ mod service;
 
 use advancia_db::{Migration, ServiceMigrations};
 
+pub use directory::{Directory, KycDirectory};
 pub use model::*;
 pub use service::{KycConfig, KycService};
 
-/// Independent of other schemas (reads `chains.wallets`, `auth.wallets` and
-/// `indexer.payments` at run time, never writes them).
+/// The KYC service's outbox of `kyc.*` events (`kyc.decided`), in the transaction of the
+/// decision; notifications and the event bus follow it.
+pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {
+    name: "kyc.events",
+    table: "kyc.events",
+    subject_prefix: "events.kyc",
+};
+
+/// Independent of other schemas: what KYC needs of other services comes through its
+/// [`KycDirectory`].
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "kyc",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "outbox",
+            sql: include_str!("../migrations/0002_outbox.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -56,4 +73,7 @@ pub enum KycError {
     Database(#[from] sqlx::Error),
     #[error("stored KYC data is corrupt: {0}")]
     Corrupt(String),
+    /// A service KYC asks through its [`KycDirectory`] failed.
+    #[error("{0} is unavailable")]
+    Unavailable(String),
 }

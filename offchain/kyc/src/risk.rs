@@ -132,7 +132,7 @@ pub fn score(user_id: Uuid, inputs: &RiskInputs, threshold: f64) -> RiskAssessme
 
 impl KycService {
     /// The user's risk from their latest verification, sanctions proximity of name and
-    /// wallet, and the payments the indexer saw from that wallet (read-only).
+    /// wallet, and the payments the indexer saw from that wallet (through the directory).
     pub async fn assess_risk(&self, user: Uuid) -> Result<RiskAssessment, KycError> {
         let latest: Option<(String, Option<i16>, String, String, serde_json::Value)> =
             sqlx::query_as(
@@ -155,15 +155,11 @@ impl KycService {
                 .unwrap_or(0.0);
             inputs.wallet_listed = !self.sanctions().screen_address(&wallet).is_empty();
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            let (day, week): (i64, i64) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE paid_at >= $2), count(*)
-                   FROM indexer.payments WHERE payer = $1 AND paid_at >= $3",
-            )
-            .bind(&wallet)
-            .bind(now - 86_400)
-            .bind(now - 7 * 86_400)
-            .fetch_one(self.pool())
-            .await?;
+            let [day, week] = self
+                .directory()
+                .payments_since(&wallet, [now - 86_400, now - 7 * 86_400])
+                .await
+                .map_err(|e| KycError::Unavailable(format!("payment activity: {e}")))?;
             inputs.payments_24h = day;
             inputs.payments_7d = week;
         }

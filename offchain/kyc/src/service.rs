@@ -13,6 +13,7 @@ use time::{Date, Duration, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use crate::KycError;
+use crate::directory::{Directory, KycDirectory};
 use crate::documents::{DocumentLimits, Ingest, ObjectStore, Staged};
 use crate::model::*;
 use crate::provider::{ProviderInput, VerificationProvider};
@@ -46,6 +47,7 @@ pub struct KycService {
     store: Arc<dyn ObjectStore>,
     provider: Arc<dyn VerificationProvider>,
     sanctions: Arc<SanctionsList>,
+    directory: Directory,
     config: KycConfig,
 }
 
@@ -146,6 +148,7 @@ impl KycService {
         store: Arc<dyn ObjectStore>,
         provider: Arc<dyn VerificationProvider>,
         sanctions: Arc<SanctionsList>,
+        directory: Directory,
         config: KycConfig,
     ) -> KycService {
         KycService {
@@ -153,8 +156,14 @@ impl KycService {
             store,
             provider,
             sanctions,
+            directory,
             config,
         }
+    }
+
+    /// What KYC asks other services.
+    pub fn directory(&self) -> &dyn KycDirectory {
+        self.directory.as_ref()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -255,14 +264,11 @@ impl KycService {
             .parse()
             .map_err(|_| invalid("wallet is not a Solana address"))?;
         let wallet = wallet.to_string();
-        let linked: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM chains.wallets WHERE user_id = $1 AND chain = 'solana' AND address = $2)
-                 OR EXISTS (SELECT 1 FROM auth.wallets WHERE user_id = $1 AND chain = 'solana' AND address = $2)",
-        )
-        .bind(user)
-        .bind(&wallet)
-        .fetch_one(&self.pool)
-        .await?;
+        let linked = self
+            .directory
+            .wallet_linked(user, &wallet)
+            .await
+            .map_err(|e| KycError::Unavailable(format!("wallet directory: {e}")))?;
         if !linked {
             return Err(invalid(
                 "wallet is not one of your linked Solana wallets (link it first)",
@@ -772,37 +778,63 @@ async fn decided(
     reason: Option<&str>,
 ) -> Result<(), KycError> {
     history(tx, id, Some(from), to, actor, reason).await?;
-    let (event_id, wallet, level, expires_at): (i64, String, Option<i16>, Option<OffsetDateTime>) =
-        sqlx::query_as(
-            "WITH v AS (SELECT id, user_id, wallet, level, expires_at FROM kyc.verifications WHERE id = $1),
-                  e AS (INSERT INTO kyc.decision_events (verification_id, user_id, decision, level, reason, expires_at)
-                        SELECT id, user_id, $2, CASE WHEN $2 = 'approved' THEN level END, $3,
-                               CASE WHEN $2 = 'approved' THEN expires_at END
-                          FROM v
-                        RETURNING id, level, expires_at)
-             SELECT e.id, v.wallet, e.level, e.expires_at FROM e, v",
-        )
-        .bind(id)
-        .bind(to.as_str())
-        .bind(reason)
-        .fetch_one(&mut **tx)
-        .await?;
-    let action = match (from, to) {
-        (_, State::Approved) => "write",
-        (State::Approved, State::Revoked | State::Expired) => "revoke",
-        _ => return Ok(()),
-    };
-    sqlx::query(
-        "INSERT INTO kyc.attestation_jobs (decision_event_id, verification_id, wallet, action, level, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    type Decided = (
+        i64,
+        Uuid,
+        String,
+        Option<i16>,
+        Option<OffsetDateTime>,
+        OffsetDateTime,
+    );
+    let (event_id, user, wallet, level, expires_at, at): Decided = sqlx::query_as(
+        "WITH v AS (SELECT id, user_id, wallet, level, expires_at FROM kyc.verifications WHERE id = $1),
+              e AS (INSERT INTO kyc.decision_events (verification_id, user_id, decision, level, reason, expires_at)
+                    SELECT id, user_id, $2, CASE WHEN $2 = 'approved' THEN level END, $3,
+                           CASE WHEN $2 = 'approved' THEN expires_at END
+                      FROM v
+                    RETURNING id, user_id, level, expires_at, at)
+         SELECT e.id, e.user_id, v.wallet, e.level, e.expires_at, e.at FROM e, v",
     )
-    .bind(event_id)
     .bind(id)
-    .bind(wallet)
-    .bind(action)
-    .bind(level)
-    .bind(expires_at.map(OffsetDateTime::unix_timestamp))
-    .execute(&mut **tx)
+    .bind(to.as_str())
+    .bind(reason)
+    .fetch_one(&mut **tx)
+    .await?;
+    let action = match (from, to) {
+        (_, State::Approved) => Some("write"),
+        (State::Approved, State::Revoked | State::Expired) => Some("revoke"),
+        _ => None,
+    };
+    if let Some(action) = action {
+        sqlx::query(
+            "INSERT INTO kyc.attestation_jobs (decision_event_id, verification_id, wallet, action, level, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(event_id)
+        .bind(id)
+        .bind(wallet)
+        .bind(action)
+        .bind(level)
+        .bind(expires_at.map(OffsetDateTime::unix_timestamp))
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Last before the commit: the outbox's lock is held from here on (ADR 0023).
+    advancia_outbox::append(
+        &mut **tx,
+        &crate::OUTBOX,
+        "kyc.decided",
+        &json!({
+            "decision_event_id": event_id,
+            "verification_id": id,
+            "user_id": user,
+            "decision": to.as_str(),
+            "level": level,
+            "reason": reason,
+            "expires_at": expires_at.map(OffsetDateTime::unix_timestamp),
+            "at": at.unix_timestamp(),
+        }),
+    )
     .await?;
     Ok(())
 }

@@ -8,10 +8,7 @@ use crate::channels::{
     Channels, EmailChannel, FcmPushChannel, InAppChannel, PushConfig, SmsConfig, SmtpConfig,
     SmtpSecurity, TwilioSmsChannel, WebhookChannel,
 };
-use crate::facility_events::FacilityEvents;
-use crate::kyc_events::KycEvents;
 use crate::outbox::{OutboxWorker, WorkerConfig};
-use crate::saga::PaymentEvents;
 use crate::service::NotificationService;
 
 /// Which channels are configured. Webhooks and in-app always are; email, SMS and push when
@@ -127,51 +124,16 @@ impl ChannelsConfig {
     }
 }
 
-/// The outbox worker and the payment-event reader until `shutdown` resolves. Several
-/// processes may run this at once: claims and the cursor lock keep them apart.
+/// The delivery worker until `shutdown` resolves. Several processes may run it at once:
+/// claims keep them apart. The followers that turn other services' events into
+/// notifications run beside it ([`crate::events::follow`]).
 pub async fn run_background(
     svc: NotificationService,
     channels: Channels,
     worker: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NotificationError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let payments = PaymentEvents::new(svc.clone());
-    let facilities = FacilityEvents::new(svc.clone());
-    let kyc = KycEvents::new(svc.clone());
-    let mut stop_events = stop_rx.clone();
-    let reader = tokio::spawn(async move {
-        loop {
-            // A source schema may not exist in a notifications-only database: warn, go on.
-            if let Err(e) = payments.catch_up(200).await {
-                tracing::warn!(error = %e, "payment events reader");
-            }
-            if let Err(e) = facilities.catch_up(200).await {
-                tracing::warn!(error = %e, "facility events reader");
-            }
-            if let Err(e) = kyc.catch_up(200).await {
-                tracing::warn!(error = %e, "kyc decision reader");
-            }
-            tokio::select! {
-                _ = stop_events.changed() => return,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
-    });
-    let outbox = OutboxWorker::new(svc.pool().clone(), channels, worker);
-    let mut stop_outbox = stop_rx;
-    let worker = tokio::spawn(async move {
-        outbox
-            .run(async move {
-                let _ = stop_outbox.changed().await;
-            })
-            .await
-    });
-    shutdown.await;
-    let _ = stop_tx.send(true);
-    let _ = reader.await;
-    match worker.await {
-        Ok(r) => r,
-        Err(e) => Err(NotificationError::Corrupt(format!("outbox worker: {e}"))),
-    }
+    OutboxWorker::new(svc.pool().clone(), channels, worker)
+        .run(shutdown)
+        .await
 }

@@ -11,21 +11,18 @@
 //!   idempotency key (the `webhook-id`, the email `Message-ID`, the provider's
 //!   idempotency key), so a worker that dies mid-send causes at most a repeat that the
 //!   receiver recognises, never a loss.
-//! - [`feed::FeedReader`]s follow other services' logs behind persisted cursors, writing
-//!   notifications in the same transaction as the cursor move: [`saga::PaymentEvents`]
-//!   (confirmations, refunds and escrow releases, to the payer and the facility's billing
-//!   staff), [`facility_events::FacilityEvents`] (expiring certifications, to the
-//!   facility's compliance staff) and [`kyc_events::KycEvents`] (`kyc.decided`).
+//! - [`events`] follows other services' outboxes (payments, facilities, KYC) with the one
+//!   gap-safe follower, pushed by their commits, writing notifications in the transaction
+//!   that moves the cursor: confirmations, finalizations, refunds and escrow releases to the
+//!   intent's creator and the facility's billing staff, expiring certifications to the
+//!   compliance staff, `kyc.decided` to the user.
 //! - [`stream::inbox`] streams a user's in-app notifications live (LISTEN/NOTIFY).
 
 pub mod channels;
 pub mod config;
-pub mod facility_events;
-pub mod feed;
-pub mod kyc_events;
+pub mod events;
 pub mod model;
 pub mod outbox;
-pub mod saga;
 mod service;
 pub mod signing;
 pub mod stream;
@@ -62,6 +59,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "account templates",
             sql: include_str!("../migrations/0004_account_templates.sql"),
         },
+        Migration {
+            version: 5,
+            name: "followed outboxes",
+            sql: include_str!("../migrations/0005_followed_outboxes.sql"),
+        },
     ],
 };
 
@@ -82,4 +84,7 @@ pub enum NotificationError {
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Another service this one asks (a followed database, the staff directory) failed.
+    #[error("{0} is unavailable")]
+    Unavailable(String),
 }

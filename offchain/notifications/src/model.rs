@@ -55,12 +55,15 @@ pub struct EventType;
 
 impl EventType {
     pub const PAYMENT_CONFIRMED: &'static str = "payment.confirmed";
+    /// The payment can no longer be rolled back: the one to ship goods or close a bill on.
+    pub const PAYMENT_FINALIZED: &'static str = "payment.finalized";
     pub const PAYMENT_REFUNDED: &'static str = "payment.refunded";
     pub const ESCROW_RELEASED: &'static str = "escrow.released";
-    /// Produced from the KYC service's decision log ([`crate::kyc_events`]).
+    /// From the KYC service's outbox ([`crate::events`]).
     pub const KYC_DECIDED: &'static str = "kyc.decided";
     /// The facility-side view of the payment saga, for the facility's billing staff.
     pub const FACILITY_PAYMENT_RECEIVED: &'static str = "facility.payment_received";
+    pub const FACILITY_PAYMENT_FINALIZED: &'static str = "facility.payment_finalized";
     pub const FACILITY_REFUND_ISSUED: &'static str = "facility.refund_issued";
     pub const FACILITY_ESCROW_RELEASED: &'static str = "facility.escrow_released";
     /// From the facilities service's outbox, for the facility's compliance staff.

@@ -196,15 +196,24 @@ impl Handler<Event> for Publish {
 /// Publishes services' outboxes to the event bus.
 #[derive(Clone)]
 pub struct Dispatcher {
+    /// Holds the `outbox` schema (the cursors).
     pool: PgPool,
     bus: Bus,
-    sources: Vec<Source>,
+    /// Each source with the database that holds it.
+    sources: Vec<(Source, PgPool)>,
     config: FollowConfig,
 }
 
 impl Dispatcher {
     /// `pool` holds the `sources` and the `outbox` schema.
     pub fn new(pool: PgPool, bus: Bus, sources: Vec<Source>) -> Self {
+        let sources = sources.into_iter().map(|s| (s, pool.clone())).collect();
+        Self::over(pool, bus, sources)
+    }
+
+    /// `pool` holds the `outbox` schema; each source lives in the database beside it (a
+    /// service with a database of its own).
+    pub fn over(pool: PgPool, bus: Bus, sources: Vec<(Source, PgPool)>) -> Self {
         Self {
             pool,
             bus,
@@ -218,9 +227,9 @@ impl Dispatcher {
         self
     }
 
-    fn follower(&self, source: Source) -> Follower<OutboxLog> {
+    fn follower(&self, source: Source, in_pool: &PgPool) -> Follower<OutboxLog> {
         Follower::new(
-            OutboxLog::new(self.pool.clone(), source),
+            OutboxLog::new(in_pool.clone(), source),
             Cursor::new(self.pool.clone(), "outbox.cursors", source.name),
         )
         .with_config(self.config)
@@ -237,9 +246,9 @@ impl Dispatcher {
     /// Publishes what is pending in every source; returns how many events.
     pub async fn dispatch_once(&self) -> Result<usize, OutboxError> {
         let mut total = 0;
-        for s in &self.sources {
+        for (s, in_pool) in &self.sources {
             let mut publish = self.publisher(*s);
-            total += self.follower(*s).catch_up(&mut publish).await?;
+            total += self.follower(*s, in_pool).catch_up(&mut publish).await?;
         }
         Ok(total)
     }
@@ -249,8 +258,8 @@ impl Dispatcher {
     pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) {
         let (tx, _) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
-        for s in self.sources.clone() {
-            let follower = self.follower(s);
+        for (s, in_pool) in self.sources.clone() {
+            let follower = self.follower(s, &in_pool);
             let mut publish = self.publisher(s);
             let mut stopped = tx.subscribe();
             tasks.push(tokio::spawn(async move {

@@ -36,6 +36,8 @@ pub struct Stack {
     /// First, so they stop before the node and the database go away.
     _indexer: IndexerThread,
     _followers: Followers,
+    /// The databases of services that live apart ([`Stack::start_apart`]).
+    pub apart: Vec<(&'static str, TestDb)>,
     pub node: Localnet,
     pub rpc: RpcClient,
     /// Program admin, compliance and settlement authority.
@@ -125,6 +127,17 @@ impl Stack {
     /// [`Stack::start`] with a node configuration and rate-limit overrides
     /// (`ADVANCIA_RATE_LIMITS` syntax).
     pub async fn start_with(node_config: LocalnetConfig, rate_limits: &str) -> Stack {
+        Stack::start_full(node_config, rate_limits, false).await
+    }
+
+    /// [`Stack::start`] with payments, the ledger, notifications, analytics and KYC each in a
+    /// database of its own (database per service, ADR 0023), as
+    /// `ADVANCIA_<SERVICE>_DATABASE_URL` sets them up.
+    pub async fn start_apart() -> Stack {
+        Stack::start_full(LocalnetConfig::for_tests(), "", true).await
+    }
+
+    async fn start_full(node_config: LocalnetConfig, rate_limits: &str, apart: bool) -> Stack {
         advancia_test_support::init_tracing();
         let node = Localnet::start(node_config).await.unwrap();
         let rpc = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
@@ -164,8 +177,26 @@ impl Stack {
         )
         .await;
 
-        let db = TestDb::new(&advancia_api::all_migrations()).await;
-        let ledger = Ledger::new(db.pool.clone(), LedgerConfig::default());
+        let mut apart_dbs: Vec<(&'static str, TestDb)> = Vec::new();
+        if apart {
+            for (schema, migrations) in advancia_api::ServiceDatabases::SEPARABLE {
+                apart_dbs.push((schema, TestDb::new(&[migrations]).await));
+            }
+        }
+        let separate: Vec<(&'static str, advancia_db::sqlx::PgPool)> = apart_dbs
+            .iter()
+            .map(|(s, db)| (*s, db.pool.clone()))
+            .collect();
+        let core: Vec<_> = advancia_api::all_migrations()
+            .into_iter()
+            .filter(|m| !separate.iter().any(|(s, _)| *s == m.schema))
+            .collect();
+        let db = TestDb::new(&core).await;
+        let ledger_pool = separate
+            .iter()
+            .find(|(s, _)| *s == "ledger")
+            .map_or_else(|| db.pool.clone(), |(_, p)| p.clone());
+        let ledger = Ledger::new(ledger_pool, LedgerConfig::default());
         let indexer = spawn_indexer(db.url.clone(), node.rpc_url());
         let auth = AuthService::new(
             db.pool.clone(),
@@ -192,6 +223,7 @@ impl Stack {
                     .allowing_http()
                     .allowing("127.0.0.1")
                     .unwrap(),
+                databases: advancia_api::ServiceDatabases::from_pools(&separate),
                 ..ServicesConfig::default()
             },
         );
@@ -219,6 +251,7 @@ impl Stack {
             http: reqwest::Client::new(),
             _indexer: indexer,
             _followers: Followers(shutdown),
+            apart: apart_dbs,
         }
     }
 

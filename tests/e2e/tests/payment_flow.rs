@@ -767,3 +767,221 @@ async fn an_underpayment_through_the_link_neither_settles_nor_blocks_the_intent(
         "the intent's own payment is untouched"
     );
 }
+
+/// Standard Webhooks deliveries a loopback receiver got: (headers, body).
+type Hits = std::sync::Arc<std::sync::Mutex<Vec<(Value, Vec<u8>)>>>;
+
+async fn webhook_receiver() -> (Hits, String) {
+    let hits: Hits = Default::default();
+    let sink = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let headers: serde_json::Map<String, Value> = headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
+                    .collect();
+                sink.lock()
+                    .unwrap()
+                    .push((Value::Object(headers), body.to_vec()));
+                axum::http::StatusCode::NO_CONTENT
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (hits, format!("http://{addr}/hook"))
+}
+
+/// `(webhook-id, type)` of each delivery, verified by the reference Standard Webhooks
+/// implementation (PyPI `standardwebhooks`), independently of our signer.
+async fn verified(secret: &str, hits: &[(Value, Vec<u8>)]) -> Vec<(String, String)> {
+    let input = json!({
+        "secret": secret,
+        "deliveries": hits.iter().map(|(h, b)| json!({
+            "headers": h,
+            "body_b64": base64::engine::general_purpose::STANDARD.encode(b),
+        })).collect::<Vec<_>>(),
+    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../offchain/notifications/tests/verify_webhooks.py"
+    );
+    let mut child = tokio::process::Command::new(advancia_test_support::smtp::python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            assert_eq!(
+                parts[0], "ok",
+                "reference verifier rejected a delivery: {l}"
+            );
+            (parts[1].to_owned(), parts[2].to_owned())
+        })
+        .collect()
+}
+
+/// Nobody polls: after the wallet's transaction request, the wallet sends straight to the
+/// node and no client asks the API anything; the intent still reaches `finalized`, and the
+/// creator's signed `payment.finalized` webhook and in-app notification arrive by
+/// themselves (pushed: chain → indexer → payments → outbox → notifications → delivery).
+#[tokio::test]
+async fn a_payment_nobody_polls_finalizes_and_its_webhook_and_inbox_notice_arrive() {
+    nobody_polls(Stack::start().await).await;
+}
+
+/// The same with payments, ledger, notifications, analytics and KYC each in a database of
+/// its own: nothing joins across them.
+#[tokio::test]
+async fn with_a_database_per_service_nobody_polls_either() {
+    let stack = Stack::start_apart().await;
+    assert_eq!(stack.apart.len(), 5);
+    let stack = nobody_polls(stack).await;
+    // Each service's rows are in its own database, none in the core one.
+    let core = &stack.db.pool;
+    for (schema, db) in &stack.apart {
+        let here: bool = advancia_db::sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
+        )
+        .bind(schema)
+        .fetch_one(core)
+        .await
+        .unwrap();
+        assert!(!here, "{schema} must not be in the core database");
+        let own: bool = advancia_db::sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
+        )
+        .bind(schema)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(own, "{schema} must be in its own database");
+    }
+    let (payments, notified, posted): (i64, i64, i64) = (
+        advancia_db::sqlx::query_scalar(
+            "SELECT count(*) FROM payments.payments WHERE status = 'finalized'",
+        )
+        .fetch_one(&stack.apart[0].1.pool)
+        .await
+        .unwrap(),
+        advancia_db::sqlx::query_scalar("SELECT count(*) FROM notifications.notifications")
+            .fetch_one(&stack.apart[2].1.pool)
+            .await
+            .unwrap(),
+        advancia_db::sqlx::query_scalar("SELECT count(*) FROM ledger.transfers")
+            .fetch_one(&stack.apart[1].1.pool)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(payments, 1);
+    assert!(notified >= 2, "{notified}");
+    assert!(
+        posted >= 1,
+        "the ledger posted the payment in its own database: {posted}"
+    );
+}
+
+/// A wallet pays with nobody polling; the webhook and in-app notice arrive by themselves.
+async fn nobody_polls(stack: Stack) -> Stack {
+    let (patient_id, patient) = stack.user("patient@example.org", Role::Patient).await;
+    let (hits, url) = webhook_receiver().await;
+    let (s, hook) = stack
+        .post(
+            "/api/v1/notifications/webhooks",
+            Some(&patient),
+            json!({"url": url, "event_types": ["payment.finalized"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let wallet = funded(&stack.rpc, 10 * SOL).await;
+    let (s, created) = stack
+        .post(
+            "/api/v1/payments/initiate",
+            Some(&patient),
+            json!({"facility_id": hex::encode(FACILITY_ID), "amount": SOL.to_string(), "asset": "SOL"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let link = created["transaction_request_url"].as_str().unwrap();
+    let (s, txr) = stack
+        .post(link, None, json!({"account": wallet.pubkey().to_string()}))
+        .await;
+    assert_eq!(s, 200, "{txr}");
+    let signed = stack.wallet_sign(txr["transaction"].as_str().unwrap(), &wallet);
+    let tx: solana_transaction::Transaction = bincode::deserialize(
+        &base64::engine::general_purpose::STANDARD
+            .decode(signed)
+            .unwrap(),
+    )
+    .unwrap();
+    let signature = stack.rpc.send_and_confirm_transaction(&tx).await.unwrap();
+
+    // Only the receiver is watched: no request reaches the API until the webhook is in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let delivered = loop {
+        let got = hits.lock().unwrap().clone();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no payment.finalized webhook within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let verdicts = verified(&secret, &delivered).await;
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0].1, "payment.finalized");
+    let body: Value = serde_json::from_slice(&delivered[0].1).unwrap();
+    assert_eq!(body["data"]["data"]["payment_id"], id.as_str(), "{body}");
+    assert_eq!(
+        body["data"]["data"]["signature"],
+        signature.to_string(),
+        "{body}"
+    );
+
+    // Afterwards, reading: finalized, and the inbox has the confirmation and the finality.
+    let (s, status) = stack
+        .get(&format!("/api/v1/payments/{id}/status"), Some(&patient))
+        .await;
+    assert_eq!(s, 200, "{status}");
+    assert_eq!(status["status"], "finalized", "{status}");
+    let (s, inbox) = stack
+        .get(
+            &format!("/api/v1/notifications/{patient_id}"),
+            Some(&patient),
+        )
+        .await;
+    assert_eq!(s, 200, "{inbox}");
+    let mut types: Vec<&str> = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["event_type"].as_str())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["payment.confirmed", "payment.finalized"], "{inbox}");
+    // Exactly one delivery per webhook-id, however the workers raced.
+    let ids: std::collections::BTreeSet<_> = delivered
+        .iter()
+        .map(|(h, _)| h["webhook-id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids.len(), delivered.len());
+    stack
+}

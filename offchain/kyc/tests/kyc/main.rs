@@ -30,6 +30,43 @@ pub fn sample_list() -> SanctionsList {
     SanctionsList::load_dir(&testdata()).unwrap()
 }
 
+/// The directory `advancia serve` gives KYC, over the same typed reads of the wallet and
+/// indexer services (sign-in wallets come from the auth service there; these tests link
+/// wallets with the wallet service).
+pub struct Directory {
+    pub wallets: WalletStore,
+    pub indexer: sqlx::PgPool,
+}
+
+impl KycDirectory for Directory {
+    fn wallet_linked<'a>(
+        &'a self,
+        user: Uuid,
+        address: &'a str,
+    ) -> advancia_kyc::documents::BoxFuture<'a, Result<bool, advancia_kyc::directory::PortError>>
+    {
+        Box::pin(async move { Ok(self.wallets.owns_on(user, "solana", address).await?) })
+    }
+
+    fn payments_since<'a>(
+        &'a self,
+        payer: &'a str,
+        since: [i64; 2],
+    ) -> advancia_kyc::documents::BoxFuture<'a, Result<[i64; 2], advancia_kyc::directory::PortError>>
+    {
+        Box::pin(async move {
+            Ok(advancia_indexer::query::payer_counts(&self.indexer, payer, since).await?)
+        })
+    }
+}
+
+pub fn directory(pool: &sqlx::PgPool) -> advancia_kyc::Directory {
+    Arc::new(Directory {
+        wallets: WalletStore::new(pool.clone()),
+        indexer: pool.clone(),
+    })
+}
+
 pub struct Setup {
     pub db: TestDb,
     pub svc: KycService,
@@ -57,6 +94,7 @@ pub async fn setup() -> Setup {
         Arc::new(LocalDirStore::new(&dir)),
         Arc::new(LocalProvider::default()),
         Arc::new(sample_list()),
+        directory(&db.pool),
         KycConfig::default(),
     );
     Setup { db, svc, dir }
@@ -850,7 +888,23 @@ async fn report_counts_and_rows_in_json_and_csv() {
 async fn decisions_become_kyc_decided_notifications_exactly_once() {
     let s = setup().await;
     let notifications = advancia_notifications::NotificationService::new(s.db.pool.clone());
-    let reader = advancia_notifications::kyc_events::KycEvents::new(notifications);
+    let log = advancia_outbox::OutboxLog::new(s.db.pool.clone(), advancia_kyc::OUTBOX);
+    let follower = advancia_notifications::events::follower(&notifications, log).with_config(
+        advancia_db::follow::FollowConfig {
+            batch: 1,
+            ..Default::default()
+        },
+    );
+    let notify = advancia_notifications::events::Notify::new(notifications, Arc::new(NoStaff));
+    let step = || {
+        let mut n = notify.clone();
+        let f = &follower;
+        async move {
+            advancia_notifications::events::catch_up(f, &mut n)
+                .await
+                .unwrap()
+        }
+    };
     let officer = Uuid::now_v7();
     let (u1, r1) = applicant(&s, "Alice Approved", WALLET).await;
     let v1 = s.svc.submit(u1, r1).await.unwrap();
@@ -870,9 +924,9 @@ async fn decisions_become_kyc_decided_notifications_exactly_once() {
     s.svc.reject(v2.id, officer, "blurry scan").await.unwrap();
 
     // Two readers racing, then again: each decision notified once.
-    let (a, b) = tokio::join!(reader.catch_up(1), reader.catch_up(1));
-    assert_eq!(a.unwrap() + b.unwrap(), 2);
-    assert_eq!(reader.catch_up(10).await.unwrap(), 0);
+    let (a, b) = tokio::join!(step(), step());
+    assert_eq!(a + b, 2);
+    assert_eq!(step().await, 0);
     let rows: Vec<(Uuid, String, serde_json::Value)> = sqlx::query_as(
         "SELECT user_id, event_type, data FROM notifications.notifications ORDER BY created_at, id",
     )
@@ -889,5 +943,21 @@ async fn decisions_become_kyc_decided_notifications_exactly_once() {
 
     // A later decision is picked up after the cursor.
     s.svc.revoke(v1.id, officer, "revoked").await.unwrap();
-    assert_eq!(reader.catch_up(10).await.unwrap(), 1);
+    assert_eq!(step().await, 1);
+}
+
+/// `kyc.decided` goes to the verified user: no facility staff are asked.
+struct NoStaff;
+
+impl advancia_notifications::events::StaffDirectory for NoStaff {
+    fn staff_with_roles<'a>(
+        &'a self,
+        _facility: Uuid,
+        _roles: &'a [&'static str],
+    ) -> advancia_notifications::events::BoxFuture<
+        'a,
+        Result<Vec<Uuid>, advancia_db::follow::BoxError>,
+    > {
+        Box::pin(async { Err("kyc.decided must not ask for staff".into()) })
+    }
 }

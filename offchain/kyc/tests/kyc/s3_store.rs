@@ -246,6 +246,7 @@ async fn kyc_service_uploads_into_s3() {
         store.clone(),
         Arc::new(LocalProvider::default()),
         Arc::new(crate::sample_list()),
+        crate::directory(&db.pool),
         KycConfig::default(),
     );
     let user = Uuid::now_v7();

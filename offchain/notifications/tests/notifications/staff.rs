@@ -1,10 +1,11 @@
 //! Facility staff hear about their facility's money (billing roles) and expiring
 //! certifications (compliance roles): the right people, exactly once.
 
+use std::sync::Arc;
+
 use advancia_facilities::FacilityService;
 use advancia_facilities::chain::chain_facility_id;
-use advancia_notifications::facility_events::FacilityEvents;
-use advancia_notifications::saga::PaymentEvents;
+use advancia_notifications::events::{self, Notify, StaffDirectory};
 use advancia_notifications::{ChannelKind, NotificationFilter, NotificationService};
 use advancia_test_support::TestDb;
 use serde_json::json;
@@ -13,7 +14,20 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::common::prefs;
-use crate::saga::{history, payment_to};
+use crate::saga::{Reader, event, intent};
+
+/// The directory `advancia serve` gives notifications: the facilities service's typed read.
+struct Directory(FacilityService);
+
+impl StaffDirectory for Directory {
+    fn staff_with_roles<'a>(
+        &'a self,
+        facility: Uuid,
+        roles: &'a [&'static str],
+    ) -> events::BoxFuture<'a, Result<Vec<Uuid>, advancia_db::follow::BoxError>> {
+        Box::pin(async move { Ok(self.0.staff_user_ids(facility, roles).await?) })
+    }
+}
 
 async fn user(pool: &PgPool) -> Uuid {
     let id = Uuid::now_v7();
@@ -99,25 +113,30 @@ async fn billing_and_compliance_staff_are_notified_exactly_once() {
 
     // Money: the payer and the billing member, nobody else.
     let hex = hex::encode(chain_facility_id(facility));
-    let p = payment_to(pool, payer, "payment", 1_500_000_000, &hex).await;
-    history(pool, p, "pending", json!({ "event": "initiated" })).await;
-    history(
+    let p = intent(payer, "payment", 1_500_000_000, &hex);
+    event(pool, &p, "payment.initiated", "pending", json!({})).await;
+    event(
         pool,
-        p,
+        &p,
+        "payment.status_changed",
         "confirmed",
         json!({ "from": "pending", "signature": "5igA" }),
     )
     .await;
-    history(
+    event(
         pool,
-        p,
+        &p,
+        "payment.refunded",
         "confirmed",
-        json!({ "event": "refunded", "amount": "500000000", "total": "500000000" }),
+        json!({ "signature": "5igA", "amount_delta": "500000000", "total": "500000000",
+                "refunded": "500000000" }),
     )
     .await;
-    let payments = PaymentEvents::new(svc.clone());
-    assert_eq!(payments.catch_up(100).await.unwrap(), 4);
-    assert_eq!(payments.catch_up(100).await.unwrap(), 0);
+    let facilities = FacilityService::new(pool.clone());
+    let staff: Arc<dyn StaffDirectory> = Arc::new(Directory(facilities.clone()));
+    let mut payments = Reader::new(&svc, staff.clone());
+    assert_eq!(payments.catch_up().await, 4);
+    assert_eq!(payments.catch_up().await, 0);
 
     // Certifications: one lapsed, one due in 10 days, one far off.
     let today = OffsetDateTime::now_utc().date();
@@ -138,13 +157,16 @@ async fn billing_and_compliance_staff_are_notified_exactly_once() {
         .await
         .unwrap();
     }
-    let facilities = FacilityService::new(pool.clone());
     assert_eq!(facilities.record_expiry_events(today, 30).await.unwrap(), 2);
-    let certs = FacilityEvents::new(svc.clone());
-    assert_eq!(certs.catch_up(100).await.unwrap(), 2);
+    let certs = events::follower(
+        &svc,
+        advancia_outbox::OutboxLog::new(pool.clone(), advancia_facilities::OUTBOX),
+    );
+    let mut notify = Notify::new(svc.clone(), staff);
+    assert_eq!(events::catch_up(&certs, &mut notify).await.unwrap(), 2);
     // The scheduled writer re-running, and the reader re-running, add nothing.
     assert_eq!(facilities.record_expiry_events(today, 30).await.unwrap(), 0);
-    assert_eq!(certs.catch_up(100).await.unwrap(), 0);
+    assert_eq!(events::catch_up(&certs, &mut notify).await.unwrap(), 0);
 
     assert_eq!(
         inbox(&svc, billing).await,

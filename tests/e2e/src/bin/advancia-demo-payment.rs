@@ -1,7 +1,8 @@
 //! The demo's scripted payment against running services (`cargo xtask demo` starts them):
 //! sets up the program on the local chain as its operator would (once), then acts as a
 //! patient with a wallet: sign up, 2FA, initiate, sign the transaction request client-side,
-//! relay, wait for finality, confirm, and show the ledger entry and the books.
+//! relay, hear the pushed webhooks (confirmed, finalized; nobody polls), confirm, and show
+//! the ledger entry and the books.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,6 +64,26 @@ fn dev_keypair(dir: &std::path::Path, name: &str) -> Result<Keypair> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(&path, hex::encode(kp.secret_bytes()))?;
     Ok(kp)
+}
+
+type Delivery = (axum::http::HeaderMap, axum::body::Bytes);
+
+/// A loopback webhook receiver: what it gets, in arrival order, and its URL.
+async fn webhook_receiver() -> Result<(tokio::sync::mpsc::UnboundedReceiver<Delivery>, String)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let _ = tx.send((headers, body));
+                axum::http::StatusCode::NO_CONTENT
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((rx, format!("http://{addr}/hook")))
 }
 
 async fn airdrop(rpc: &RpcClient, to: &anchor_lang::prelude::Pubkey, lamports: u64) -> Result<()> {
@@ -263,6 +284,21 @@ async fn main() -> Result<()> {
     let token = str_of(&tokens, "access_token")?.to_owned();
     println!("  patient {email} signed in with TOTP 2FA");
 
+    // Their systems listen for webhooks (a local receiver; the API admits loopback in the
+    // demo through ADVANCIA_EGRESS_ALLOW).
+    let (mut hooks, hook_url) = webhook_receiver().await?;
+    let hook = api
+        .post(
+            "/api/v1/notifications/webhooks",
+            Some(&token),
+            json!({"url": hook_url, "event_types": ["payment.confirmed", "payment.finalized"]}),
+        )
+        .await?;
+    let secret = str_of(&hook, "secret")?.to_owned();
+    println!(
+        "  webhook endpoint {hook_url} registered for payment.confirmed and payment.finalized"
+    );
+
     // Their wallet (a local keypair standing in for Phantom/Solflare), funded by the faucet.
     let wallet = Keypair::new();
     airdrop(&rpc, &wallet.pubkey(), 5 * SOL).await?;
@@ -304,25 +340,33 @@ async fn main() -> Result<()> {
         str_of(&sent, "signature")?
     );
 
+    // Nobody polls: the services push. The patient's webhook receiver hears each step.
     let started = Instant::now();
-    let mut seen = String::new();
-    loop {
-        let st = api
-            .get(&format!("/api/v1/payments/{id}/status"), Some(&token))
-            .await?;
-        let status = str_of(&st, "status")?.to_owned();
-        if status != seen {
-            println!("  status {status} ({} ms)", started.elapsed().as_millis());
-            seen = status.clone();
+    let mut expected = vec!["payment.confirmed", "payment.finalized"];
+    while !expected.is_empty() {
+        let (headers, body) = tokio::time::timeout(Duration::from_secs(120), hooks.recv())
+            .await
+            .with_context(|| format!("no {expected:?} webhook within 120 s"))?
+            .context("webhook receiver stopped")?;
+        let event: Value = serde_json::from_slice(&body)?;
+        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
+        let key = advancia_notifications::signing::secret_key(&secret)?;
+        let signed = header("webhook-signature").split(' ').any(|s| {
+            s == advancia_notifications::signing::sign(&key, header("webhook-id"), timestamp, &body)
+        });
+        if !signed {
+            bail!("webhook {} has no valid signature", header("webhook-id"));
         }
-        if status == "finalized" {
-            break;
+        let kind = str_of(&event, "type")?;
+        if !expected.contains(&kind) || event["data"]["data"]["payment_id"] != id.as_str() {
+            bail!("expected {expected:?} of {id}, the webhook said {event}");
         }
-        if status == "failed" || status == "expired" || started.elapsed() > Duration::from_secs(120)
-        {
-            bail!("payment ended {status}: {st}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        expected.retain(|k| *k != kind);
+        println!(
+            "  webhook {kind} pushed ({} ms after relay; Standard Webhooks signature verified)",
+            started.elapsed().as_millis()
+        );
     }
     let confirmation = loop {
         let c = api
