@@ -93,7 +93,10 @@ impl AppState {
                 own(&dbs.notifications),
             )
             .with_egress(services.egress.clone()),
-            facilities: advancia_facilities::FacilityService::new(pool.clone()),
+            facilities: advancia_facilities::FacilityService::new(
+                pool.clone(),
+                Arc::new(ports::AuthUsers(auth.clone())),
+            ),
             agents: advancia_agents::AgentService::new(
                 pool.clone(),
                 bus.clone(),

@@ -48,6 +48,22 @@ impl KycDirectory for KycPorts {
     }
 }
 
+/// Facilities' question: is this a user (staff link to users).
+#[derive(Clone)]
+pub struct AuthUsers(pub AuthService);
+
+impl advancia_facilities::UserDirectory for AuthUsers {
+    fn user_exists(&self, id: Uuid) -> BoxFuture<'_, Result<bool, PortError>> {
+        Box::pin(async move {
+            match self.0.get_user(id).await {
+                Ok(_) => Ok(true),
+                Err(advancia_auth::AuthError::NotFound) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
 /// Notifications' question: who works at a facility, in which roles.
 #[derive(Clone)]
 pub struct FacilityStaff(pub FacilityService);

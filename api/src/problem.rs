@@ -237,6 +237,7 @@ impl From<FacilityError> for Problem {
         let (status, kind) = match &e {
             FacilityError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
             FacilityError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            FacilityError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             FacilityError::VersionMismatch { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "version-mismatch")
             }

@@ -177,7 +177,8 @@ pub struct ServiceMigrations {
     pub migrations: &'static [Migration],
 }
 
-fn checksum(sql: &str) -> String {
+/// The checksum recorded for an applied migration text (what `-- advancia:amends` names).
+pub fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 

@@ -64,6 +64,71 @@ async fn edited_migration_is_rejected() {
     );
 }
 
+/// A deliberate amendment: the new text names the checksum it replaces, so databases that
+/// applied the old text accept it (and record the new checksum); fresh ones run the new text.
+#[tokio::test]
+async fn amended_migration_is_accepted_only_when_it_names_the_old_text() {
+    let db = TestDb::empty().await;
+    migrate(&db.pool, &[&BETA]).await.unwrap();
+    let old = advancia_db::checksum(V1.sql);
+    let amended: &'static str = Box::leak(
+        format!(
+            "-- advancia:amends {old}\nCREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL, note text);"
+        )
+        .into_boxed_str(),
+    );
+    let migrations: &'static [Migration] = Box::leak(Box::new([Migration {
+        version: 1,
+        name: "accounts",
+        sql: amended,
+    }]));
+    let service = ServiceMigrations {
+        schema: "beta",
+        migrations,
+    };
+    let report = migrate(&db.pool, &[&service]).await.unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    // Recorded: the next run sees the new text as the applied one.
+    let recorded: String = sqlx::query_scalar(
+        "SELECT checksum FROM public.advancia_migrations WHERE schema_name = 'beta' AND version = 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, advancia_db::checksum(amended));
+    assert!(
+        migrate(&db.pool, &[&service])
+            .await
+            .unwrap()
+            .applied
+            .is_empty()
+    );
+
+    // Naming another checksum is no licence.
+    let wrong: &'static str = Box::leak(
+        format!(
+            "-- advancia:amends {}\nCREATE TABLE accounts (id bigint);",
+            "0".repeat(64)
+        )
+        .into_boxed_str(),
+    );
+    let migrations: &'static [Migration] = Box::leak(Box::new([Migration {
+        version: 1,
+        name: "accounts",
+        sql: wrong,
+    }]));
+    let err = migrate(
+        &db.pool,
+        &[&ServiceMigrations {
+            schema: "beta",
+            migrations,
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DbError::ChecksumMismatch { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn database_newer_than_code_is_rejected() {
     let db = TestDb::empty().await;

@@ -1,3 +1,5 @@
+-- advancia:amends 5c4a3ade6db0b8eaa641b686d360729a6a29a391fa26482a4e3a4beeba1d69bc
+-- (staff.user_id no longer references auth.users; 0003 drops it where it was created.)
 -- Facilities service. Geo points are doubles (geo is not money); distance is haversine in
 -- SQL with a bounding-box prefilter on (lat, lon). Double booking is impossible at the
 -- database level: exclusion constraints on tstzrange per staff member and per resource.
@@ -66,11 +68,12 @@ CREATE INDEX certifications_facility ON certifications (facility_id);
 CREATE INDEX certifications_expiry ON certifications (expires_on);
 CREATE INDEX certifications_name ON certifications (lower(name));
 
--- Staff link to auth users by id (auth schema migrates first).
+-- Staff link to auth users by id; the service checks the id through its user directory
+-- (no foreign key into another service's schema: ADR 0023).
 CREATE TABLE staff (
     id           uuid PRIMARY KEY,
     facility_id  uuid NOT NULL REFERENCES facilities (id),
-    user_id      uuid REFERENCES auth.users (id),
+    user_id      uuid,
     display_name text NOT NULL,
     roles        text[] NOT NULL DEFAULT '{}',
     -- [{kind, number, issuer, expires_on}]

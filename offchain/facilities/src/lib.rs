@@ -12,7 +12,7 @@ use advancia_db::{Migration, ServiceMigrations};
 pub use model::*;
 pub use service::FacilityService;
 
-/// Runs after the auth schema (`staff.user_id` references `auth.users`).
+/// Independent of other schemas: staff's user ids are checked through the [`UserDirectory`].
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "facilities",
     migrations: &[
@@ -26,8 +26,24 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "followed_outbox",
             sql: include_str!("../migrations/0002_followed_outbox.sql"),
         },
+        Migration {
+            version: 3,
+            name: "no_foreign_schema",
+            sql: include_str!("../migrations/0003_no_foreign_schema.sql"),
+        },
     ],
 };
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Whether a user id is a known user: the auth service answers (`advancia serve` implements
+/// this over its typed read), so facilities never names the auth schema.
+pub trait UserDirectory: Send + Sync {
+    fn user_exists(
+        &self,
+        id: uuid::Uuid,
+    ) -> BoxFuture<'_, Result<bool, Box<dyn std::error::Error + Send + Sync>>>;
+}
 
 /// The facility service's outbox (`facility.*` events), as other services follow it.
 pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {
@@ -38,6 +54,9 @@ pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FacilityError {
+    /// The user directory could not answer.
+    #[error("{0} is unavailable")]
+    Unavailable(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0} not found")]

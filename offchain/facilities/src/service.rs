@@ -18,6 +18,7 @@ const KM_PER_DEGREE_LAT: f64 = 110.574;
 #[derive(Clone)]
 pub struct FacilityService {
     pool: PgPool,
+    users: std::sync::Arc<dyn crate::UserDirectory>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -159,9 +160,22 @@ impl FacilityService {
         &self.pool
     }
 
-    /// The schema must be migrated ([`crate::MIGRATIONS`], after the auth schema).
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// The schema must be migrated ([`crate::MIGRATIONS`]); `users` says which user ids
+    /// exist (staff link to them).
+    pub fn new(pool: PgPool, users: std::sync::Arc<dyn crate::UserDirectory>) -> Self {
+        Self { pool, users }
+    }
+
+    /// Refuses a staff link to a user id the user directory does not know.
+    async fn known_user(&self, user: Option<Uuid>) -> Result<(), FacilityError> {
+        let Some(user) = user else {
+            return Ok(());
+        };
+        match self.users.user_exists(user).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(invalid("user_id is not a known user")),
+            Err(e) => Err(FacilityError::Unavailable(format!("user directory: {e}"))),
+        }
     }
 
     pub async fn create(
@@ -474,6 +488,7 @@ impl FacilityService {
             non_empty("licence issuer", &l.issuer, 200)?;
         }
         self.active_facility(facility_id).await?;
+        self.known_user(input.user_id).await?;
         let id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO facilities.staff (id, facility_id, user_id, display_name, roles, licences)
@@ -489,7 +504,6 @@ impl FacilityService {
         .await
         .map_err(
             |e| match e.as_database_error().and_then(|d| d.constraint()) {
-                Some("staff_user_id_fkey") => invalid("user_id is not a known user"),
                 Some("staff_facility_id_user_id_key") => {
                     FacilityError::Conflict("this user is already on the facility's staff".into())
                 }

@@ -13,7 +13,7 @@ const SOL_WALLET: &str = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin";
 
 async fn setup() -> (TestDb, FacilityService) {
     let db = TestDb::new(&[&advancia_auth::MIGRATIONS, &MIGRATIONS]).await;
-    let svc = FacilityService::new(db.pool.clone());
+    let svc = FacilityService::new(db.pool.clone(), users(&db.pool));
     (db, svc)
 }
 
@@ -623,4 +623,34 @@ async fn mirror_instructions_target_the_registry() {
         chain::instruction(&no_wallet, &MirrorAction::UpdatePayout, &authority),
         Err(FacilityError::Invalid(_))
     ));
+}
+
+/// The user directory `advancia serve` gives facilities: the auth service's typed read.
+struct AuthUsers(advancia_auth::AuthService);
+
+impl advancia_facilities::UserDirectory for AuthUsers {
+    fn user_exists(
+        &self,
+        id: uuid::Uuid,
+    ) -> advancia_facilities::BoxFuture<'_, Result<bool, Box<dyn std::error::Error + Send + Sync>>>
+    {
+        Box::pin(async move {
+            match self.0.get_user(id).await {
+                Ok(_) => Ok(true),
+                Err(advancia_auth::AuthError::NotFound) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+fn users(pool: &sqlx::PgPool) -> std::sync::Arc<AuthUsers> {
+    std::sync::Arc::new(AuthUsers(
+        advancia_auth::AuthService::new(
+            pool.clone(),
+            advancia_auth::AuthConfig::default(),
+            advancia_auth::SigningKeys::generate(),
+        )
+        .unwrap(),
+    ))
 }

@@ -33,7 +33,7 @@ async fn facility_events_are_published_once_in_order() {
         &advancia_outbox::MIGRATIONS,
     ])
     .await;
-    let facilities = FacilityService::new(db.pool.clone());
+    let facilities = FacilityService::new(db.pool.clone(), users(&db.pool));
     let a = facilities
         .create(&profile("North Clinic"), uuid::Uuid::now_v7())
         .await
@@ -119,4 +119,34 @@ async fn facility_events_are_published_once_in_order() {
             .await
             .unwrap();
     assert_eq!(published, 5, "2 + 2 re-published + 1");
+}
+
+/// The user directory `advancia serve` gives facilities: the auth service's typed read.
+struct AuthUsers(advancia_auth::AuthService);
+
+impl advancia_facilities::UserDirectory for AuthUsers {
+    fn user_exists(
+        &self,
+        id: uuid::Uuid,
+    ) -> advancia_facilities::BoxFuture<'_, Result<bool, Box<dyn std::error::Error + Send + Sync>>>
+    {
+        Box::pin(async move {
+            match self.0.get_user(id).await {
+                Ok(_) => Ok(true),
+                Err(advancia_auth::AuthError::NotFound) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+fn users(pool: &sqlx::PgPool) -> std::sync::Arc<AuthUsers> {
+    std::sync::Arc::new(AuthUsers(
+        advancia_auth::AuthService::new(
+            pool.clone(),
+            advancia_auth::AuthConfig::default(),
+            advancia_auth::SigningKeys::generate(),
+        )
+        .unwrap(),
+    ))
 }

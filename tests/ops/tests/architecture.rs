@@ -152,11 +152,17 @@ fn literals(code: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// `schema.table` references of `sql` to schemas in `foreign`.
+/// `schema.table` references of the SQL string `sql` to schemas in `foreign`.
 fn foreign_refs<'a>(sql: &str, foreign: &'a [String]) -> Vec<(&'a str, String)> {
     if !SQL_WORDS.iter().any(|w| sql.contains(w)) {
         return Vec::new();
     }
+    schema_names(sql, foreign)
+}
+
+/// `schema.name` occurrences in `text` for schemas in `foreign`.
+fn schema_names<'a>(text: &str, foreign: &'a [String]) -> Vec<(&'a str, String)> {
+    let sql = text;
     let mut out = Vec::new();
     for schema in foreign {
         let pat = format!("{schema}.");
@@ -232,6 +238,57 @@ fn no_crate_names_a_schema_it_does_not_own() {
             KNOWN[k]
         );
     }
+}
+
+/// SQL of `text` without comments and quoted literals (names only).
+fn sql_names(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.split("--").next().unwrap_or("");
+        let mut quoted = false;
+        for c in line.chars() {
+            if c == '\'' {
+                quoted = !quoted;
+            } else if !quoted {
+                out.push(c);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn no_migration_names_a_schema_it_does_not_own() {
+    // The log support every service's triggers call (`advancia_log.append`) is shared.
+    let schemas: Vec<String> = declared_schemas()
+        .into_iter()
+        .filter(|s| s != "advancia_log")
+        .collect();
+    let mut found = Vec::new();
+    for (dir, owns) in OWNERS {
+        let foreign: Vec<String> = schemas
+            .iter()
+            .filter(|s| Some(s.as_str()) != *owns)
+            .cloned()
+            .collect();
+        let Ok(entries) = std::fs::read_dir(root().join(dir).join("migrations")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for (_, table) in schema_names(&sql_names(&text), &foreign) {
+                found.push(format!(
+                    "{dir}/migrations/{}: {table}",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "migrations naming another service's schema:\n{found:#?}"
+    );
 }
 
 #[test]

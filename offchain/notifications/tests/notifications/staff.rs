@@ -132,7 +132,7 @@ async fn billing_and_compliance_staff_are_notified_exactly_once() {
                 "refunded": "500000000" }),
     )
     .await;
-    let facilities = FacilityService::new(pool.clone());
+    let facilities = FacilityService::new(pool.clone(), users(pool));
     let staff: Arc<dyn StaffDirectory> = Arc::new(Directory(facilities.clone()));
     let mut payments = Reader::new(&svc, staff.clone());
     assert_eq!(payments.catch_up().await, 4);
@@ -202,4 +202,34 @@ async fn billing_and_compliance_staff_are_notified_exactly_once() {
     assert_eq!(payer_inbox.len(), 2, "{payer_inbox:?}");
     assert!(inbox(&svc, physician).await.is_empty());
     assert!(inbox(&svc, lapsed).await.is_empty());
+}
+
+/// The user directory `advancia serve` gives facilities: the auth service's typed read.
+struct AuthUsers(advancia_auth::AuthService);
+
+impl advancia_facilities::UserDirectory for AuthUsers {
+    fn user_exists(
+        &self,
+        id: uuid::Uuid,
+    ) -> advancia_facilities::BoxFuture<'_, Result<bool, Box<dyn std::error::Error + Send + Sync>>>
+    {
+        Box::pin(async move {
+            match self.0.get_user(id).await {
+                Ok(_) => Ok(true),
+                Err(advancia_auth::AuthError::NotFound) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+fn users(pool: &sqlx::PgPool) -> std::sync::Arc<AuthUsers> {
+    std::sync::Arc::new(AuthUsers(
+        advancia_auth::AuthService::new(
+            pool.clone(),
+            advancia_auth::AuthConfig::default(),
+            advancia_auth::SigningKeys::generate(),
+        )
+        .unwrap(),
+    ))
 }
