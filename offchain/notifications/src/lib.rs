@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod saga;
 mod service;
 pub mod signing;
+pub mod stats;
 pub mod stream;
 pub mod template;
 
