@@ -336,14 +336,6 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         });
     }
 
-    if services.has("analytics") {
-        // Rollups follow the indexer and payment intents behind their cursors.
-        let rollup = advancia_analytics::Rollup::new(pool.clone());
-        let stop = shutdown.wait();
-        workers.spawn("analytics-rollup", async move {
-            rollup.run(Duration::from_secs(2), stop).await
-        });
-    }
     if services.has("agents") {
         // Agents: the in-process bus by default, NATS JetStream when configured; task
         // workers and the requeue sweeper (queued but never claimed tasks) run beside the API.
