@@ -499,7 +499,9 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
 /// - `ledger-posting`: the posting rules, from the indexer's stream into the ledger (ledger);
 /// - `notifications-delivery`: sends what notifications queued (notifications);
 /// - `notifications-events`: payments', facilities' and KYC's events into notifications;
-/// - `outbox-dispatch`: the services' outboxes to the event bus.
+/// - `outbox-dispatch`: the services' outboxes to the event bus;
+/// - `analytics-rollup`: the rollups, from the indexer's stream and the payments outbox
+///   (analytics).
 pub fn followers(
     state: &AppState,
     shutdown: &ops::Shutdown,
@@ -545,6 +547,25 @@ pub fn followers(
                     .boxed(),
             ));
         }
+    }
+    if services.has("analytics") {
+        // Each log is read on a pool of its own (its database may be another one), so the
+        // cursor's transaction in analytics' database never waits for a connection of the
+        // same pool to read the source.
+        let own_pool = |of: &PgPool| {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(3)
+                .connect_lazy_with((*of.connect_options()).clone())
+        };
+        let rollup = advancia_analytics::Rollup::new(
+            state.analytics_pool.clone(),
+            own_pool(&state.pool),
+            advancia_outbox::OutboxLog::new(
+                own_pool(state.payments.pool()),
+                advancia_payments::OUTBOX,
+            ),
+        );
+        out.push(("analytics-rollup", rollup.run(shutdown.wait()).boxed()));
     }
     // Producers' outboxes: (source, its database).
     let mut outboxes = Vec::new();

@@ -346,14 +346,6 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
         config.channels.channels(&state.notifications)?;
     }
 
-    if services.has("analytics") {
-        // Rollups follow the indexer and payment intents behind their cursors.
-        let rollup = advancia_analytics::Rollup::new(pool.clone());
-        let stop = shutdown.wait();
-        workers.spawn("analytics-rollup", async move {
-            rollup.run(Duration::from_secs(2), stop).await
-        });
-    }
     if services.has("agents") {
         // Agents: the in-process bus by default, NATS JetStream when configured; task
         // workers and the requeue sweeper (queued but never claimed tasks) run beside the API.
@@ -421,7 +413,7 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
                 addr,
                 advancia_api::observe::render(
                     &http_metrics,
-                    pool.clone(),
+                    advancia_api::observe::Databases::of(&state),
                     state.ledger_posting.clone(),
                 ),
             )

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use advancia_db::sqlx::{self, PgPool};
+use advancia_db::sqlx::PgPool;
 use advancia_telemetry::Registry;
 use advancia_telemetry::metrics::{
     Counter, Gauge, Histogram, LATENCY_BUCKETS, RenderFn, write_header, write_sample,
@@ -101,21 +101,18 @@ pub async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Re
     resp
 }
 
-/// `true` when `schema.table` exists (a deployment may not run every service).
-async fn table_exists(pool: &PgPool, qualified: &str) -> Result<bool, sqlx::Error> {
-    let oid: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-        .bind(qualified)
-        .fetch_one(pool)
-        .await?;
-    Ok(oid.is_some())
-}
+/// A failed business-metric read (each comes from the owning service's typed read).
+type ReadError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Business metrics from Postgres. A failing query is counted in
-/// `advancia_metrics_scrape_errors_total{query}` and its families are left out; the rest
-/// are still rendered.
-pub async fn render_business(pool: &PgPool, scrape_errors: &Counter) -> String {
+/// Business metrics from Postgres, each read through the typed read of the service that
+/// owns the data (ADR 0023: the API's SQL names no service's schema). A failing read is
+/// counted in `advancia_metrics_scrape_errors_total{query}` and its families are left out;
+/// the rest are still rendered. A service whose schema is not installed in this database
+/// renders nothing.
+pub async fn render_business(dbs: &Databases, scrape_errors: &Counter) -> String {
+    let pool = &dbs.core;
     let mut out = String::new();
-    if let Err(e) = payments(pool, &mut out).await {
+    if let Err(e) = payments(&dbs.payments, &mut out).await {
         tracing::warn!(error = %e, "payments metrics query failed");
         scrape_errors.inc(&["payments"]);
     }
@@ -127,36 +124,29 @@ pub async fn render_business(pool: &PgPool, scrape_errors: &Counter) -> String {
         tracing::warn!(error = %e, "bridge metrics query failed");
         scrape_errors.inc(&["bridge"]);
     }
-    if let Err(e) = notifications(pool, &mut out).await {
+    if let Err(e) = notifications(&dbs.notifications, &mut out).await {
         tracing::warn!(error = %e, "notifications metrics query failed");
         scrape_errors.inc(&["notifications"]);
     }
     out
 }
 
-async fn payments(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
-    if !table_exists(pool, "payments.payments").await? {
+async fn payments(pool: &PgPool, out: &mut String) -> Result<(), ReadError> {
+    let Some(rows) = advancia_payments::reads::totals_by_mint_and_status(pool).await? else {
         return Ok(());
-    }
-    // Sums stay numeric text: u64 amounts summed exceed bigint, and money is never a float.
-    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
-        "SELECT mint, status, count(*), sum(amount)::text
-           FROM payments.payments GROUP BY mint, status ORDER BY mint, status",
-    )
-    .fetch_all(pool)
-    .await?;
+    };
     write_header(
         out,
         "advancia_payments_total",
         "gauge",
         "Payment intents by asset (mint) and status.",
     );
-    for (mint, status, n, _) in &rows {
+    for r in &rows {
         write_sample(
             out,
             "advancia_payments_total",
-            &[("mint", mint), ("status", status)],
-            *n,
+            &[("mint", r.mint.as_str()), ("status", r.status.as_str())],
+            r.intents,
         );
     }
     write_header(
@@ -165,15 +155,21 @@ async fn payments(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
         "gauge",
         "Sum of payment amounts in the asset's base units, by asset (mint) and status.",
     );
-    for (mint, status, _, sum) in &rows {
+    for r in &rows {
+        // Sums stay numeric text: u64 amounts summed exceed bigint, and money is never a float.
         write_sample(
             out,
             "advancia_payment_volume_base_units",
-            &[("mint", mint), ("status", status)],
-            sum.as_str(),
+            &[("mint", r.mint.as_str()), ("status", r.status.as_str())],
+            r.amount.as_str(),
         );
     }
-    let count = |s: &str| -> i64 { rows.iter().filter(|r| r.1 == s).map(|r| r.2).sum() };
+    let count = |s: &str| -> i64 {
+        rows.iter()
+            .filter(|r| r.status == s)
+            .map(|r| r.intents)
+            .sum()
+    };
     let ok = count("finalized");
     let resolved = ok + count("failed") + count("expired");
     write_header(
@@ -191,28 +187,22 @@ async fn payments(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-async fn indexer(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
-    if !table_exists(pool, "indexer.cursors").await? {
+async fn indexer(pool: &PgPool, out: &mut String) -> Result<(), ReadError> {
+    let Some(rows) = advancia_indexer_store::progress::cursors(pool).await? else {
         return Ok(());
-    }
-    let rows: Vec<(String, Option<i64>, f64)> = sqlx::query_as(
-        "SELECT source, slot, EXTRACT(EPOCH FROM now() - updated_at)::double precision
-           FROM indexer.cursors ORDER BY source",
-    )
-    .fetch_all(pool)
-    .await?;
+    };
     write_header(
         out,
         "advancia_indexer_cursor_position",
         "gauge",
         "Slot (or height) the indexer's stored cursor has reached, by source.",
     );
-    for (source, slot, _) in &rows {
+    for c in &rows {
         write_sample(
             out,
             "advancia_indexer_cursor_position",
-            &[("source", source)],
-            slot.unwrap_or(0),
+            &[("source", c.source.as_str())],
+            c.slot.unwrap_or(0),
         );
     }
     write_header(
@@ -221,70 +211,58 @@ async fn indexer(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
         "gauge",
         "Seconds since the indexer last moved its cursor, by source.",
     );
-    for (source, _, age) in &rows {
+    for c in &rows {
         write_sample(
             out,
             "advancia_indexer_cursor_age_seconds",
-            &[("source", source)],
-            *age,
+            &[("source", c.source.as_str())],
+            c.age_seconds,
         );
     }
     Ok(())
 }
 
-async fn bridge(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
-    if !table_exists(pool, "bridge.deliveries").await? {
+async fn bridge(pool: &PgPool, out: &mut String) -> Result<(), ReadError> {
+    let store = advancia_relayer::store::Store::new(pool.clone());
+    let Some(rows) = store.backlog().await? else {
         return Ok(());
-    }
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT destination_domain::bigint, status, count(*) FROM bridge.deliveries
-          WHERE status <> 'delivered' GROUP BY 1, 2
-         UNION ALL
-         SELECT m.destination_domain::bigint, 'not_queued', count(*) FROM bridge.messages m
-          WHERE NOT EXISTS (SELECT 1 FROM bridge.deliveries d WHERE d.message_id = m.id)
-          GROUP BY 1
-         ORDER BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
+    };
     write_header(
         out,
         "advancia_bridge_backlog",
         "gauge",
         "Undelivered bridge messages by destination domain and delivery status.",
     );
-    for (d, status, n) in &rows {
+    for b in &rows {
         write_sample(
             out,
             "advancia_bridge_backlog",
-            &[("destination", &d.to_string()), ("status", status)],
-            *n,
+            &[
+                ("destination", b.destination_domain.to_string().as_str()),
+                ("status", b.status.as_str()),
+            ],
+            b.messages,
         );
     }
     Ok(())
 }
 
-async fn notifications(pool: &PgPool, out: &mut String) -> Result<(), sqlx::Error> {
-    if !table_exists(pool, "notifications.deliveries").await? {
+async fn notifications(pool: &PgPool, out: &mut String) -> Result<(), ReadError> {
+    let Some(rows) = advancia_notifications::stats::deliveries_by_status(pool).await? else {
         return Ok(());
-    }
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM notifications.deliveries GROUP BY status ORDER BY status",
-    )
-    .fetch_all(pool)
-    .await?;
+    };
     write_header(
         out,
         "advancia_notifications_outbox",
         "gauge",
         "Notification deliveries by status (pending, delivered, dead).",
     );
-    for (status, n) in &rows {
+    for r in &rows {
         write_sample(
             out,
             "advancia_notifications_outbox",
-            &[("status", status)],
-            *n,
+            &[("status", r.status.as_str())],
+            r.deliveries,
         );
     }
     Ok(())
@@ -328,9 +306,37 @@ fn render_posting(posting: &PostingStats, out: &mut String) {
     }
 }
 
+/// The databases the business metrics come from: the core one (indexer, bridge) and the
+/// services' own (database per service; the same pool where they share it).
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub core: PgPool,
+    pub payments: PgPool,
+    pub notifications: PgPool,
+}
+
+impl Databases {
+    /// Every service in the one database `pool`.
+    pub fn shared(pool: PgPool) -> Databases {
+        Databases {
+            core: pool.clone(),
+            payments: pool.clone(),
+            notifications: pool,
+        }
+    }
+
+    pub fn of(state: &crate::AppState) -> Databases {
+        Databases {
+            core: state.pool.clone(),
+            payments: state.pool_of("payments").clone(),
+            notifications: state.pool_of("notifications").clone(),
+        }
+    }
+}
+
 /// What the API's `/metrics` serves: the registry (request metrics and anything else
 /// registered on it) followed by the business metrics.
-pub fn render(metrics: &HttpMetrics, pool: PgPool, posting: PostingStats) -> RenderFn {
+pub fn render(metrics: &HttpMetrics, dbs: Databases, posting: PostingStats) -> RenderFn {
     let registry = metrics.registry.clone();
     let scrape_errors = registry.counter(
         "advancia_metrics_scrape_errors_total",
@@ -339,11 +345,11 @@ pub fn render(metrics: &HttpMetrics, pool: PgPool, posting: PostingStats) -> Ren
     );
     Arc::new(move || {
         let registry = registry.clone();
-        let pool = pool.clone();
+        let dbs = dbs.clone();
         let scrape_errors = scrape_errors.clone();
         let posting = posting.clone();
         Box::pin(async move {
-            let business = render_business(&pool, &scrape_errors).await;
+            let business = render_business(&dbs, &scrape_errors).await;
             let mut out = registry.render();
             out.push_str(&business);
             render_posting(&posting, &mut out);

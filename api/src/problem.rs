@@ -223,9 +223,10 @@ impl From<AnalyticsError> for Problem {
         let (status, kind) = match &e {
             AnalyticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
             AnalyticsError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            AnalyticsError::Corrupt(_) | AnalyticsError::Database(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            AnalyticsError::Corrupt(_)
+            | AnalyticsError::Database(_)
+            | AnalyticsError::Indexer(_)
+            | AnalyticsError::Follow(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Problem::from_error(status, kind, &e)
     }

@@ -55,7 +55,11 @@ async fn metrics_move_with_traffic_and_business_rows() {
     let base = common::spawn(app).await;
     let (addr, task) = advancia_telemetry::metrics::serve(
         "127.0.0.1:0".parse().unwrap(),
-        advancia_api::observe::render(&metrics, db.pool.clone(), posting),
+        advancia_api::observe::render(
+            &metrics,
+            advancia_api::observe::Databases::shared(db.pool.clone()),
+            posting,
+        ),
     )
     .await
     .unwrap();
@@ -188,6 +192,63 @@ async fn metrics_move_with_traffic_and_business_rows() {
     assert!(after.contains("# TYPE advancia_notifications_outbox gauge"));
     assert_eq!(metrics.requests("/health", "GET", 200), 3);
     task.abort();
+}
+
+/// The indexer's and the bridge's figures come through their owners' typed reads
+/// (`advancia_indexer_store::progress`, the relayer's `Store::backlog`); a schema this
+/// database does not hold renders no family and no scrape error.
+#[tokio::test]
+async fn metrics_read_indexer_and_bridge_figures_through_their_owners() {
+    let registry = Registry::new("advancia", "test");
+    let errors = registry.counter("scrape_errors", "test", &["query"]);
+    let mut services = advancia_api::all_migrations();
+    services.push(&advancia_relayer::MIGRATIONS);
+    let db = advancia_test_support::TestDb::new(&services).await;
+    for sql in [
+        "INSERT INTO indexer.cursors (source, slot) VALUES ('solana:advancia-pay', 42)",
+        "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain,
+                                      recipient, asset, amount)
+         VALUES (decode(repeat('01', 32), 'hex'), 1, 1, decode(repeat('02', 32), 'hex'), 7,
+                 decode(repeat('03', 32), 'hex'), decode(repeat('04', 32), 'hex'), 5)",
+    ] {
+        advancia_db::sqlx::query(sql)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let text = advancia_api::observe::render_business(
+        &advancia_api::observe::Databases::shared(db.pool.clone()),
+        &errors,
+    ).await;
+    assert_eq!(
+        sample(
+            &text,
+            "advancia_indexer_cursor_position{source=\"solana:advancia-pay\"}"
+        )
+        .as_deref(),
+        Some("42"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "advancia_bridge_backlog{destination=\"7\",status=\"not_queued\"}"
+        )
+        .as_deref(),
+        Some("1"),
+        "{text}"
+    );
+
+    let without_bridge = advancia_test_support::TestDb::new(&advancia_api::all_migrations()).await;
+    let text = advancia_api::observe::render_business(
+        &advancia_api::observe::Databases::shared(without_bridge.pool.clone()),
+        &errors,
+    ).await;
+    assert!(!text.contains("advancia_bridge_backlog"), "{text}");
+    assert!(text.contains("# TYPE advancia_indexer_cursor_position gauge"));
+    for query in ["payments", "indexer", "bridge", "notifications"] {
+        assert_eq!(errors.get(&[query]), 0, "{query} failed");
+    }
 }
 
 async fn sqlx_insert_payment(

@@ -105,6 +105,14 @@ pub struct DeliveryStats {
     pub latency_sum_secs: f64,
 }
 
+/// Undelivered messages of one destination in one delivery status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub destination_domain: u32,
+    pub status: String,
+    pub messages: i64,
+}
+
 pub const LATENCY_BUCKETS_SECS: &[f64] =
     &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
@@ -544,5 +552,39 @@ impl Store {
             latency_count: latencies.len() as i64,
             latency_sum_secs: latencies.iter().sum(),
         })
+    }
+
+    /// Undelivered messages by destination domain and delivery status (`not_queued` for
+    /// messages no relayer has queued yet), ordered so; `None` when the bridge schema is not
+    /// installed in this database (the API's `/metrics` reads this).
+    pub async fn backlog(&self) -> Result<Option<Vec<Backlog>>, StoreError> {
+        let installed: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('bridge.deliveries')::text")
+                .fetch_one(&self.pool)
+                .await?;
+        if installed.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT destination_domain::bigint, status, count(*) FROM bridge.deliveries
+              WHERE status <> 'delivered' GROUP BY 1, 2
+             UNION ALL
+             SELECT m.destination_domain::bigint, 'not_queued', count(*) FROM bridge.messages m
+              WHERE NOT EXISTS (SELECT 1 FROM bridge.deliveries d WHERE d.message_id = m.id)
+              GROUP BY 1
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(d, status, messages)| {
+                Ok(Backlog {
+                    destination_domain: u32_of("destination_domain", d)?,
+                    status,
+                    messages,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(Some)
     }
 }

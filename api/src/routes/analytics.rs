@@ -26,7 +26,7 @@ const READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
 const READ_SCOPE: &str = "analytics:read";
 
 fn service(st: &AppState) -> AnalyticsService {
-    AnalyticsService::new(st.pool.clone())
+    AnalyticsService::new(st.analytics_pool.clone())
 }
 
 fn invalid(msg: impl Into<String>) -> Problem {
@@ -131,7 +131,10 @@ pub async fn users(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response> {
     p.require_role(&[Role::Admin])?;
-    Ok(Json(service(&st).user_metrics(q.period()?).await?).into_response())
+    let period = q.period()?;
+    // Accounts are the auth service's: its typed read, not its tables.
+    let counts = advancia_auth::stats::user_counts(st.auth.pool(), period.from, period.to).await?;
+    Ok(Json(counts).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
 //! Seeded chain data for the analytics API and dashboard tests, written through the
-//! indexer's own sink (write, finalize, undo), then rolled up by the analytics worker.
+//! indexer's own sink (write, finalize, undo), with payment-intent outcomes as the payment
+//! service's outbox carries them, then rolled up by the analytics worker.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use advancia_indexer::sink::{set_commitments, undo_transaction, write_batch};
@@ -181,11 +182,29 @@ pub async fn seed(pool: &PgPool) {
         .execute(pool)
         .await
         .unwrap();
-    }
-    advancia_analytics::Rollup::new(pool.clone())
-        .catch_up()
+        // The payment service's event of the change (what analytics follows).
+        sqlx::query(
+            "INSERT INTO payments.events (id, kind, payload, created_at)
+             VALUES ($1, 'payment.status_changed', $2, to_timestamp($3))",
+        )
+        .bind(Uuid::now_v7())
+        .bind(serde_json::json!({
+            "payment_id": id, "payment_kind": "payment", "status": status, "from": "pending",
+            "chain": "solana", "facility": facility_a(), "mint": SOL, "amount": "100",
+        }))
+        .bind(today + 120)
+        .execute(pool)
         .await
         .unwrap();
+    }
+    advancia_analytics::Rollup::new(
+        pool.clone(),
+        pool.clone(),
+        advancia_outbox::OutboxLog::new(pool.clone(), advancia_payments::OUTBOX),
+    )
+    .catch_up()
+    .await
+    .unwrap();
 }
 
 /// Expected 30-day figures (today and the 29 days before it) for facility A in SOL.

@@ -1,13 +1,14 @@
 //! `advancia-indexer-store`: the indexer's Postgres schema (`indexer`) and every read of
-//! it: partner queries ([`query`]), point lookups ([`lookup`]) and the live stream by
-//! position ([`stream`]), which other components follow through
-//! [`advancia_db::follow::Follower`] with [`stream::IndexerLog`].
+//! it: partner queries ([`query`]), point lookups ([`lookup`]), the cursors' progress
+//! ([`progress`]) and the live stream by position ([`stream`]), which other components
+//! follow through [`advancia_db::follow::Follower`] with [`stream::IndexerLog`].
 //!
 //! The indexer (`advancia-indexer`) is the only writer. Readers depend on this crate, not
 //! on the indexer with its chain clients, so following the chain costs them no Solana
 //! dependencies.
 
 pub mod lookup;
+pub mod progress;
 pub mod query;
 pub mod stream;
 

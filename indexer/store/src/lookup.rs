@@ -120,3 +120,30 @@ pub async fn escrow_opened_in(
     .fetch_optional(pool)
     .await?)
 }
+
+/// When each of the transactions (`chains[i]`, `signatures[i]`) was indexed (unix seconds,
+/// floored), for readers that need a time for rows without a block time. Unknown
+/// transactions are left out.
+pub async fn indexed_at(
+    pool: &PgPool,
+    chains: &[&str],
+    signatures: &[&str],
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    if chains.len() != signatures.len() {
+        return Err(StoreError::Malformed(format!(
+            "{} chains for {} signatures",
+            chains.len(),
+            signatures.len()
+        )));
+    }
+    Ok(sqlx::query_as(
+        "SELECT t.chain, t.signature, floor(extract(epoch FROM t.indexed_at))::bigint
+           FROM indexer.transactions t
+           JOIN unnest($1::text[], $2::text[]) AS u(chain, signature)
+             ON (t.chain, t.signature) = (u.chain, u.signature)",
+    )
+    .bind(chains)
+    .bind(signatures)
+    .fetch_all(pool)
+    .await?)
+}

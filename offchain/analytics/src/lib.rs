@@ -1,7 +1,8 @@
-//! Analytics over the ledger's sources (schema `analytics`, read-only over `indexer.*`,
-//! `payments.*` and `auth.users`): a rollup worker keeps hourly and daily buckets per
-//! (chain, facility, mint) up to date behind cursors; requests read the buckets.
-//! See docs/decisions/0018-analytics.md.
+//! Analytics over the chain and the payment intents (schema `analytics`, the only one its SQL
+//! names): a rollup worker follows the indexer's event stream and the payment service's
+//! outbox (ADR 0023) and keeps hourly and daily buckets per (chain, facility, mint) up to
+//! date behind cursors of its own; requests read the buckets. User figures are the auth
+//! service's (`advancia_auth::stats`). See docs/decisions/0018-analytics.md.
 
 pub mod forecast;
 pub mod query;
@@ -15,11 +16,18 @@ pub use rollup::Rollup;
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "analytics",
-    migrations: &[Migration {
-        version: 1,
-        name: "analytics",
-        sql: include_str!("../migrations/0001_analytics.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "analytics",
+            sql: include_str!("../migrations/0001_analytics.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "followers",
+            sql: include_str!("../migrations/0002_followers.sql"),
+        },
+    ],
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +40,10 @@ pub enum AnalyticsError {
     Corrupt(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("indexed chain data: {0}")]
+    Indexer(#[from] advancia_indexer_store::StoreError),
+    #[error(transparent)]
+    Follow(#[from] advancia_db::follow::FollowError),
 }
 
 /// Base units from Postgres `numeric::text` (integers only).

@@ -112,31 +112,6 @@ pub struct TrendPoint {
     pub figures: Figures,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct UserMetrics {
-    pub total: i64,
-    pub active: i64,
-    pub disabled: i64,
-    pub two_factor_enabled: i64,
-    pub email_verified: i64,
-    pub by_role: Vec<RoleCount>,
-    /// Sign-ups per UTC day in the period (days without any are left out).
-    pub signups: Vec<DayCount>,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct RoleCount {
-    pub role: String,
-    pub users: i64,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct DayCount {
-    #[serde(with = "time::serde::rfc3339")]
-    pub day: OffsetDateTime,
-    pub users: i64,
-}
-
 /// A saved dashboard: which figures to show for which filter and period length.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DashboardDefinition {
@@ -318,51 +293,6 @@ impl AnalyticsService {
             )));
         }
         Ok(rows)
-    }
-
-    /// User figures straight from `auth.users` (one aggregate over one row per account,
-    /// not an event log: nothing to roll up incrementally).
-    pub async fn user_metrics(&self, p: Period) -> Result<UserMetrics, AnalyticsError> {
-        let (total, active, disabled, two_factor_enabled, email_verified): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE disabled_at IS NULL),
-                    count(*) FILTER (WHERE disabled_at IS NOT NULL),
-                    count(*) FILTER (WHERE totp_enabled),
-                    count(*) FILTER (WHERE email_verified_at IS NOT NULL)
-               FROM auth.users",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let by_role = sqlx::query_as(
-            "SELECT r AS role, count(*) AS users FROM auth.users, unnest(roles) AS r
-              GROUP BY r ORDER BY r",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let signups = sqlx::query_as(
-            "SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day,
-                    count(*) AS users
-               FROM auth.users WHERE created_at >= $1 AND created_at < $2
-              GROUP BY 1 ORDER BY 1",
-        )
-        .bind(p.from)
-        .bind(p.to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(UserMetrics {
-            total,
-            active,
-            disabled,
-            two_factor_enabled,
-            email_verified,
-            by_role,
-            signups,
-        })
     }
 
     /// The daily series of `metric` for one (chain, mint) — optionally one facility —

@@ -1,23 +1,40 @@
-//! The rollup worker: follows the indexer's event stream (`seq`, ADR 0010) and the payment
-//! intents' status log, and keeps `analytics.rollup_hourly` / `rollup_daily` current.
+//! The rollup worker (ADRs 0018, 0023): two followers ([`advancia_db::follow`]) keep
+//! `analytics.rollup_hourly` / `rollup_daily` current, each moving its cursor in
+//! `analytics.cursors` in the transaction that applies its deltas (exactly once):
 //!
-//! Exactly once: each step reads after its cursor, applies the deltas and moves the cursor
-//! in one transaction (the cursor row is locked, so concurrent workers serialize).
-//! Only finalized events count. What each counted event added is kept in
-//! `counted_events`; an event that shows up again (new slot or block time) first takes
-//! back its old contribution, and a rollback row takes back everything its transaction
-//! added — so the buckets always equal an aggregate over the finalized raw rows.
+//! - [`ChainEvents`] follows the indexer's stream ([`IndexerLog`]): finalized payments,
+//!   refunds, escrow releases and escrow refunds, and rollbacks. What each counted event added
+//!   is kept in `counted_events`; an event that shows up again (new slot or block time) first
+//!   takes back its old contribution, and a rollback takes back everything its transaction
+//!   added — so the buckets always equal an aggregate over the finalized indexed rows.
+//! - [`IntentOutcomes`] follows the payment service's outbox ([`OutboxLog`] over
+//!   `advancia_payments::OUTBOX`, handed in by the composition root): each
+//!   `payment.status_changed` to a terminal status (finalized, failed, expired) replaces the
+//!   intent's previous outcome in `intent_outcomes` and moves `attempts` / `succeeded`.
+//!
+//! Both logs are gap-safe, so neither follower can skip a late commit, and analytics names
+//! no other service's tables: the entries are self-contained, and the one thing the stream
+//! does not carry (when a transaction without a block time was indexed) comes from the
+//! indexer store's typed read [`advancia_indexer_store::lookup::indexed_at`].
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use advancia_db::follow::{BoxError, Cursor, FollowConfig, Follower, Handler};
+use advancia_indexer_store::stream::{IndexedEvent, IndexerLog, StreamFilter};
+use advancia_outbox::{Event, OutboxLog};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{AnalyticsError, units};
 
-pub const INDEXER_CURSOR: &str = "indexer.event_seq";
-pub const INTENTS_CURSOR: &str = "payments.payment_status_history";
+/// The cursor table (the follower's shape, ADR 0023).
+pub const CURSORS: &str = "analytics.cursors";
+/// Cursor of [`ChainEvents`] (a position of the indexer's stream).
+pub const CHAIN_CURSOR: &str = "chain-events";
+/// Cursor of [`IntentOutcomes`] (a position of the payments outbox).
+pub const INTENTS_CURSOR: &str = "payment-outcomes";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delta {
@@ -92,7 +109,7 @@ impl Deltas {
         self.daily.entry((day, key)).or_default().add(&d);
     }
 
-    async fn apply(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), AnalyticsError> {
+    async fn apply(&self, conn: &mut PgConnection) -> Result<(), AnalyticsError> {
         for (table, map) in [
             ("rollup_hourly", &self.hourly),
             ("rollup_daily", &self.daily),
@@ -139,124 +156,12 @@ impl Deltas {
             .bind(col(|d| d.refunded.to_string()))
             .bind(col(|d| d.attempts.to_string()))
             .bind(col(|d| d.succeeded.to_string()))
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         }
         Ok(())
     }
 }
-
-#[derive(sqlx::FromRow)]
-struct StreamRow {
-    seq: i64,
-    kind: String,
-    chain: String,
-    signature: String,
-    ix_index: i32,
-    inner_index: i32,
-    commitment: String,
-    at: Option<i64>,
-    facility: Option<String>,
-    mint: Option<String>,
-    amount: Option<String>,
-    fee: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Contribution {
-    kind: String,
-    at: i64,
-    chain: String,
-    facility: String,
-    mint: String,
-    amount: String,
-    fee: String,
-}
-
-/// Money events after `seq`, in stream order. Each branch is an index range on `seq`.
-/// Escrow releases and refunds carry only the escrow: facility and mint come from its
-/// `opened` row (a release whose `opened` row is unknown is not counted). Bucket time is
-/// the block time, else the payment's own clock, else when the row was indexed.
-const STREAM_SQL: &str = "
-SELECT * FROM (
-  (SELECT p.seq, 'payment' AS kind, p.chain, p.signature, p.ix_index, p.inner_index,
-          p.commitment, COALESCE(p.block_time, p.paid_at) AS at, p.facility, p.mint,
-          p.amount::text AS amount, p.fee::text AS fee
-     FROM indexer.payments p WHERE p.seq > $1 ORDER BY p.seq LIMIT $2)
-  UNION ALL
-  (SELECT r.seq, 'refund', r.chain, r.signature, r.ix_index, r.inner_index, r.commitment,
-          COALESCE(r.block_time, floor(extract(epoch FROM t.indexed_at))::bigint), r.facility, r.mint,
-          r.amount::text, '0'
-     FROM indexer.refunds r JOIN indexer.transactions t USING (chain, signature)
-    WHERE r.seq > $1 ORDER BY r.seq LIMIT $2)
-  UNION ALL
-  (SELECT e.seq, CASE e.kind WHEN 'released' THEN 'release' ELSE 'escrow_refund' END,
-          e.chain, e.signature, e.ix_index, e.inner_index, e.commitment,
-          COALESCE(e.block_time, floor(extract(epoch FROM t.indexed_at))::bigint), o.facility, o.mint,
-          e.amount::text, CASE e.kind WHEN 'released' THEN e.fee::text ELSE '0' END
-     FROM indexer.escrows e JOIN indexer.transactions t USING (chain, signature)
-     LEFT JOIN LATERAL (SELECT o.facility, o.mint FROM indexer.escrows o
-                         WHERE o.escrow = e.escrow AND o.chain = e.chain AND o.kind = 'opened'
-                         ORDER BY o.slot LIMIT 1) o ON true
-    WHERE e.seq > $1 AND e.kind IN ('released', 'refunded') ORDER BY e.seq LIMIT $2)
-  UNION ALL
-  (SELECT b.seq, 'rollback', b.chain, b.signature, 0, 0, '', NULL::bigint, NULL, NULL, NULL, NULL
-     FROM indexer.rollbacks b WHERE b.seq > $1 ORDER BY b.seq LIMIT $2)
-) s ORDER BY seq LIMIT $2";
-
-/// The reference: the same figures aggregated from scratch over the raw tables (finalized
-/// rows only), per day. Tests compare the rollups with it; it is not used by requests.
-pub const REFERENCE_DAILY_SQL: &str = "
-WITH ev AS (
-  SELECT 'payment' AS kind, p.chain, COALESCE(p.block_time, p.paid_at) AS at, p.facility, p.mint,
-         p.amount, p.fee
-    FROM indexer.payments p WHERE p.commitment = 'finalized'
-  UNION ALL
-  SELECT 'refund', r.chain, COALESCE(r.block_time, floor(extract(epoch FROM t.indexed_at))::bigint),
-         r.facility, r.mint, r.amount, 0
-    FROM indexer.refunds r JOIN indexer.transactions t USING (chain, signature)
-   WHERE r.commitment = 'finalized'
-  UNION ALL
-  SELECT CASE e.kind WHEN 'released' THEN 'release' ELSE 'escrow_refund' END, e.chain,
-         COALESCE(e.block_time, floor(extract(epoch FROM t.indexed_at))::bigint), o.facility, o.mint,
-         e.amount, CASE e.kind WHEN 'released' THEN e.fee ELSE 0 END
-    FROM indexer.escrows e JOIN indexer.transactions t USING (chain, signature)
-    JOIN LATERAL (SELECT o.facility, o.mint FROM indexer.escrows o
-                   WHERE o.escrow = e.escrow AND o.chain = e.chain AND o.kind = 'opened'
-                   ORDER BY o.slot LIMIT 1) o ON true
-   WHERE e.commitment = 'finalized' AND e.kind IN ('released', 'refunded')
-), money AS (
-  SELECT date_trunc('day', to_timestamp(at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
-         chain, facility, mint,
-         count(*) FILTER (WHERE kind = 'payment') AS payments,
-         count(*) FILTER (WHERE kind = 'release') AS releases,
-         count(*) FILTER (WHERE kind IN ('refund', 'escrow_refund')) AS refunds,
-         COALESCE(sum(amount) FILTER (WHERE kind IN ('payment', 'release')), 0) AS volume,
-         COALESCE(sum(fee) FILTER (WHERE kind IN ('payment', 'release')), 0) AS fees,
-         COALESCE(sum(amount) FILTER (WHERE kind IN ('refund', 'escrow_refund')), 0) AS refunded
-    FROM ev GROUP BY 1, 2, 3, 4
-), last_terminal AS (
-  SELECT DISTINCT ON (h.payment_id) h.payment_id, h.status, h.at
-    FROM payments.payment_status_history h
-   WHERE h.status IN ('finalized', 'failed', 'expired')
-   ORDER BY h.payment_id, h.id DESC
-), outcomes AS (
-  SELECT date_trunc('day', l.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
-         p.chain, p.facility, p.mint,
-         count(*) AS attempts, count(*) FILTER (WHERE l.status = 'finalized') AS succeeded
-    FROM last_terminal l JOIN payments.payments p ON p.id = l.payment_id
-   GROUP BY 1, 2, 3, 4
-)
-SELECT extract(epoch FROM COALESCE(m.bucket, o.bucket))::bigint AS bucket,
-       COALESCE(m.chain, o.chain) AS chain, COALESCE(m.facility, o.facility) AS facility,
-       COALESCE(m.mint, o.mint) AS mint,
-       COALESCE(m.payments, 0) AS payments, COALESCE(m.releases, 0) AS releases,
-       COALESCE(m.refunds, 0) AS refunds, COALESCE(m.volume, 0)::text AS volume,
-       COALESCE(m.fees, 0)::text AS fees, COALESCE(m.refunded, 0)::text AS refunded,
-       COALESCE(o.attempts, 0) AS attempts, COALESCE(o.succeeded, 0) AS succeeded
-  FROM money m FULL JOIN outcomes o
-    ON (m.bucket, m.chain, m.facility, m.mint) = (o.bucket, o.chain, o.facility, o.mint)
- ORDER BY 1, 2, 3, 4";
 
 /// The rollup rows of one granularity in the reference's shape (zero rows left out).
 pub const ROLLUP_DAILY_SQL: &str = "
@@ -268,129 +173,82 @@ SELECT extract(epoch FROM bucket)::bigint AS bucket, chain, facility, mint, paym
     OR (volume, fees, refunded) <> (0, 0, 0)
  ORDER BY 1, 2, 3, 4";
 
-/// Progress of one [`Rollup::step`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StepReport {
-    /// Stream rows read (events and rollbacks) after the indexer cursor.
-    pub events: usize,
-    /// Status-log rows read after the intents cursor.
-    pub intents: usize,
+/// One counted event as `counted_events` keeps it.
+#[derive(sqlx::FromRow)]
+struct Contribution {
+    kind: String,
+    at: i64,
+    chain: String,
+    facility: String,
+    mint: String,
+    amount: String,
+    fee: String,
 }
 
-/// The rollup worker.
-#[derive(Clone)]
-pub struct Rollup {
-    pool: PgPool,
-    batch: i64,
+/// The counting kind of a stream entry (`payment`, `refund`, `release`, `escrow_refund`),
+/// `None` for entries that move no money in the rollups (escrow openings and closes,
+/// facilities, attestations, …) and for rollbacks.
+fn money_kind(e: &IndexedEvent) -> Option<&'static str> {
+    match (e.source.as_str(), e.kind.as_str()) {
+        ("payments", _) => Some("payment"),
+        ("refunds", _) => Some("refund"),
+        ("escrows", "escrow_released") => Some("release"),
+        ("escrows", "escrow_refunded") => Some("escrow_refund"),
+        _ => None,
+    }
 }
 
-impl Rollup {
-    pub fn new(pool: PgPool) -> Rollup {
-        Rollup { pool, batch: 2_000 }
+/// A money entry of the stream, keyed as the indexer keys its rows.
+struct MoneyEntry<'a> {
+    e: &'a IndexedEvent,
+    kind: &'static str,
+    ix_index: i32,
+    inner_index: i32,
+}
+
+impl<'a> MoneyEntry<'a> {
+    fn text(&self, key: &str) -> Option<&'a str> {
+        self.e.data.get(key).and_then(Value::as_str)
     }
 
-    pub fn with_batch(mut self, batch: u32) -> Rollup {
-        self.batch = i64::from(batch.max(1));
-        self
-    }
-
-    /// One batch from each source.
-    pub async fn step(&self) -> Result<StepReport, AnalyticsError> {
-        Ok(StepReport {
-            events: self.step_events().await?,
-            intents: self.step_intents().await?,
-        })
-    }
-
-    /// Steps until both cursors are caught up.
-    pub async fn catch_up(&self) -> Result<StepReport, AnalyticsError> {
-        let mut total = StepReport::default();
-        loop {
-            let r = self.step().await?;
-            total.events += r.events;
-            total.intents += r.intents;
-            if r == StepReport::default() {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Catches up every `every` until `shutdown` resolves; errors are logged and retried.
-    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.catch_up().await {
-                tracing::warn!(error = %e, "analytics rollup step failed");
-            }
-        }
-    }
-
-    async fn lock_cursor(
-        tx: &mut Transaction<'_, Postgres>,
-        name: &str,
-    ) -> Result<i64, AnalyticsError> {
-        sqlx::query("INSERT INTO analytics.cursors (name) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .execute(&mut **tx)
-            .await?;
-        Ok(
-            sqlx::query_scalar("SELECT position FROM analytics.cursors WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await?,
-        )
-    }
-
-    async fn save_cursor(
-        tx: &mut Transaction<'_, Postgres>,
-        name: &str,
-        position: i64,
-    ) -> Result<(), AnalyticsError> {
-        sqlx::query(
-            "UPDATE analytics.cursors SET position = $2, updated_at = now() WHERE name = $1",
-        )
-        .bind(name)
-        .bind(position)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn position(&self, name: &str) -> Result<i64, AnalyticsError> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM analytics.cursors WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or(0),
-        )
-    }
-
-    async fn step_events(&self) -> Result<usize, AnalyticsError> {
-        let mut tx = self.pool.begin().await?;
-        let position = Self::lock_cursor(&mut tx, INDEXER_CURSOR).await?;
-        let rows: Vec<StreamRow> = sqlx::query_as(STREAM_SQL)
-            .bind(position)
-            .bind(self.batch)
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(last) = rows.last().map(|r| r.seq) else {
-            return Ok(0);
+    /// Amount and fee in base units (decimal text); fees count for payments and releases
+    /// only.
+    fn amount_fee(&self) -> Option<(&'a str, &'a str)> {
+        let amount = self.text("amount")?;
+        let fee = match self.kind {
+            "payment" | "release" => self.text("fee")?,
+            _ => "0",
         };
+        Some((amount, fee))
+    }
+}
+
+/// Follows the indexer's stream: counts finalized money events, takes back re-streamed and
+/// rolled-back ones (the handler of [`Rollup::chain_follower`]).
+#[derive(Clone)]
+pub struct ChainEvents {
+    /// The indexer's database, for [`advancia_indexer_store::lookup::indexed_at`].
+    indexer: PgPool,
+}
+
+impl ChainEvents {
+    pub fn new(indexer: PgPool) -> ChainEvents {
+        ChainEvents { indexer }
+    }
+
+    async fn count(
+        &self,
+        conn: &mut PgConnection,
+        entries: &[IndexedEvent],
+    ) -> Result<(), AnalyticsError> {
         let mut deltas = Deltas::default();
         // Rows read now still exist, so they come after any rollback of their transaction
         // in this batch: take rollbacks back first, then re-count the events.
-        let (rollbacks, events): (Vec<&StreamRow>, Vec<&StreamRow>) =
-            rows.iter().partition(|r| r.kind == "rollback");
+        let rollbacks: Vec<&IndexedEvent> =
+            entries.iter().filter(|e| e.source == "rollbacks").collect();
         if !rollbacks.is_empty() {
-            let chains: Vec<&str> = rollbacks.iter().map(|r| r.chain.as_str()).collect();
-            let sigs: Vec<&str> = rollbacks.iter().map(|r| r.signature.as_str()).collect();
+            let chains: Vec<&str> = rollbacks.iter().map(|e| e.chain.as_str()).collect();
+            let sigs: Vec<&str> = rollbacks.iter().map(|e| e.signature.as_str()).collect();
             let gone: Vec<Contribution> = sqlx::query_as(
                 "DELETE FROM analytics.counted_events c
                   USING unnest($1::text[], $2::text[]) AS u(chain, signature)
@@ -400,18 +258,37 @@ impl Rollup {
             )
             .bind(&chains)
             .bind(&sigs)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             for c in gone {
                 take_back(&mut deltas, c)?;
             }
         }
+        let mut events = Vec::new();
+        for e in entries {
+            let Some(kind) = money_kind(e) else {
+                continue;
+            };
+            let (Some(ix_index), Some(inner_index)) = (e.ix_index, e.inner_index) else {
+                return Err(AnalyticsError::Corrupt(format!(
+                    "stream entry {} ({} {}) has no instruction index",
+                    e.seq, e.chain, e.signature
+                )));
+            };
+            events.push(MoneyEntry {
+                e,
+                kind,
+                ix_index,
+                inner_index,
+            });
+        }
         if !events.is_empty() {
             // Whatever these rows added before (an earlier stream position) is taken back,
             // then the finalized ones are counted again as they are now.
-            let col = |f: fn(&StreamRow) -> &str| events.iter().map(|r| f(r)).collect::<Vec<_>>();
-            let ix: Vec<i32> = events.iter().map(|r| r.ix_index).collect();
-            let inner: Vec<i32> = events.iter().map(|r| r.inner_index).collect();
+            let chain: Vec<&str> = events.iter().map(|m| m.e.chain.as_str()).collect();
+            let signature: Vec<&str> = events.iter().map(|m| m.e.signature.as_str()).collect();
+            let ix: Vec<i32> = events.iter().map(|m| m.ix_index).collect();
+            let inner: Vec<i32> = events.iter().map(|m| m.inner_index).collect();
             let old: Vec<Contribution> = sqlx::query_as(
                 "DELETE FROM analytics.counted_events c
                   USING unnest($1::text[], $2::text[], $3::int4[], $4::int4[])
@@ -421,109 +298,121 @@ impl Rollup {
                  RETURNING c.kind, extract(epoch FROM c.at)::bigint AS at, c.chain, c.facility,
                            c.mint, c.amount::text AS amount, c.fee::text AS fee",
             )
-            .bind(col(|r| &r.chain))
-            .bind(col(|r| &r.signature))
+            .bind(&chain)
+            .bind(&signature)
             .bind(&ix)
             .bind(&inner)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             for c in old {
                 take_back(&mut deltas, c)?;
             }
+            let finalized: Vec<&MoneyEntry<'_>> = events
+                .iter()
+                .filter(|m| m.e.commitment.as_deref() == Some("finalized"))
+                .collect();
+            let indexed = self.indexed_at(&finalized).await?;
             let mut new = CountedRows::default();
-            for r in &events {
-                let (Some(at), Some(facility), Some(mint), Some(amount), Some(fee)) =
-                    (r.at, &r.facility, &r.mint, &r.amount, &r.fee)
+            for m in finalized {
+                let e = m.e;
+                // Bucket time: the block time, else the payment's own clock, else when the
+                // transaction was indexed.
+                let at = e
+                    .block_time
+                    .or_else(|| match m.kind {
+                        "payment" => e.data.get("paid_at").and_then(Value::as_i64),
+                        _ => None,
+                    })
+                    .or_else(|| {
+                        indexed
+                            .get(&(e.chain.clone(), e.signature.clone()))
+                            .copied()
+                    });
+                let (Some(at), Some(facility), Some(mint), Some((amount, fee))) =
+                    (at, m.text("facility"), m.text("mint"), m.amount_fee())
                 else {
+                    // An escrow release or refund whose opening is unknown is not counted.
                     continue;
                 };
-                if r.commitment != "finalized" {
-                    continue;
-                }
                 deltas.add(
                     at,
-                    (r.chain.clone(), facility.clone(), mint.clone()),
-                    Delta::of_event(&r.kind, units(amount)?, units(fee)?, 1),
+                    (e.chain.clone(), facility.to_owned(), mint.to_owned()),
+                    Delta::of_event(m.kind, units(amount)?, units(fee)?, 1),
                 );
-                new.push(r, at, facility, mint, amount, fee);
+                new.push(m, at, facility, mint, amount, fee);
             }
-            new.insert(&mut tx).await?;
+            new.insert(&mut *conn).await?;
         }
-        deltas.apply(&mut tx).await?;
-        Self::save_cursor(&mut tx, INDEXER_CURSOR, last).await?;
-        tx.commit().await?;
-        Ok(rows.len())
+        deltas.apply(&mut *conn).await?;
+        Ok(())
     }
 
-    /// The newest status-log id below which every row is committed. The log's ids come
-    /// from a sequence, so a row with a smaller id can commit after a larger one is
-    /// visible; a brief SHARE lock waits out in-flight writers and reads `max(id)` with
-    /// none running (writers wait at most `lock_timeout`, then we simply try next time).
-    async fn intents_horizon(&self) -> Result<Option<i64>, AnalyticsError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL lock_timeout = '250ms'")
-            .execute(&mut *tx)
-            .await?;
-        let locked = sqlx::query("LOCK TABLE payments.payment_status_history IN SHARE MODE")
-            .execute(&mut *tx)
-            .await;
-        match locked {
-            Ok(_) => {}
-            // lock_not_available: busy now, not an error.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let max: Option<i64> =
-            sqlx::query_scalar("SELECT max(id) FROM payments.payment_status_history")
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(Some(max.unwrap_or(0)))
-    }
-
-    async fn step_intents(&self) -> Result<usize, AnalyticsError> {
-        let Some(horizon) = self.intents_horizon().await? else {
-            return Ok(0);
-        };
-        let mut tx = self.pool.begin().await?;
-        let position = Self::lock_cursor(&mut tx, INTENTS_CURSOR).await?;
-        if position >= horizon {
-            return Ok(0);
-        }
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: i64,
-            payment_id: Uuid,
-            status: String,
-            at: i64,
-            chain: String,
-            facility: String,
-            mint: String,
-        }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT h.id, h.payment_id, h.status, floor(extract(epoch FROM h.at))::bigint AS at,
-                    p.chain, p.facility, p.mint
-               FROM payments.payment_status_history h
-               JOIN payments.payments p ON p.id = h.payment_id
-              WHERE h.id > $1 AND h.id <= $2 ORDER BY h.id LIMIT $3",
-        )
-        .bind(position)
-        .bind(horizon)
-        .bind(self.batch)
-        .fetch_all(&mut *tx)
-        .await?;
-        let last = if (rows.len() as i64) < self.batch {
-            horizon
-        } else {
-            rows.last().map_or(horizon, |r| r.id)
-        };
-        let mut deltas = Deltas::default();
-        for r in rows
+    /// When the transactions of finalized entries without a block time (other than payments,
+    /// which carry their own clock) were indexed, by (chain, signature).
+    async fn indexed_at(
+        &self,
+        finalized: &[&MoneyEntry<'_>],
+    ) -> Result<HashMap<(String, String), i64>, AnalyticsError> {
+        let wanted: Vec<&IndexedEvent> = finalized
             .iter()
-            .filter(|r| matches!(r.status.as_str(), "finalized" | "failed" | "expired"))
+            .filter(|m| m.e.block_time.is_none() && m.kind != "payment")
+            .map(|m| m.e)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let chains: Vec<&str> = wanted.iter().map(|e| e.chain.as_str()).collect();
+        let sigs: Vec<&str> = wanted.iter().map(|e| e.signature.as_str()).collect();
+        let rows =
+            advancia_indexer_store::lookup::indexed_at(&self.indexer, &chains, &sigs).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(chain, signature, at)| ((chain, signature), at))
+            .collect())
+    }
+}
+
+impl Handler<IndexedEvent> for ChainEvents {
+    async fn handle(
+        &mut self,
+        conn: &mut PgConnection,
+        entries: &[IndexedEvent],
+    ) -> Result<(), BoxError> {
+        Ok(self.count(conn, entries).await?)
+    }
+}
+
+/// What analytics reads of a `payment.status_changed` event (its payload carries the
+/// intent's fields, see `advancia_payments::events`).
+#[derive(serde::Deserialize)]
+struct StatusChanged {
+    payment_id: Uuid,
+    status: String,
+    chain: String,
+    facility: String,
+    mint: String,
+}
+
+/// Follows the payments outbox: the latest terminal outcome of each intent (the handler of
+/// [`Rollup::intents_follower`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntentOutcomes;
+
+impl IntentOutcomes {
+    async fn count(conn: &mut PgConnection, entries: &[Event]) -> Result<(), AnalyticsError> {
+        let mut deltas = Deltas::default();
+        for e in entries
+            .iter()
+            .filter(|e| e.kind == "payment.status_changed")
         {
+            let r: StatusChanged = serde_json::from_value(e.payload.clone()).map_err(|err| {
+                AnalyticsError::Corrupt(format!("payments event {} ({}): {err}", e.seq, e.id))
+            })?;
+            if !matches!(r.status.as_str(), "finalized" | "failed" | "expired") {
+                continue;
+            }
+            // The change and its event commit together: the event's time is the change's.
+            let at = e.created_at.unix_timestamp();
             #[derive(sqlx::FromRow)]
             struct Old {
                 outcome: String,
@@ -537,7 +426,7 @@ impl Rollup {
                    FROM analytics.intent_outcomes WHERE payment_id = $1",
             )
             .bind(r.payment_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
             if let Some(o) = old {
                 deltas.add(
@@ -559,15 +448,15 @@ impl Rollup {
             )
             .bind(r.payment_id)
             .bind(&r.status)
-            .bind(r.at)
+            .bind(at)
             .bind(&r.chain)
             .bind(&r.facility)
             .bind(&r.mint)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             deltas.add(
-                r.at,
-                (r.chain.clone(), r.facility.clone(), r.mint.clone()),
+                at,
+                (r.chain, r.facility, r.mint),
                 Delta {
                     attempts: 1,
                     succeeded: i64::from(r.status == "finalized"),
@@ -575,12 +464,133 @@ impl Rollup {
                 },
             );
         }
-        deltas.apply(&mut tx).await?;
-        Self::save_cursor(&mut tx, INTENTS_CURSOR, last).await?;
-        tx.commit().await?;
-        // The cursor moved (possibly over a gap of ids with no rows): report progress so
-        // `catch_up` looks again.
-        Ok(rows.len().max(1))
+        deltas.apply(conn).await
+    }
+}
+
+impl Handler<Event> for IntentOutcomes {
+    async fn handle(&mut self, conn: &mut PgConnection, entries: &[Event]) -> Result<(), BoxError> {
+        Ok(Self::count(conn, entries).await?)
+    }
+}
+
+/// Progress of one [`Rollup::step`] or [`Rollup::catch_up`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Stream entries handled (of every kind, rollbacks included).
+    pub events: usize,
+    /// Payments outbox entries handled (of every kind).
+    pub intents: usize,
+}
+
+/// The rollup worker: its two followers and their handlers.
+#[derive(Clone)]
+pub struct Rollup {
+    pool: PgPool,
+    indexer: PgPool,
+    payments: OutboxLog,
+    config: FollowConfig,
+}
+
+impl Rollup {
+    /// Rollups and cursors in analytics' database `pool`; the indexer's stream read from
+    /// the indexer's database `indexer`; the payment service's outbox `payments`
+    /// (`OutboxLog::new(payments_pool, advancia_payments::OUTBOX)`, built by the
+    /// composition root so analytics names no table of theirs). Each may be a database of
+    /// its own.
+    pub fn new(pool: PgPool, indexer: PgPool, payments: OutboxLog) -> Rollup {
+        Rollup {
+            pool,
+            indexer,
+            payments,
+            config: FollowConfig::default(),
+        }
+    }
+
+    /// Entries per batch of each follower.
+    pub fn with_batch(mut self, batch: u32) -> Rollup {
+        self.config.batch = batch.max(1);
+        self
+    }
+
+    pub fn with_config(mut self, config: FollowConfig) -> Rollup {
+        self.config = config;
+        self
+    }
+
+    /// The follower of the indexer's stream (every chain).
+    pub fn chain_follower(&self) -> Follower<IndexerLog> {
+        Follower::new(
+            IndexerLog::new(self.indexer.clone(), StreamFilter::default()),
+            Cursor::new(self.pool.clone(), CURSORS, CHAIN_CURSOR),
+        )
+        .with_config(self.config)
+    }
+
+    /// The follower of the payments outbox.
+    pub fn intents_follower(&self) -> Follower<OutboxLog> {
+        Follower::new(
+            self.payments.clone(),
+            Cursor::new(self.pool.clone(), CURSORS, INTENTS_CURSOR),
+        )
+        .with_config(self.config)
+    }
+
+    pub fn chain_handler(&self) -> ChainEvents {
+        ChainEvents::new(self.indexer.clone())
+    }
+
+    /// One batch from each log.
+    pub async fn step(&self) -> Result<StepReport, AnalyticsError> {
+        Ok(StepReport {
+            events: self
+                .chain_follower()
+                .step(&mut self.chain_handler())
+                .await?,
+            intents: self.intents_follower().step(&mut IntentOutcomes).await?,
+        })
+    }
+
+    /// Steps each follower until it is caught up.
+    pub async fn catch_up(&self) -> Result<StepReport, AnalyticsError> {
+        Ok(StepReport {
+            events: self
+                .chain_follower()
+                .catch_up(&mut self.chain_handler())
+                .await?,
+            intents: self
+                .intents_follower()
+                .catch_up(&mut IntentOutcomes)
+                .await?,
+        })
+    }
+
+    /// Follows both logs as their entries commit (pushed by their notifications) until
+    /// `stop` resolves; errors are logged and retried by the followers.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let chain = self.chain_follower();
+        let intents = self.intents_follower();
+        let mut counts = self.chain_handler();
+        let mut outcomes = IntentOutcomes;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tokio::join!(
+            chain.run(&mut counts, stopped(rx.clone())),
+            intents.run(&mut outcomes, stopped(rx)),
+            async move {
+                stop.await;
+                let _ = tx.send(true);
+            },
+        );
+    }
+
+    /// Where the follower `name` ([`CHAIN_CURSOR`], [`INTENTS_CURSOR`]) is.
+    pub async fn position(&self, name: &str) -> Result<i64, AnalyticsError> {
+        Ok(Cursor::new(self.pool.clone(), CURSORS, name)
+            .position()
+            .await?)
     }
 }
 
@@ -602,18 +612,18 @@ struct CountedRows<'a> {
 impl<'a> CountedRows<'a> {
     fn push(
         &mut self,
-        r: &'a StreamRow,
+        m: &MoneyEntry<'a>,
         at: i64,
         facility: &'a str,
         mint: &'a str,
         amount: &'a str,
         fee: &'a str,
     ) {
-        self.chain.push(&r.chain);
-        self.signature.push(&r.signature);
-        self.ix_index.push(r.ix_index);
-        self.inner_index.push(r.inner_index);
-        self.kind.push(&r.kind);
+        self.chain.push(&m.e.chain);
+        self.signature.push(&m.e.signature);
+        self.ix_index.push(m.ix_index);
+        self.inner_index.push(m.inner_index);
+        self.kind.push(m.kind);
         self.at.push(at);
         self.facility.push(facility);
         self.mint.push(mint);
@@ -621,7 +631,7 @@ impl<'a> CountedRows<'a> {
         self.fee.push(fee);
     }
 
-    async fn insert(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), AnalyticsError> {
+    async fn insert(&self, conn: &mut PgConnection) -> Result<(), AnalyticsError> {
         if self.chain.is_empty() {
             return Ok(());
         }
@@ -643,7 +653,7 @@ impl<'a> CountedRows<'a> {
         .bind(&self.mint)
         .bind(&self.amount)
         .bind(&self.fee)
-        .execute(&mut **tx)
+        .execute(conn)
         .await?;
         Ok(())
     }

@@ -1,14 +1,17 @@
 //! The rollups after incremental steps equal a from-scratch aggregate over the raw tables
 //! (`REFERENCE_DAILY_SQL`, and its hourly variant), through finality changes, re-streamed
 //! rows, rollbacks and payment-intent outcomes that change. Indexer rows are written by the
-//! indexer's own sink functions (`write_batch`, `set_commitments`, `undo_transaction`).
+//! indexer's own sink functions (`write_batch`, `set_commitments`, `undo_transaction`);
+//! intent outcomes as the payment service records them (row, history and
+//! `payment.status_changed` in its outbox, in one transaction).
 #![allow(clippy::unwrap_used)]
 
-use advancia_analytics::rollup::{INDEXER_CURSOR, REFERENCE_DAILY_SQL, ROLLUP_DAILY_SQL};
+use advancia_analytics::rollup::{CHAIN_CURSOR, INTENTS_CURSOR, ROLLUP_DAILY_SQL};
 use advancia_analytics::{MIGRATIONS, Rollup};
 use advancia_indexer::bench::synthetic_transactions;
 use advancia_indexer::sink::{set_commitments, undo_transaction, write_batch};
 use advancia_indexer::{ChainTransaction, Commitment, DecodedEvent};
+use advancia_outbox::OutboxLog;
 use advancia_pay::client::AdvanciaEvent;
 use advancia_pay::events::{EscrowOpened, EscrowRefunded, EscrowReleased, PaymentMade};
 use advancia_test_support::TestDb;
@@ -34,6 +37,70 @@ type Row = (
     i64,
 );
 
+/// The reference: the same figures aggregated from scratch over the raw tables (finalized
+/// rows only), per day. The rollups must equal it. Test code only: it reads the indexer's and the payment
+/// service's tables, which analytics itself never names.
+const REFERENCE_DAILY_SQL: &str = "
+WITH ev AS (
+  SELECT 'payment' AS kind, p.chain, COALESCE(p.block_time, p.paid_at) AS at, p.facility, p.mint,
+         p.amount, p.fee
+    FROM indexer.payments p WHERE p.commitment = 'finalized'
+  UNION ALL
+  SELECT 'refund', r.chain, COALESCE(r.block_time, floor(extract(epoch FROM t.indexed_at))::bigint),
+         r.facility, r.mint, r.amount, 0
+    FROM indexer.refunds r JOIN indexer.transactions t USING (chain, signature)
+   WHERE r.commitment = 'finalized'
+  UNION ALL
+  SELECT CASE e.kind WHEN 'released' THEN 'release' ELSE 'escrow_refund' END, e.chain,
+         COALESCE(e.block_time, floor(extract(epoch FROM t.indexed_at))::bigint), o.facility, o.mint,
+         e.amount, CASE e.kind WHEN 'released' THEN e.fee ELSE 0 END
+    FROM indexer.escrows e JOIN indexer.transactions t USING (chain, signature)
+    JOIN LATERAL (SELECT o.facility, o.mint FROM indexer.escrows o
+                   WHERE o.escrow = e.escrow AND o.chain = e.chain AND o.kind = 'opened'
+                   ORDER BY o.slot LIMIT 1) o ON true
+   WHERE e.commitment = 'finalized' AND e.kind IN ('released', 'refunded')
+), money AS (
+  SELECT date_trunc('day', to_timestamp(at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+         chain, facility, mint,
+         count(*) FILTER (WHERE kind = 'payment') AS payments,
+         count(*) FILTER (WHERE kind = 'release') AS releases,
+         count(*) FILTER (WHERE kind IN ('refund', 'escrow_refund')) AS refunds,
+         COALESCE(sum(amount) FILTER (WHERE kind IN ('payment', 'release')), 0) AS volume,
+         COALESCE(sum(fee) FILTER (WHERE kind IN ('payment', 'release')), 0) AS fees,
+         COALESCE(sum(amount) FILTER (WHERE kind IN ('refund', 'escrow_refund')), 0) AS refunded
+    FROM ev GROUP BY 1, 2, 3, 4
+), last_terminal AS (
+  SELECT DISTINCT ON (h.payment_id) h.payment_id, h.status, h.at
+    FROM payments.payment_status_history h
+   WHERE h.status IN ('finalized', 'failed', 'expired')
+   ORDER BY h.payment_id, h.id DESC
+), outcomes AS (
+  SELECT date_trunc('day', l.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+         p.chain, p.facility, p.mint,
+         count(*) AS attempts, count(*) FILTER (WHERE l.status = 'finalized') AS succeeded
+    FROM last_terminal l JOIN payments.payments p ON p.id = l.payment_id
+   GROUP BY 1, 2, 3, 4
+)
+SELECT extract(epoch FROM COALESCE(m.bucket, o.bucket))::bigint AS bucket,
+       COALESCE(m.chain, o.chain) AS chain, COALESCE(m.facility, o.facility) AS facility,
+       COALESCE(m.mint, o.mint) AS mint,
+       COALESCE(m.payments, 0) AS payments, COALESCE(m.releases, 0) AS releases,
+       COALESCE(m.refunds, 0) AS refunds, COALESCE(m.volume, 0)::text AS volume,
+       COALESCE(m.fees, 0)::text AS fees, COALESCE(m.refunded, 0)::text AS refunded,
+       COALESCE(o.attempts, 0) AS attempts, COALESCE(o.succeeded, 0) AS succeeded
+  FROM money m FULL JOIN outcomes o
+    ON (m.bucket, m.chain, m.facility, m.mint) = (o.bucket, o.chain, o.facility, o.mint)
+ ORDER BY 1, 2, 3, 4";
+
+/// The rollup worker with every log in the test database.
+fn rollup(pool: &PgPool) -> Rollup {
+    Rollup::new(
+        pool.clone(),
+        pool.clone(),
+        OutboxLog::new(pool.clone(), advancia_payments::OUTBOX),
+    )
+}
+
 async fn db() -> TestDb {
     TestDb::new(&[
         &advancia_indexer::MIGRATIONS,
@@ -43,7 +110,8 @@ async fn db() -> TestDb {
     .await
 }
 
-async fn assert_matches_reference(pool: &PgPool, when: &str) {
+/// How the rollups differ from the reference, if they do.
+async fn difference(pool: &PgPool) -> Option<String> {
     for (gran, reference, rollup) in [
         (
             "daily",
@@ -60,10 +128,18 @@ async fn assert_matches_reference(pool: &PgPool, when: &str) {
         let got: Vec<Row> = sqlx::query_as(&rollup).fetch_all(pool).await.unwrap();
         let extra: Vec<&Row> = got.iter().filter(|r| !want.contains(r)).collect();
         let missing: Vec<&Row> = want.iter().filter(|r| !got.contains(r)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty() && got.len() == want.len(),
-            "{gran} rollup differs from the reference {when}:\nonly in the rollup: {extra:?}\nonly in the reference: {missing:?}"
-        );
+        if !(extra.is_empty() && missing.is_empty() && got.len() == want.len()) {
+            return Some(format!(
+                "{gran} rollup differs from the reference:\nonly in the rollup: {extra:?}\nonly in the reference: {missing:?}"
+            ));
+        }
+    }
+    None
+}
+
+async fn assert_matches_reference(pool: &PgPool, when: &str) {
+    if let Some(d) = difference(pool).await {
+        panic!("{when}: {d}");
     }
 }
 
@@ -180,7 +256,7 @@ async fn finalize(pool: &PgPool, txs: &[&ChainTransaction], slot_shift: u64) {
 async fn incremental_rollups_equal_the_reference_through_finality_and_rollbacks() {
     let db = db().await;
     let pool = &db.pool;
-    let rollup = Rollup::new(pool.clone()).with_batch(37);
+    let rollup = rollup(pool).with_batch(37);
     let txs = chain_data();
 
     // Written at `confirmed` in a few batches, steps in between: nothing counts yet.
@@ -259,9 +335,9 @@ async fn incremental_rollups_equal_the_reference_through_finality_and_rollbacks(
     assert_matches_reference(pool, "after a rollback of counted rows").await;
 
     // Re-running from a caught-up cursor changes nothing.
-    let before = rollup.position(INDEXER_CURSOR).await.unwrap();
+    let before = rollup.position(CHAIN_CURSOR).await.unwrap();
     assert_eq!(rollup.catch_up().await.unwrap().events, 0);
-    assert_eq!(rollup.position(INDEXER_CURSOR).await.unwrap(), before);
+    assert_eq!(rollup.position(CHAIN_CURSOR).await.unwrap(), before);
     assert_matches_reference(pool, "after an idle step").await;
 }
 
@@ -285,33 +361,72 @@ async fn intent(pool: &PgPool, facility: &str, mint: &str) -> Uuid {
     id
 }
 
-/// A status change as the payment service records it (row + history in one transaction).
+/// A status change as the payment service records it: row, history and outbox event in one
+/// transaction, the event appended last (the history row and the event carry the same time).
 async fn history(pool: &PgPool, id: Uuid, status: &str, day: i64) {
     let mut tx = pool.begin().await.unwrap();
+    status_change(&mut tx, id, status, day).await;
+    tx.commit().await.unwrap();
+}
+
+async fn status_change(conn: &mut sqlx::PgConnection, id: Uuid, status: &str, day: i64) {
+    let (from, chain, facility, mint): (String, String, String, String) = sqlx::query_as(
+        "SELECT status, chain, facility, mint FROM payments.payments WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
     sqlx::query("UPDATE payments.payments SET status = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(status)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .unwrap();
+    let at = DAY0 + day * 86_400 + 3_600;
     sqlx::query(
         "INSERT INTO payments.payment_status_history (payment_id, status, detail, at)
          VALUES ($1, $2, '{}', to_timestamp($3))",
     )
     .bind(id)
     .bind(status)
-    .bind(DAY0 + day * 86_400 + 3_600)
-    .execute(&mut *tx)
+    .bind(at)
+    .execute(&mut *conn)
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+    let (kind, extra) = if from == status {
+        ("payment.initiated", serde_json::json!({}))
+    } else {
+        (
+            "payment.status_changed",
+            serde_json::json!({ "from": from }),
+        )
+    };
+    let mut payload = serde_json::json!({
+        "payment_id": id, "payment_kind": "payment", "status": status, "chain": chain,
+        "facility": facility, "mint": mint, "amount": "100",
+    });
+    if let (Some(p), Some(x)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(x.clone());
+    }
+    sqlx::query(
+        "INSERT INTO payments.events (id, kind, payload, created_at)
+         VALUES ($1, $2, $3, to_timestamp($4))",
+    )
+    .bind(Uuid::now_v7())
+    .bind(kind)
+    .bind(&payload)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn success_rate_counts_latest_terminal_outcome_per_intent() {
     let db = db().await;
     let pool = &db.pool;
-    let rollup = Rollup::new(pool.clone()).with_batch(4);
+    let rollup = rollup(pool).with_batch(4);
     let mut ids = Vec::new();
     for i in 0..12 {
         let facility = if i % 2 == 0 { "FacA" } else { "FacB" };
@@ -353,44 +468,38 @@ async fn success_rate_counts_latest_terminal_outcome_per_intent() {
 }
 
 #[tokio::test]
-async fn intents_cursor_never_passes_an_uncommitted_smaller_id() {
+async fn intents_cursor_never_passes_an_uncommitted_smaller_position() {
     let db = db().await;
     let pool = &db.pool;
-    let rollup = Rollup::new(pool.clone());
+    let rollup = rollup(pool);
     let a = intent(pool, "FacA", "M").await;
     let b = intent(pool, "FacA", "M").await;
     rollup.catch_up().await.unwrap();
+    let before = rollup.position(INTENTS_CURSOR).await.unwrap();
 
-    // Writer A draws the smaller id and stays open; writer B draws a larger one and commits.
+    // Writer A appends its event (the smaller position) and stays open; writer B, started
+    // after it, tries to append and commit first.
     let mut slow = pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO payments.payment_status_history (payment_id, status, at)
-         VALUES ($1, 'finalized', to_timestamp($2))",
-    )
-    .bind(a)
-    .bind(DAY0)
-    .execute(&mut *slow)
-    .await
-    .unwrap();
-    history(pool, b, "failed", 0).await;
-
-    // With A in flight the step waits briefly for the lock, gives up, and moves nothing.
-    let before = rollup
-        .position(advancia_analytics::rollup::INTENTS_CURSOR)
-        .await
-        .unwrap();
-    assert_eq!(rollup.step().await.unwrap().intents, 0);
-    assert_eq!(
-        rollup
-            .position(advancia_analytics::rollup::INTENTS_CURSOR)
-            .await
-            .unwrap(),
-        before
+    status_change(&mut slow, a, "finalized", 0).await;
+    let fast = {
+        let pool = pool.clone();
+        tokio::spawn(async move { history(&pool, b, "failed", 0).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The outbox is gap-safe: B cannot commit before A.
+    assert!(
+        !fast.is_finished(),
+        "B committed ahead of A's smaller position"
     );
-    slow.commit().await.unwrap();
 
-    // Once A commits both rows are counted: neither is skipped.
-    rollup.catch_up().await.unwrap();
+    // With A in flight a reader finds nothing new and its cursor stays.
+    assert_eq!(rollup.step().await.unwrap().intents, 0);
+    assert_eq!(rollup.position(INTENTS_CURSOR).await.unwrap(), before);
+    slow.commit().await.unwrap();
+    fast.await.unwrap();
+
+    // Both are counted, neither skipped nor repeated.
+    assert_eq!(rollup.catch_up().await.unwrap().intents, 2);
     assert_matches_reference(pool, "after an out-of-order commit").await;
     let (attempts, succeeded): (i64, i64) = sqlx::query_as(
         "SELECT sum(attempts)::bigint, sum(succeeded)::bigint FROM analytics.rollup_daily",
@@ -399,4 +508,54 @@ async fn intents_cursor_never_passes_an_uncommitted_smaller_id() {
     .await
     .unwrap();
     assert_eq!((attempts, succeeded), (2, 1));
+    assert_eq!(rollup.catch_up().await.unwrap().intents, 0);
+}
+
+/// `run` is pushed: with the recheck timer out of reach, rows committed after it started
+/// reach the rollups within a second, by their commit notifications alone.
+#[tokio::test]
+async fn run_counts_commits_as_they_are_notified() {
+    let db = db().await;
+    let pool = &db.pool;
+    let config = advancia_db::follow::FollowConfig {
+        recheck: std::time::Duration::from_secs(600),
+        ..Default::default()
+    };
+    let worker = rollup(pool).with_config(config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let txs = chain_data();
+    let first: Vec<&ChainTransaction> = txs.iter().take(6).collect();
+    let owned: Vec<ChainTransaction> = first.iter().map(|t| (*t).clone()).collect();
+    write_batch(pool, "solana", SOURCE, &owned).await.unwrap();
+    finalize(pool, &first, 0).await;
+    let a = intent(pool, "FacA", "M").await;
+    history(pool, a, "finalized", 0).await;
+    let start = std::time::Instant::now();
+    loop {
+        let counted: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(payments + attempts), 0)::bigint FROM analytics.rollup_daily",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if counted > 1 && difference(pool).await.is_none() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "not pushed: {:?}",
+            difference(pool).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

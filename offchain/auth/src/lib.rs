@@ -14,6 +14,7 @@ mod roles;
 mod secret;
 mod service;
 pub mod siws;
+pub mod stats;
 pub mod totp;
 mod types;
 

@@ -25,6 +25,7 @@ pub mod model;
 pub mod outbox;
 mod service;
 pub mod signing;
+pub mod stats;
 pub mod stream;
 pub mod template;
 

@@ -20,6 +20,7 @@
 pub mod events;
 mod lifecycle;
 pub mod model;
+pub mod reads;
 mod service;
 mod tx;
 

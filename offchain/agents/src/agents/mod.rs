@@ -106,6 +106,14 @@ pub(crate) fn param_u64(params: &Value, key: &str, default: u64) -> u64 {
     params.get(key).and_then(Value::as_u64).unwrap_or(default)
 }
 
+/// A failed read of the payments service's typed reads (`advancia_payments::reads`).
+pub(crate) fn payments_error(e: advancia_payments::PaymentError) -> AgentError {
+    match e {
+        advancia_payments::PaymentError::Database(e) => AgentError::Database(e),
+        other => AgentError::Corrupt(format!("payments: {other}")),
+    }
+}
+
 /// Statistics helpers (amounts are integers; statistics on them are floats).
 pub(crate) mod stats {
     pub fn median(v: &mut [f64]) -> Option<f64> {

@@ -1043,24 +1043,14 @@ impl Agent for RevenueForecast {
                 (Some(s), _) => s.iter().map(|v| *v as f64).collect(),
                 (None, Some(f)) => {
                     let mut tx = ctx.read_only().await?;
-                    // Every day in range, zero when nothing was paid.
-                    let rows: Vec<String> = sqlx::query_scalar(
-                        "WITH d AS (
-                           SELECT date_trunc('day', created_at) AS day, sum(amount) AS total
-                           FROM payments.payments
-                           WHERE facility = $1 AND status IN ('confirmed', 'finalized')
-                           GROUP BY 1)
-                         SELECT COALESCE(d.total, 0)::text
-                         FROM generate_series((SELECT min(day) FROM d), (SELECT max(day) FROM d), interval '1 day') g
-                         LEFT JOIN d ON d.day = g ORDER BY g",
-                    )
-                    .bind(f)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    rows.iter()
-                        .map(|s| s.parse::<u64>().map(|v| v as f64))
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(|e| AgentError::Corrupt(format!("payment total: {e}")))?
+                    // Every day in range, zero when nothing was paid (the payments
+                    // service's read: agents name no other schema).
+                    advancia_payments::reads::daily_paid(&mut *tx, f)
+                        .await
+                        .map_err(super::payments_error)?
+                        .into_iter()
+                        .map(|v| v as f64)
+                        .collect()
                 }
                 (None, None) => return Err(AgentError::invalid("give `series` or `facility`")),
             };

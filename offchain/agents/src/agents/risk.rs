@@ -370,20 +370,14 @@ impl Agent for AmountAnomaly {
                 (Some(h), _) => (h.iter().map(|a| *a as f64).collect::<Vec<_>>(), "input"),
                 (None, Some(f)) => {
                     let mut tx = ctx.read_only().await?;
-                    let rows: Vec<String> = sqlx::query_scalar(
-                        "SELECT amount::text FROM payments.payments
-                         WHERE facility = $1 AND status IN ('confirmed', 'finalized')
-                         ORDER BY created_at DESC LIMIT $2",
-                    )
-                    .bind(f)
-                    .bind(i64::try_from(param_u64(p, "history_limit", 500)).unwrap_or(500))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let h = rows
-                        .iter()
-                        .map(|s| s.parse::<u64>().map(|a| a as f64))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| AgentError::Corrupt(format!("payment amount: {e}")))?;
+                    let limit = u32::try_from(param_u64(p, "history_limit", 500)).unwrap_or(500);
+                    let h: Vec<f64> =
+                        advancia_payments::reads::recent_paid_amounts(&mut *tx, f, limit)
+                            .await
+                            .map_err(super::payments_error)?
+                            .into_iter()
+                            .map(|a| a as f64)
+                            .collect();
                     (h, "payments")
                 }
                 (None, None) => {
