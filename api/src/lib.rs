@@ -66,6 +66,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The database that holds service `schema` (its own, or the core one).
+    pub fn pool_of(&self, schema: &str) -> &PgPool {
+        match schema {
+            "payments" => self.payments.pool(),
+            "ledger" => self.ledger.pool(),
+            "notifications" => self.notifications.pool(),
+            "analytics" => &self.analytics_pool,
+            "kyc" => self.kyc.pool(),
+            _ => &self.pool,
+        }
+    }
+
     /// State over `pool` whose chain services use the Solana node at `solana_rpc_url`.
     pub fn new(
         pool: PgPool,
@@ -107,7 +119,8 @@ impl AppState {
                         )
                         .ok()
                 }),
-            ),
+            )
+            .with_payments_pool(own(&dbs.payments)),
             kyc: services.kyc.service(
                 own(&dbs.kyc),
                 Arc::new(ports::KycPorts {
@@ -495,6 +508,7 @@ pub async fn agents_nats_bus(nats: &settings::NatsSettings) -> anyhow::Result<ad
 
 /// The workers that make the services follow the chain and each other by themselves
 /// (ADR 0023), for the services `state` runs, each until `shutdown` fires:
+/// - `chain-probe`: asks the Solana node for its slot every second (its circuit breaker);
 /// - `payments-lifecycle`: moves every intent as the chain does (payments);
 /// - `ledger-posting`: the posting rules, from the indexer's stream into the ledger (ledger);
 /// - `notifications-delivery`: sends what notifications queued (notifications);
@@ -509,6 +523,15 @@ pub fn followers(
     use futures_util::FutureExt;
     let mut out = Vec::new();
     let services = &state.enabled_services;
+    if services.has("payments") || services.has("blockchain") {
+        // Keeps the node's circuit breaker current while no request calls the node.
+        let chain = state.chain.clone();
+        let stop = shutdown.wait();
+        out.push((
+            "chain-probe",
+            async move { chain.probe(Duration::from_secs(1), stop).await }.boxed(),
+        ));
+    }
     if services.has("payments") {
         let lifecycle = state.payments.lifecycle();
         let stop = shutdown.wait();

@@ -356,7 +356,8 @@ async fn serve(config: ServeConfig, no_migrate: bool) -> anyhow::Result<()> {
                 state.pool.clone(),
                 bus,
                 state.agents.llm_client().cloned(),
-            );
+            )
+            .with_payments_pool(state.payments.pool().clone());
         }
         let handles = advancia_agents::worker::spawn_workers(
             &state.agents,

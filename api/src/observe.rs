@@ -272,6 +272,24 @@ async fn notifications(pool: &PgPool, out: &mut String) -> Result<(), ReadError>
 pub type PostingStats =
     Arc<std::sync::Mutex<Vec<(String, Arc<advancia_ledger::projection::ProjectionStats>)>>>;
 
+/// The Solana node's circuit breaker: its state (0 closed, 1 open, 2 half-open) and how
+/// often it opened.
+fn render_breaker(chain: &advancia_chains::SolanaChain, out: &mut String) {
+    use std::fmt::Write;
+    let b = chain.breaker();
+    let _ = writeln!(
+        out,
+        "# HELP advancia_chain_breaker_state Circuit breaker in front of the chain node: 0 closed, 1 open, 2 half-open.\n\
+         # TYPE advancia_chain_breaker_state gauge\n\
+         advancia_chain_breaker_state{{chain=\"solana\"}} {}\n\
+         # HELP advancia_chain_breaker_opened_total Times the chain node's circuit breaker opened.\n\
+         # TYPE advancia_chain_breaker_opened_total counter\n\
+         advancia_chain_breaker_opened_total{{chain=\"solana\"}} {}",
+        b.state() as u8,
+        b.opened_total()
+    );
+}
+
 fn render_posting(posting: &PostingStats, out: &mut String) {
     use std::sync::atomic::Ordering::Relaxed;
     let Ok(all) = posting.lock() else {
@@ -313,6 +331,8 @@ pub struct Databases {
     pub core: PgPool,
     pub payments: PgPool,
     pub notifications: PgPool,
+    /// The Solana node client whose circuit breaker is reported, if any.
+    pub chain: Option<advancia_chains::SolanaChain>,
 }
 
 impl Databases {
@@ -322,6 +342,7 @@ impl Databases {
             core: pool.clone(),
             payments: pool.clone(),
             notifications: pool,
+            chain: None,
         }
     }
 
@@ -330,6 +351,7 @@ impl Databases {
             core: state.pool.clone(),
             payments: state.pool_of("payments").clone(),
             notifications: state.pool_of("notifications").clone(),
+            chain: Some(state.chain.clone()),
         }
     }
 }
@@ -352,6 +374,9 @@ pub fn render(metrics: &HttpMetrics, dbs: Databases, posting: PostingStats) -> R
             let business = render_business(&dbs, &scrape_errors).await;
             let mut out = registry.render();
             out.push_str(&business);
+            if let Some(chain) = &dbs.chain {
+                render_breaker(chain, &mut out);
+            }
             render_posting(&posting, &mut out);
             out
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>

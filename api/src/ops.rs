@@ -126,30 +126,69 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-/// Every migration this binary ships is applied (schemas behind are listed).
+/// Every migration this binary ships is applied, each service's in the database that
+/// holds it (schemas behind are listed).
 async fn migrations_applied(state: &AppState) -> Result<(), String> {
-    let applied: Vec<(String, i32)> = bounded(
-        advancia_db::sqlx::query_as(
-            "SELECT schema_name, max(version) FROM public.advancia_migrations GROUP BY schema_name",
+    let mut behind = Vec::new();
+    for s in crate::all_migrations() {
+        let have: Option<i32> = bounded(
+            advancia_db::sqlx::query_scalar(
+                "SELECT max(version) FROM public.advancia_migrations WHERE schema_name = $1",
+            )
+            .bind(s.schema)
+            .fetch_one(state.pool_of(s.schema)),
         )
-        .fetch_all(&state.pool),
-    )
-    .await?;
-    let behind: Vec<String> = crate::all_migrations()
-        .iter()
-        .filter_map(|s| {
-            let want = s.migrations.last().map_or(0, |m| i64::from(m.version));
-            let have = applied
-                .iter()
-                .find(|(n, _)| n == s.schema)
-                .map_or(0, |(_, v)| i64::from(*v));
-            (have < want).then(|| format!("{} at {have} of {want}", s.schema))
-        })
-        .collect();
+        .await?;
+        let want = s.migrations.last().map_or(0, |m| i64::from(m.version));
+        let have = have.map_or(0, i64::from);
+        if have < want {
+            behind.push(format!("{} at {have} of {want}", s.schema));
+        }
+    }
     if behind.is_empty() {
         Ok(())
     } else {
         Err(format!("pending: {}", behind.join(", ")))
+    }
+}
+
+/// Every distinct database the services use answers (the core one and services' own),
+/// checked concurrently.
+async fn databases_answer(state: &AppState) -> Result<(), String> {
+    let mut distinct: Vec<(&str, &advancia_db::sqlx::PgPool)> = Vec::new();
+    let key = |p: &advancia_db::sqlx::PgPool| {
+        let o = p.connect_options();
+        (
+            o.get_host().to_owned(),
+            o.get_port(),
+            o.get_database().map(str::to_owned),
+        )
+    };
+    for schema in ["core"]
+        .into_iter()
+        .chain(crate::ServiceDatabases::SEPARABLE.iter().map(|(s, _)| *s))
+    {
+        let pool = state.pool_of(schema);
+        if !distinct.iter().any(|(_, p)| key(p) == key(pool)) {
+            distinct.push((schema, pool));
+        }
+    }
+    let results =
+        futures_util::future::join_all(distinct.iter().map(|(schema, pool)| async move {
+            bounded(advancia_db::ping(pool)).await.map_err(|e| {
+                if *schema == "core" {
+                    e
+                } else {
+                    format!("{schema}: {e}")
+                }
+            })
+        }))
+        .await;
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
     }
 }
 
@@ -165,7 +204,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let chain_needed =
         state.enabled_services.has("payments") || state.enabled_services.has("blockchain");
     let (db, migrations, chain) = tokio::join!(
-        bounded(advancia_db::ping(&state.pool)),
+        databases_answer(&state),
         migrations_applied(&state),
         async {
             if chain_needed {

@@ -155,15 +155,28 @@ fn chain_status(e: &ChainError) -> (StatusCode, &'static str) {
         ChainError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
         ChainError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "transaction-rejected"),
         ChainError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
+        // The breaker answers for the node: not a gateway error, a "come back later".
+        ChainError::CircuitOpen { .. } => (StatusCode::SERVICE_UNAVAILABLE, "chain-unavailable"),
         ChainError::Decode(..) => (StatusCode::UNPROCESSABLE_ENTITY, "unexpected-account"),
         ChainError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+/// `Retry-After` of a problem caused by `e`: the breaker's wait while it is open.
+fn chain_retry(p: Problem, e: Option<&ChainError>) -> Problem {
+    match e {
+        Some(ChainError::CircuitOpen { retry_after_secs }) => Problem {
+            retry_after: Some(*retry_after_secs),
+            ..p
+        },
+        _ => p,
     }
 }
 
 impl From<ChainError> for Problem {
     fn from(e: ChainError) -> Self {
         let (status, kind) = chain_status(&e);
-        Problem::from_upstream_error(status, kind, &e)
+        chain_retry(Problem::from_upstream_error(status, kind, &e), Some(&e))
     }
 }
 
@@ -191,7 +204,11 @@ impl From<PaymentError> for Problem {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        Problem::from_upstream_error(status, kind, &e)
+        let chain = match &e {
+            E::Chain(c) => Some(c),
+            _ => None,
+        };
+        chain_retry(Problem::from_upstream_error(status, kind, &e), chain)
     }
 }
 
@@ -248,12 +265,17 @@ impl From<FacilityError> for Problem {
             FacilityError::Chain(C::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid-input"),
             // Our own database behind the chain service is not the chain.
             FacilityError::Chain(C::Database(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            FacilityError::Chain(c @ C::CircuitOpen { .. }) => chain_status(c),
             FacilityError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
             FacilityError::Database(_) | FacilityError::Corrupt(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let p = Problem::from_upstream_error(status, kind, &e);
+        let chain = match &e {
+            FacilityError::Chain(c) => Some(c),
+            _ => None,
+        };
+        let p = chain_retry(Problem::from_upstream_error(status, kind, &e), chain);
         match e {
             FacilityError::VersionMismatch { current, .. } => p.with_extension(
                 "current_etag",
@@ -319,6 +341,7 @@ impl From<KycError> for Problem {
             },
             KycError::Chain(C::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid-input"),
             KycError::Chain(C::Database(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            KycError::Chain(c @ C::CircuitOpen { .. }) => chain_status(c),
             KycError::Chain(_) => (StatusCode::BAD_GATEWAY, "chain-unavailable"),
             KycError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             KycError::Database(_) | KycError::Corrupt(_) => {
@@ -327,7 +350,11 @@ impl From<KycError> for Problem {
         };
         // Error texts name no personal data (see KycError); server errors still show only
         // their kind.
-        Problem::from_upstream_error(status, kind, &e)
+        let chain = match &e {
+            KycError::Chain(c) => Some(c),
+            _ => None,
+        };
+        chain_retry(Problem::from_upstream_error(status, kind, &e), chain)
     }
 }
 

@@ -219,7 +219,8 @@ async fn metrics_read_indexer_and_bridge_figures_through_their_owners() {
     let text = advancia_api::observe::render_business(
         &advancia_api::observe::Databases::shared(db.pool.clone()),
         &errors,
-    ).await;
+    )
+    .await;
     assert_eq!(
         sample(
             &text,
@@ -243,7 +244,8 @@ async fn metrics_read_indexer_and_bridge_figures_through_their_owners() {
     let text = advancia_api::observe::render_business(
         &advancia_api::observe::Databases::shared(without_bridge.pool.clone()),
         &errors,
-    ).await;
+    )
+    .await;
     assert!(!text.contains("advancia_bridge_backlog"), "{text}");
     assert!(text.contains("# TYPE advancia_indexer_cursor_position gauge"));
     for query in ["payments", "indexer", "bridge", "notifications"] {

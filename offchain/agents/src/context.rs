@@ -10,6 +10,8 @@ use crate::{AgentError, AgentRecord, Result};
 
 pub struct Context {
     pool: PgPool,
+    /// The payments service's database (its typed reads run there).
+    payments: PgPool,
     pub agent: AgentRecord,
     pub task_id: Uuid,
     pub orchestration_id: Option<Uuid>,
@@ -25,6 +27,7 @@ impl Context {
         llm: Option<LlmClient>,
     ) -> Self {
         Self {
+            payments: pool.clone(),
             pool,
             agent,
             task_id,
@@ -45,6 +48,21 @@ impl Context {
     /// results go to `agents.tasks` through the worker).
     pub async fn read_only(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// The context with the payments service's reads in `payments` (its own database).
+    pub fn with_payments_pool(mut self, payments: PgPool) -> Self {
+        self.payments = payments;
+        self
+    }
+
+    /// A read-only transaction in the payments service's database, for its typed reads.
+    pub async fn payments_read_only(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.payments.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *tx)
             .await?;

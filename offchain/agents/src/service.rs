@@ -45,6 +45,8 @@ impl Catalog {
 #[derive(Clone)]
 pub struct AgentService {
     pub(crate) pool: PgPool,
+    /// The payments service's database (agents read payments through its typed reads).
+    pub(crate) payments: PgPool,
     pub(crate) bus: Bus,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) llm: Option<LlmClient>,
@@ -140,6 +142,7 @@ fn merge(defaults: Value, over: Option<Value>) -> Result<Value> {
 impl AgentService {
     pub fn new(pool: PgPool, bus: Bus, llm: Option<LlmClient>) -> Self {
         Self {
+            payments: pool.clone(),
             pool,
             bus,
             catalog: Arc::new(Catalog::builtin()),
@@ -147,6 +150,12 @@ impl AgentService {
             subject_prefix: crate::DEFAULT_SUBJECT_PREFIX.into(),
             seeded: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// Reads payments in `payments` (the payments service's own database).
+    pub fn with_payments_pool(mut self, payments: PgPool) -> Self {
+        self.payments = payments;
+        self
     }
 
     /// Tasks go to `<prefix>.tasks.<kind>` (default `agents`); deployments sharing one

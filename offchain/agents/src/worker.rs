@@ -149,7 +149,8 @@ async fn process(svc: &AgentService, config: &WorkerConfig, task_id: Uuid) -> Re
             task_id,
             orchestration,
             svc.llm.clone(),
-        );
+        )
+        .with_payments_pool(svc.payments.clone());
         match tokio::time::timeout(timeout, kind.run(&ctx, input)).await {
             Ok(r) => r,
             Err(_) => Err(AgentError::Timeout(

@@ -8,6 +8,7 @@
 //! - [`address`]: chain names and address validation (base58, EIP-55).
 
 pub mod address;
+pub mod breaker;
 pub mod wallets;
 
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub enum ChainError {
     /// The node could not be reached or answered something unusable.
     #[error("chain node unavailable: {0}")]
     Unavailable(String),
+    /// The node has been failing: calls are refused at once until it may be tried again.
+    #[error("chain node unavailable (circuit open; retry in {retry_after_secs} s)")]
+    CircuitOpen { retry_after_secs: u64 },
     #[error("account {0} does not hold a valid {1}")]
     Decode(Pubkey, &'static str),
     #[error("database error: {0}")]
@@ -166,6 +170,7 @@ pub struct SignatureInfo {
 pub struct SolanaChain {
     rpc: Arc<RpcClient>,
     url: String,
+    breaker: Arc<breaker::Breaker>,
 }
 
 impl std::fmt::Debug for SolanaChain {
@@ -187,11 +192,67 @@ impl SolanaChain {
         Self {
             rpc: Arc::new(rpc),
             url,
+            breaker: Arc::new(breaker::Breaker::new(Default::default())),
         }
+    }
+
+    /// The same node behind a breaker configured as `config`.
+    pub fn with_breaker(mut self, config: breaker::BreakerConfig) -> Self {
+        self.breaker = Arc::new(breaker::Breaker::new(config));
+        self
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The circuit breaker in front of the node (its state is a metric).
+    pub fn breaker(&self) -> &breaker::Breaker {
+        &self.breaker
+    }
+
+    /// A node call through the breaker: refused at once while it is open; a node failure
+    /// counts towards opening it, anything the node answered (even a rejection) closes it.
+    async fn guard<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ChainError> {
+        self.breaker.admit()?;
+        match call.await {
+            Ok(v) => {
+                self.breaker.record(true);
+                Ok(v)
+            }
+            Err(e) => {
+                let e = node_error(e);
+                self.breaker
+                    .record(!matches!(e, ChainError::Unavailable(_)));
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the node for its slot every `every` (each try bounded by `every`), so the
+    /// breaker opens while nobody calls and closes as soon as the node answers again.
+    pub async fn probe(&self, every: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            // While open and not yet due, the probe waits like everyone else.
+            if self.breaker.admit_probe().is_ok() {
+                match tokio::time::timeout(every, self.rpc.get_slot()).await {
+                    Ok(Ok(_)) => self.breaker.record(true),
+                    Ok(Err(e)) => self
+                        .breaker
+                        .record(!matches!(node_error(e), ChainError::Unavailable(_))),
+                    // No answer in time: a node failure, as a timeout is.
+                    Err(_) => self.breaker.record(false),
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     /// Raw account bytes and owner, if the account exists.
@@ -200,10 +261,11 @@ impl SolanaChain {
         address: &Pubkey,
     ) -> Result<Option<(Pubkey, Vec<u8>)>, ChainError> {
         let acc = self
-            .rpc
-            .get_account_with_commitment(address, CommitmentConfig::confirmed())
-            .await
-            .map_err(node_error)?
+            .guard(
+                self.rpc
+                    .get_account_with_commitment(address, CommitmentConfig::confirmed()),
+            )
+            .await?
             .value;
         Ok(acc.map(|a| (a.owner, a.data)))
     }
@@ -288,10 +350,11 @@ impl SolanaChain {
 
     /// The current blockhash (at `confirmed`) and the last block height it is valid for.
     pub async fn latest_blockhash(&self) -> Result<(Hash, u64), ChainError> {
-        self.rpc
-            .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
-            .await
-            .map_err(node_error)
+        self.guard(
+            self.rpc
+                .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed()),
+        )
+        .await
     }
 
     /// An unsigned legacy transaction with `fee_payer` paying, for a wallet to sign.
@@ -318,21 +381,20 @@ impl SolanaChain {
     /// SOL and SPL token balances (Token and Token-2022) of `owner`.
     pub async fn balances(&self, owner: &Pubkey) -> Result<Balances, ChainError> {
         let bal = self
-            .rpc
-            .get_balance_with_commitment(owner, CommitmentConfig::confirmed())
-            .await
-            .map_err(node_error)?;
+            .guard(
+                self.rpc
+                    .get_balance_with_commitment(owner, CommitmentConfig::confirmed()),
+            )
+            .await?;
         let mut tokens = Vec::new();
         for program in [TOKEN_PROGRAM, TOKEN_2022_PROGRAM] {
             let accounts = self
-                .rpc
-                .get_token_accounts_by_owner_with_commitment(
+                .guard(self.rpc.get_token_accounts_by_owner_with_commitment(
                     owner,
                     TokenAccountsFilter::ProgramId(program),
                     CommitmentConfig::confirmed(),
-                )
-                .await
-                .map_err(node_error)?
+                ))
+                .await?
                 .value;
             for keyed in accounts {
                 let UiAccountData::Json(parsed) = &keyed.account.data else {
@@ -399,17 +461,15 @@ impl SolanaChain {
 
     async fn submit(&self, tx: &VersionedTransaction) -> Result<String, ChainError> {
         let sig = self
-            .rpc
-            .send_transaction_with_config(
+            .guard(self.rpc.send_transaction_with_config(
                 tx,
                 RpcSendTransactionConfig {
                     skip_preflight: false,
                     preflight_commitment: Some(CommitmentConfig::confirmed().commitment),
                     ..Default::default()
                 },
-            )
-            .await
-            .map_err(node_error)?;
+            ))
+            .await?;
         Ok(sig.to_string())
     }
 
@@ -420,10 +480,8 @@ impl SolanaChain {
             .parse()
             .map_err(|_| ChainError::Invalid(format!("`{signature}` is not a signature")))?;
         let st = self
-            .rpc
-            .get_signature_statuses_with_history(&[sig])
-            .await
-            .map_err(node_error)?
+            .guard(self.rpc.get_signature_statuses_with_history(&[sig]))
+            .await?
             .value
             .into_iter()
             .next()
@@ -444,10 +502,8 @@ impl SolanaChain {
     /// `accounts` (fees are local to the accounts a transaction locks).
     pub async fn priority_fees(&self, accounts: &[Pubkey]) -> Result<PriorityFees, ChainError> {
         let mut fees: Vec<u64> = self
-            .rpc
-            .get_recent_prioritization_fees(accounts)
-            .await
-            .map_err(node_error)?
+            .guard(self.rpc.get_recent_prioritization_fees(accounts))
+            .await?
             .into_iter()
             .map(|f| f.prioritization_fee)
             .collect();
@@ -465,11 +521,7 @@ impl SolanaChain {
             Some(&advancia_pay::ID),
             &self.latest_blockhash().await?.0,
         );
-        let base_fee_lamports = self
-            .rpc
-            .get_fee_for_message(&probe)
-            .await
-            .map_err(node_error)?;
+        let base_fee_lamports = self.guard(self.rpc.get_fee_for_message(&probe)).await?;
         Ok(PriorityFees {
             slots: fees.len(),
             min: pick(0),
@@ -490,8 +542,7 @@ impl SolanaChain {
     ) -> Result<Simulation, ChainError> {
         let tx = Transaction::new_unsigned(Message::new(instructions, Some(fee_payer)));
         let r = self
-            .rpc
-            .simulate_transaction_with_config(
+            .guard(self.rpc.simulate_transaction_with_config(
                 &tx,
                 RpcSimulateTransactionConfig {
                     sig_verify: false,
@@ -499,9 +550,8 @@ impl SolanaChain {
                     commitment: Some(CommitmentConfig::confirmed()),
                     ..Default::default()
                 },
-            )
-            .await
-            .map_err(node_error)?
+            ))
+            .await?
             .value;
         Ok(Simulation {
             error: r.err.map(|e| e.to_string()),
@@ -521,8 +571,7 @@ impl SolanaChain {
         let rows: Vec<
             solana_rpc_client_types::response::RpcConfirmedTransactionStatusWithSignature,
         > = self
-            .rpc
-            .send(
+            .guard(self.rpc.send(
                 solana_rpc_client_types::request::RpcRequest::GetSignaturesForAddress,
                 serde_json::json!([
                     address.to_string(),
@@ -532,9 +581,8 @@ impl SolanaChain {
                         ..Default::default()
                     }
                 ]),
-            )
-            .await
-            .map_err(node_error)?;
+            ))
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| SignatureInfo {

@@ -127,17 +127,28 @@ impl Stack {
     /// [`Stack::start`] with a node configuration and rate-limit overrides
     /// (`ADVANCIA_RATE_LIMITS` syntax).
     pub async fn start_with(node_config: LocalnetConfig, rate_limits: &str) -> Stack {
-        Stack::start_full(node_config, rate_limits, false).await
+        Stack::start_full(node_config, rate_limits, false, |url| url.to_owned()).await
+    }
+
+    /// [`Stack::start`] with the API and the indexer reaching the node through the URL
+    /// `via` makes of its own (a proxy a fault test controls).
+    pub async fn start_rpc_via(via: impl FnOnce(&str) -> String) -> Stack {
+        Stack::start_full(LocalnetConfig::for_tests(), "", false, via).await
     }
 
     /// [`Stack::start`] with payments, the ledger, notifications, analytics and KYC each in a
     /// database of its own (database per service, ADR 0023), as
     /// `ADVANCIA_<SERVICE>_DATABASE_URL` sets them up.
     pub async fn start_apart() -> Stack {
-        Stack::start_full(LocalnetConfig::for_tests(), "", true).await
+        Stack::start_full(LocalnetConfig::for_tests(), "", true, |url| url.to_owned()).await
     }
 
-    async fn start_full(node_config: LocalnetConfig, rate_limits: &str, apart: bool) -> Stack {
+    async fn start_full(
+        node_config: LocalnetConfig,
+        rate_limits: &str,
+        apart: bool,
+        via: impl FnOnce(&str) -> String,
+    ) -> Stack {
         advancia_test_support::init_tracing();
         let node = Localnet::start(node_config).await.unwrap();
         let rpc = RpcClient::new_with_commitment(node.rpc_url(), CommitmentConfig::confirmed());
@@ -197,7 +208,8 @@ impl Stack {
             .find(|(s, _)| *s == "ledger")
             .map_or_else(|| db.pool.clone(), |(_, p)| p.clone());
         let ledger = Ledger::new(ledger_pool, LedgerConfig::default());
-        let indexer = spawn_indexer(db.url.clone(), node.rpc_url());
+        let rpc_url = via(&node.rpc_url());
+        let indexer = spawn_indexer(db.url.clone(), rpc_url.clone());
         let auth = AuthService::new(
             db.pool.clone(),
             AuthConfig {
@@ -216,7 +228,7 @@ impl Stack {
             auth,
             ledger,
             ServicesConfig {
-                solana_rpc_url: node.rpc_url(),
+                solana_rpc_url: rpc_url,
                 // Links point here (plain http, as `advancia --dev serve` allows).
                 public_url: Some(base.clone()),
                 egress: advancia_egress::EgressPolicy::production()

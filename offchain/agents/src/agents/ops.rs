@@ -1042,7 +1042,7 @@ impl Agent for RevenueForecast {
             let series: Vec<f64> = match (i.series, &i.facility) {
                 (Some(s), _) => s.iter().map(|v| *v as f64).collect(),
                 (None, Some(f)) => {
-                    let mut tx = ctx.read_only().await?;
+                    let mut tx = ctx.payments_read_only().await?;
                     // Every day in range, zero when nothing was paid (the payments
                     // service's read: agents name no other schema).
                     advancia_payments::reads::daily_paid(&mut *tx, f)

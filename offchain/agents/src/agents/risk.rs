@@ -369,7 +369,7 @@ impl Agent for AmountAnomaly {
             let (history, source) = match (i.history, &i.facility) {
                 (Some(h), _) => (h.iter().map(|a| *a as f64).collect::<Vec<_>>(), "input"),
                 (None, Some(f)) => {
-                    let mut tx = ctx.read_only().await?;
+                    let mut tx = ctx.payments_read_only().await?;
                     let limit = u32::try_from(param_u64(p, "history_limit", 500)).unwrap_or(500);
                     let h: Vec<f64> =
                         advancia_payments::reads::recent_paid_amounts(&mut *tx, f, limit)
