@@ -2,7 +2,7 @@
 //! is the one place where a service's error becomes one. Each domain error has a single
 //! `From<…> for Problem`; handlers return [`Result`] and use `?`.
 
-use std::fmt::Display;
+use std::error::Error as StdError;
 
 use advancia_agents::AgentError;
 use advancia_analytics::AnalyticsError;
@@ -85,18 +85,40 @@ impl Problem {
     /// A domain error: the status's reason phrase as title and the error's text as
     /// detail. Server errors are logged and keep their text out of the response: it may
     /// describe internals.
-    pub fn from_error(status: StatusCode, kind: &str, e: &dyn Display) -> Self {
+    pub fn from_error(status: StatusCode, kind: &str, e: &(dyn StdError + 'static)) -> Self {
         Self::classified(status, kind, e, !status.is_server_error())
     }
 
     /// [`Self::from_error`], but a 502 keeps its detail too: it says what the upstream
     /// (chain node) answered, not how we work inside.
-    pub fn from_upstream_error(status: StatusCode, kind: &str, e: &dyn Display) -> Self {
+    pub fn from_upstream_error(
+        status: StatusCode,
+        kind: &str,
+        e: &(dyn StdError + 'static),
+    ) -> Self {
         let public = !status.is_server_error() || status == StatusCode::BAD_GATEWAY;
         Self::classified(status, kind, e, public)
     }
 
-    fn classified(status: StatusCode, kind: &str, e: &dyn Display, public: bool) -> Self {
+    fn classified(
+        status: StatusCode,
+        kind: &str,
+        e: &(dyn StdError + 'static),
+        public: bool,
+    ) -> Self {
+        if status == StatusCode::INTERNAL_SERVER_ERROR && database_unavailable(e) {
+            // Not our bug: the database is down, restarting, read-only or full. Nothing
+            // was written (each write is one transaction); the client may retry.
+            tracing::warn!(error = %e, "database unavailable");
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Service Unavailable",
+            )
+            .with_detail("the database is unavailable; nothing was changed, retry shortly");
+            p.retry_after = Some(2);
+            return p;
+        }
         let p = Problem::new(status, kind, status.canonical_reason().unwrap_or("Error"));
         if public {
             p.with_detail(e.to_string())
@@ -148,6 +170,31 @@ impl From<AuthError> for Problem {
         p.retry_after = e.retry_after().map(|d| d.as_secs());
         p
     }
+}
+
+/// Whether `e` (or what caused it) is the database being unreachable, restarting,
+/// read-only or out of space, rather than a bug.
+pub fn database_unavailable(e: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(sql) = err.downcast_ref::<advancia_db::sqlx::Error>() {
+            use advancia_db::sqlx::Error as S;
+            return match sql {
+                S::Io(_) | S::PoolTimedOut | S::PoolClosed | S::Tls(_) | S::WorkerCrashed => true,
+                S::Database(d) => d.code().is_some_and(|c| {
+                    // 08: connection exception; 57P01-03: shutdown / cannot connect now;
+                    // 25006: read-only transaction; 53: insufficient resources (disk full).
+                    c.starts_with("08")
+                        || c.starts_with("57P")
+                        || c == "25006"
+                        || c.starts_with("53")
+                }),
+                _ => false,
+            };
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn chain_status(e: &ChainError) -> (StatusCode, &'static str) {
