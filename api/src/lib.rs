@@ -58,6 +58,8 @@ pub struct AppState {
     pub cosmos_assets: Option<advancia_ledger::projection::ConfiguredAssets>,
     /// Counters of the ledger's posting rules, per chain (metrics).
     pub ledger_posting: observe::PostingStats,
+    /// The checkout pages' live status (payment events of this process) and chain id.
+    pub checkout: routes::checkout::Checkout,
 }
 
 impl AppState {
@@ -109,6 +111,7 @@ impl AppState {
             readiness: ops::ReadinessConfig::default(),
             cosmos_assets: services.cosmos_assets,
             ledger_posting: Arc::default(),
+            checkout: routes::checkout::Checkout::default(),
         }
     }
 
@@ -408,6 +411,15 @@ pub fn followers(
             "payments-lifecycle",
             lifecycle.run(Default::default(), stop).boxed(),
         ));
+        // The checkout pages' live status, pushed from the payments outbox.
+        out.push((
+            "checkout-feed",
+            state
+                .checkout
+                .clone()
+                .run(state.pool.clone(), shutdown.wait())
+                .boxed(),
+        ));
     }
     if services.has("ledger") {
         use advancia_ledger::projection::Projection;
@@ -458,11 +470,18 @@ pub fn followers(
 /// The gateway's own tables (schema `api`): idempotency records.
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "api",
-    migrations: &[advancia_db::Migration {
-        version: 1,
-        name: "idempotency",
-        sql: include_str!("../migrations/0001_idempotency.sql"),
-    }],
+    migrations: &[
+        advancia_db::Migration {
+            version: 1,
+            name: "idempotency",
+            sql: include_str!("../migrations/0001_idempotency.sql"),
+        },
+        advancia_db::Migration {
+            version: 2,
+            name: "checkout_cursors",
+            sql: include_str!("../migrations/0002_checkout_cursors.sql"),
+        },
+    ],
 };
 
 /// Migrations of every service this binary can run, in dependency order.
@@ -559,6 +578,7 @@ pub fn routes(state: AppState) -> Router {
     }
     if on("payments") {
         router = router.merge(money_moving(routes::payments::router(), &state));
+        router = router.merge(routes::checkout::router());
     }
     if on("blockchain") {
         router = router.merge(money_moving(routes::blockchain::router(), &state));
@@ -601,11 +621,16 @@ pub async fn app_with_metrics(
         auth: state.auth.clone(),
         trusted_proxy_hops: config.gateway.trusted_proxy_hops,
     };
+    let edge_state = state.clone();
     // Identify runs before rate limiting so limits key on the verified caller.
     let inner = gateway::with_rate_limit(routes(state), &config.gateway, limiter).layer(
         axum::middleware::from_fn_with_state(identify, principal::identify),
     );
-    let outer = gateway::apply_outer(inner, config.gateway);
+    // Solana Actions answer every origin and carry their headers; wallet errors carry
+    // `message` (outside the gateway's CORS layer, which admits configured origins only).
+    let outer = gateway::apply_outer(inner, config.gateway).layer(
+        axum::middleware::from_fn_with_state(edge_state, routes::checkout::wallet_edge),
+    );
     // Outermost, so rejected, rate-limited and timed-out requests are counted too; added
     // with `Router::layer`, it sees each request's `MatchedPath`.
     Ok(match metrics {

@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    agents, analytics, auth, blockchain, facilities, indexer, kyc, ledger, notifications, payments,
+    agents, analytics, auth, blockchain, checkout, facilities, indexer, kyc, ledger, notifications,
+    payments,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +37,7 @@ use crate::routes::{
         ledger::reconciliation, ledger::financial_report, ledger::audit_trail,
         payments::initiate, payments::transaction_request_meta, payments::transaction_request,
         payments::status, payments::confirm, payments::refund, payments::release, payments::history,
+        checkout::page, checkout::events, checkout::actions_json, checkout::action_get, checkout::action_post,
         blockchain::create_wallet, blockchain::list_wallets, blockchain::balance, blockchain::send,
         blockchain::transaction_status, blockchain::gas_prices, blockchain::interact,
         indexer::payments, indexer::refunds, indexer::escrows, indexer::attestations, indexer::facilities, indexer::settlements, indexer::live,
