@@ -259,7 +259,7 @@ pub fn escape(s: &str) -> String {
 // --------------------------------------------------------------------------------- state
 
 /// What the page shows about an intent; the live stream sends it again on every change.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutState {
     /// `waiting`, `confirmed`, `paid`, `expired`, `refunded`, `kyc_required`,
     /// `mismatched` or `failed`.
@@ -738,7 +738,7 @@ pub async fn actions_json() -> Json<ActionsJson> {
 pub struct LinkedAction {
     /// `transaction`.
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: String,
     href: String,
     label: String,
 }
@@ -758,7 +758,7 @@ pub struct ActionErrorBody {
 pub struct ActionGetResponse {
     /// `action`.
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: String,
     /// Absolute URL of the icon (https outside development).
     icon: String,
     title: String,
@@ -778,7 +778,7 @@ pub struct ActionGetResponse {
 pub struct ActionPostResponse {
     /// `transaction`.
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: String,
     /// Base64 of the unsigned transaction (the wallet pays the fee and signs).
     transaction: String,
     message: String,
@@ -814,9 +814,11 @@ pub fn icon_url(st: &AppState) -> String {
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = ActionGetResponse), (status = 404, description = "No such intent (`message` says so)", body = Problem)))]
 pub async fn action_get(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let s = async { summary(&st, parse_id(&id)?).await }
-        .await
-        .map_err(for_wallet)?;
+    let s = match parse_id(&id) {
+        Ok(id) => summary(&st, id).await,
+        Err(e) => Err(e),
+    }
+    .map_err(for_wallet)?;
     let p = &s.payment;
     let label = plain_text(&p.label, 100);
     let pay_label = format!("Pay {}", s.amount);
@@ -833,7 +835,7 @@ pub async fn action_get(State(st): State<AppState>, Path(id): Path<String>) -> R
     );
     let open = s.state.payable;
     Ok(Json(ActionGetResponse {
-        kind: "action",
+        kind: "action".into(),
         icon: icon_url(&st),
         title: plain_text(&format!("Pay {}", s.facility), 120),
         description,
@@ -845,7 +847,7 @@ pub async fn action_get(State(st): State<AppState>, Path(id): Path<String>) -> R
         disabled: !open,
         links: open.then(|| ActionLinks {
             actions: vec![LinkedAction {
-                kind: "transaction",
+                kind: "transaction".into(),
                 href: action,
                 label: plain_text(&pay_label, 60),
             }],
@@ -879,14 +881,17 @@ pub async fn action_post(
             .with_detail(e.body_text()),
         )
     })?;
-    let tx = async {
-        let id = parse_id(&id)?;
-        Ok::<_, Problem>(st.payments.transaction_request(id, &b.account).await?)
+    let tx = match parse_id(&id) {
+        Ok(id) => st
+            .payments
+            .transaction_request(id, &b.account)
+            .await
+            .map_err(Problem::from),
+        Err(e) => Err(e),
     }
-    .await
     .map_err(for_wallet)?;
     Ok(Json(ActionPostResponse {
-        kind: "transaction",
+        kind: "transaction".into(),
         transaction: tx.transaction,
         message: plain_text(&tx.message, 300),
     })
