@@ -204,7 +204,8 @@ async fn facility_names(
             let id = advancia_facilities::chain::chain_facility_id(h.facility.id);
             (
                 advancia_pay::client::facility_pda(&id).to_string(),
-                super::checkout::plain_text(&h.facility.profile.name, 120),
+                // Text as typed: the page sets it as text, never as markup.
+                h.facility.profile.name.trim().to_owned(),
             )
         })
         .collect();

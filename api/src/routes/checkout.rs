@@ -420,7 +420,8 @@ fn parse_id(s: &str) -> Result<Uuid> {
 }
 
 /// The facility's name from the facilities service when the on-chain id is one of its
-/// UUIDs (16 bytes and 16 zero bytes), else its on-chain account, shortened.
+/// UUIDs (16 bytes and 16 zero bytes), else its on-chain account, shortened. Raw text:
+/// escape it for HTML, pass it through [`plain_text`] for wallets.
 async fn facility_name(st: &AppState, p: &Payment) -> String {
     let fallback = || format!("Facility {}", short_key(&p.facility));
     let Ok(bytes) = p.facility_id_bytes() else {
@@ -433,7 +434,8 @@ async fn facility_name(st: &AppState, p: &Payment) -> String {
         return fallback();
     };
     match st.facilities.get(id).await {
-        Ok(Some(f)) => plain_text(&f.profile.name, 120),
+        // As typed: the page escapes it, wallets get it through `plain_text`.
+        Ok(Some(f)) => f.profile.name.trim().chars().take(120).collect(),
         Ok(None) => fallback(),
         Err(e) => {
             tracing::warn!(error = %e, "facility name unavailable");
