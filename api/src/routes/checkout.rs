@@ -1018,7 +1018,10 @@ mod tests {
     #[test]
     fn wallet_urls_are_conditionally_encoded() {
         assert_eq!(
-            wallet_url("solana", "https://pay.example.com/api/v1/payments/1/transaction-request"),
+            wallet_url(
+                "solana",
+                "https://pay.example.com/api/v1/payments/1/transaction-request"
+            ),
             "solana:https://pay.example.com/api/v1/payments/1/transaction-request"
         );
         assert_eq!(
@@ -1028,7 +1031,8 @@ mod tests {
     }
 
     fn intent(status: &str) -> Payment {
-        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         Payment {
             id: Uuid::from_u128(7),
             created_by: Uuid::from_u128(8),
@@ -1071,17 +1075,25 @@ mod tests {
 
     #[test]
     fn each_end_state_has_its_view() {
-        let before = OffsetDateTime::from_unix_timestamp(1_799_999_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let after = OffsetDateTime::from_unix_timestamp(1_800_000_001).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let before = OffsetDateTime::from_unix_timestamp(1_799_999_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let after = OffsetDateTime::from_unix_timestamp(1_800_000_001)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let view = |p: &Payment, m: &[Mismatch], h: &[(String, Value, OffsetDateTime)], now| {
             state_of(p, &sol(), m, h, now)
         };
         let waiting = view(&intent("pending"), &[], &[], before);
         assert_eq!((waiting.state, waiting.payable), ("waiting", true));
         assert!(waiting.detail.contains("1.5 SOL"), "{}", waiting.detail);
-        assert_eq!(view(&intent("confirmed"), &[], &[], before).state, "confirmed");
+        assert_eq!(
+            view(&intent("confirmed"), &[], &[], before).state,
+            "confirmed"
+        );
         let paid = view(&intent("finalized"), &[], &[], after);
-        assert_eq!((paid.state, paid.payable, paid.title.as_str()), ("paid", false, "Paid"));
+        assert_eq!(
+            (paid.state, paid.payable, paid.title.as_str()),
+            ("paid", false, "Paid")
+        );
         let mut refunded = intent("finalized");
         refunded.refunded = "1500000000".into();
         let r = view(&refunded, &[], &[], before);
@@ -1099,7 +1111,11 @@ mod tests {
         );
         let k = view(&intent("pending"), &[], std::slice::from_ref(&kyc), before);
         assert_eq!((k.state, k.payable), ("kyc_required", true));
-        assert!(k.detail.contains("50 SOL") && k.detail.contains("WWWW…WWWW"), "{}", k.detail);
+        assert!(
+            k.detail.contains("50 SOL") && k.detail.contains("WWWW…WWWW"),
+            "{}",
+            k.detail
+        );
         // A later request from a verified wallet clears it.
         let asked = (
             "pending".to_owned(),

@@ -81,7 +81,6 @@ fn public_base(st: &AppState) -> &str {
     &st.public_url
 }
 
-
 #[derive(Serialize, ToSchema)]
 pub struct PaymentView {
     #[serde(flatten)]

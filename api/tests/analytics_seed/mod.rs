@@ -135,7 +135,11 @@ pub async fn seed_with(pool: &PgPool, facility_a: Pubkey) {
         ],
     ));
     // Not final (never counted) and dropped (rolled back).
-    let pending = tx(n + 1, at, vec![payment(facility_a, sol, 77_777_777, n + 1, at)]);
+    let pending = tx(
+        n + 1,
+        at,
+        vec![payment(facility_a, sol, 77_777_777, n + 1, at)],
+    );
     let dropped = tx(
         n + 2,
         at,

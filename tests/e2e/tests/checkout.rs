@@ -349,7 +349,10 @@ async fn solana_actions_conform_to_the_official_package() {
                 format!("{PUBLIC}/api/v1/actions/pay/{id}"),
             ),
             ("ACTIONS_PAYMENT", id.clone()),
-            ("ACTIONS_HOSTILE", hostile["id"].as_str().unwrap().to_owned()),
+            (
+                "ACTIONS_HOSTILE",
+                hostile["id"].as_str().unwrap().to_owned(),
+            ),
             ("ACTIONS_CHAIN_ID", chain_id),
             (
                 "ACTIONS_WALLET",
@@ -373,9 +376,7 @@ async fn solana_actions_conform_to_the_official_package() {
     assert_eq!(status["payer"], wallet.pubkey().to_string());
     assert_eq!(status["signature"], r["signature"]);
     // Once paid, the action says so and offers nothing to sign.
-    let (s, meta) = stack
-        .get(&format!("/api/v1/actions/pay/{id}"), None)
-        .await;
+    let (s, meta) = stack.get(&format!("/api/v1/actions/pay/{id}"), None).await;
     assert_eq!(s, 200, "{meta}");
     assert_eq!(meta["disabled"], true, "{meta}");
     assert_eq!(meta["label"], "Paid", "{meta}");
@@ -485,9 +486,15 @@ async fn live_status_is_pushed_and_each_end_state_has_its_view() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(csp.starts_with("default-src 'none'; script-src 'self';"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
     let html = resp.text().await.unwrap();
-    assert!(html.contains(r#"<body data-state="kyc_required">"#), "{html}");
+    assert!(
+        html.contains(r#"<body data-state="kyc_required">"#),
+        "{html}"
+    );
     assert!(html.contains("Identity verification needed"));
     assert!(html.contains("60 SOL"));
     assert!(!html.contains("<script>alert"), "{html}");
@@ -516,7 +523,10 @@ async fn live_status_is_pushed_and_each_end_state_has_its_view() {
         .unwrap();
     assert_eq!(resp.status(), 415);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 
     // Unknown or malformed ids: 404 problems, for the page and its stream alike.
     for path in [
