@@ -554,6 +554,7 @@ pub async fn page(State(st): State<AppState>, Path(id): Path<String>) -> Result<
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Pay {facility} · Advancia Pay</title>
+<link rel="icon" href="/api/v1/payments/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/checkout.css">
 <script src="/assets/checkout.js" defer></script>
 </head>

@@ -205,6 +205,12 @@ async fn checkout_page_in_chromium_is_paid_by_a_wallet_and_goes_live() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = tools_dir;
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Kept beside the screenshots: what the browser saw, axe's findings included.
+    std::fs::write(
+        shots.join("result.json"),
+        serde_json::to_vec_pretty(&r).unwrap(),
+    )
+    .unwrap();
     eprintln!(
         "checkout page: states {}, axe {}, screenshots in {}",
         r["states"],
@@ -234,6 +240,8 @@ async fn checkout_page_in_chromium_is_paid_by_a_wallet_and_goes_live() {
         "{csp}"
     );
     assert_eq!(r["cspViolations"], json!([]), "{r}");
+    // Nothing the page loads is missing or failing (its console stays clean).
+    assert_eq!(r["log"], json!([]), "{r}");
     assert!(
         r["countdown"]
             .as_str()
