@@ -191,7 +191,8 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>) {
         .and_then(|b| b["content"].as_object())
         .is_some_and(|c| c.contains_key("application/json"));
     let has_path_params = path.contains('{');
-    let api = path.starts_with("/api/v1/");
+    // Rate-limited: the API and the checkout pages (see `gateway::route_group`).
+    let api = path.starts_with("/api/v1/") || path.starts_with("/pay/");
     let mut shared: Vec<(&str, &str)> = vec![("400", "BadRequest"), ("503", "Unavailable")];
     if path != "/health" {
         shared.push(("500", "Internal"));
@@ -325,7 +326,7 @@ mod tests {
                         "{method} {path}: no {status}"
                     );
                 }
-                if path.starts_with("/api/v1/") {
+                if path.starts_with("/api/v1/") || path.starts_with("/pay/") {
                     assert!(responses.contains_key("429"), "{method} {path}: no 429");
                 }
                 for (status, r) in responses {
