@@ -111,8 +111,12 @@ pub enum Identity {
     User(String),
 }
 
-/// The `/api/v1/<group>/...` segment a path belongs to, if any.
+/// The `/api/v1/<group>/...` segment a path belongs to, if any. The checkout pages and
+/// their live streams (`/pay/...`, no login) are the `checkout` group.
 pub fn route_group(path: &str) -> Option<&str> {
+    if path.starts_with("/pay/") {
+        return Some("checkout");
+    }
     let rest = path.strip_prefix("/api/v1/")?;
     let group = rest.split('/').next().unwrap_or(rest);
     // Partner reads of indexed chain data share the blockchain quota.
@@ -550,6 +554,8 @@ mod tests {
         assert_eq!(route_group("/api/v1/indexer/stream"), Some("blockchain"));
         assert_eq!(route_group("/api/v1/"), None);
         assert_eq!(route_group("/health"), None);
+        assert_eq!(route_group("/pay/x/events"), Some("checkout"));
+        assert_eq!(route_group("/payments"), None);
     }
 
     #[test]

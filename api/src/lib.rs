@@ -63,6 +63,8 @@ pub struct AppState {
     pub notification_channels: advancia_notifications::config::ChannelsConfig,
     /// The analytics service's database.
     pub analytics_pool: PgPool,
+    /// The checkout pages' live status (payment events of this process) and chain id.
+    pub checkout: routes::checkout::Checkout,
 }
 
 impl AppState {
@@ -145,6 +147,7 @@ impl AppState {
             ledger_posting: Arc::default(),
             notification_channels: services.notification_channels,
             analytics_pool,
+            checkout: routes::checkout::Checkout::default(),
         }
     }
 
@@ -539,6 +542,19 @@ pub fn followers(
             "payments-lifecycle",
             lifecycle.run(Default::default(), stop).boxed(),
         ));
+        // The checkout pages' live status, pushed from the payments outbox.
+        out.push((
+            "checkout-feed",
+            state
+                .checkout
+                .clone()
+                .run(
+                    state.pool.clone(),
+                    state.payments.pool().clone(),
+                    shutdown.wait(),
+                )
+                .boxed(),
+        ));
     }
     if services.has("ledger") {
         use advancia_ledger::projection::Projection;
@@ -654,11 +670,18 @@ pub fn followers(
 /// The gateway's own tables (schema `api`): idempotency records.
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "api",
-    migrations: &[advancia_db::Migration {
-        version: 1,
-        name: "idempotency",
-        sql: include_str!("../migrations/0001_idempotency.sql"),
-    }],
+    migrations: &[
+        advancia_db::Migration {
+            version: 1,
+            name: "idempotency",
+            sql: include_str!("../migrations/0001_idempotency.sql"),
+        },
+        advancia_db::Migration {
+            version: 2,
+            name: "checkout_cursors",
+            sql: include_str!("../migrations/0002_checkout_cursors.sql"),
+        },
+    ],
 };
 
 /// Migrations of every service this binary can run, in dependency order.
@@ -755,6 +778,7 @@ pub fn routes(state: AppState) -> Router {
     }
     if on("payments") {
         router = router.merge(money_moving(routes::payments::router(), &state));
+        router = router.merge(routes::checkout::router());
     }
     if on("blockchain") {
         router = router.merge(money_moving(routes::blockchain::router(), &state));
@@ -797,11 +821,16 @@ pub async fn app_with_metrics(
         auth: state.auth.clone(),
         trusted_proxy_hops: config.gateway.trusted_proxy_hops,
     };
+    let edge_state = state.clone();
     // Identify runs before rate limiting so limits key on the verified caller.
     let inner = gateway::with_rate_limit(routes(state), &config.gateway, limiter).layer(
         axum::middleware::from_fn_with_state(identify, principal::identify),
     );
-    let outer = gateway::apply_outer(inner, config.gateway);
+    // Solana Actions answer every origin and carry their headers; wallet errors carry
+    // `message` (outside the gateway's CORS layer, which admits configured origins only).
+    let outer = gateway::apply_outer(inner, config.gateway).layer(
+        axum::middleware::from_fn_with_state(edge_state, routes::checkout::wallet_edge),
+    );
     // Outermost, so rejected, rate-limited and timed-out requests are counted too; added
     // with `Router::layer`, it sees each request's `MatchedPath`.
     Ok(match metrics {

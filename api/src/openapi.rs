@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    agents, analytics, auth, blockchain, facilities, indexer, kyc, ledger, notifications, payments,
+    agents, analytics, auth, blockchain, checkout, facilities, indexer, kyc, ledger, notifications,
+    payments,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +37,7 @@ use crate::routes::{
         ledger::reconciliation, ledger::financial_report, ledger::audit_trail,
         payments::initiate, payments::transaction_request_meta, payments::transaction_request,
         payments::status, payments::confirm, payments::refund, payments::release, payments::history,
+        checkout::page, checkout::events, checkout::actions_json, checkout::action_get, checkout::action_post,
         blockchain::create_wallet, blockchain::list_wallets, blockchain::balance, blockchain::send,
         blockchain::transaction_status, blockchain::gas_prices, blockchain::interact,
         indexer::payments, indexer::refunds, indexer::escrows, indexer::attestations, indexer::facilities, indexer::settlements, indexer::live,
@@ -189,7 +191,8 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>) {
         .and_then(|b| b["content"].as_object())
         .is_some_and(|c| c.contains_key("application/json"));
     let has_path_params = path.contains('{');
-    let api = path.starts_with("/api/v1/");
+    // Rate-limited: the API and the checkout pages (see `gateway::route_group`).
+    let api = path.starts_with("/api/v1/") || path.starts_with("/pay/");
     let mut shared: Vec<(&str, &str)> = vec![("400", "BadRequest"), ("503", "Unavailable")];
     if path != "/health" {
         shared.push(("500", "Internal"));
@@ -323,7 +326,7 @@ mod tests {
                         "{method} {path}: no {status}"
                     );
                 }
-                if path.starts_with("/api/v1/") {
+                if path.starts_with("/api/v1/") || path.starts_with("/pay/") {
                     assert!(responses.contains_key("429"), "{method} {path}: no 429");
                 }
                 for (status, r) in responses {

@@ -73,6 +73,23 @@ fn serve_needs_an_https_public_url_outside_dev() {
     let mut env = keys.to_vec();
     env.push(("ADVANCIA_DEV", "true"));
     assert_eq!(advancia(&["check-config"], &env).status.code(), Some(2));
+
+    // Wallets and Blink clients load the payment icon from anywhere: https outside --dev.
+    let mut icon = keys.to_vec();
+    icon.push(("ADVANCIA_PUBLIC_URL", "https://pay.example.test"));
+    assert!(advancia(&["check-config"], &icon).status.success());
+    icon.push((
+        "ADVANCIA_PAYMENT_ICON_URL",
+        "http://cdn.example.test/icon.svg",
+    ));
+    let out = advancia(&["check-config"], &icon);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ADVANCIA_PAYMENT_ICON_URL") && stderr(&out).contains("https"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(advancia(&["--dev", "check-config"], &icon).status.success());
 }
 
 fn stderr(o: &Output) -> String {

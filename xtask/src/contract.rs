@@ -21,3 +21,30 @@ pub fn ensure_ts_client_tools() -> Result<PathBuf> {
     )?;
     Ok(prefix)
 }
+
+/// Where the checkout tests find their npm tools (tests/e2e/tests/checkout.rs).
+pub const CHECKOUT_TOOLS_ENV: &str = "ADVANCIA_CHECKOUT_TOOLS";
+
+/// The wallet-side tools of the checkout tests (issue #22), pinned, under
+/// `target/npm/checkout`: `@solana/actions` (its types under `tsc --strict`, its helpers),
+/// `@solana/pay` and `@solana/web3.js` (the wallet), `puppeteer-core` (drives the installed
+/// Chromium; it downloads no browser), `axe-core` (accessibility), `jsqr` and `pngjs` (the
+/// QR code read back from a screenshot).
+pub fn ensure_checkout_tools() -> Result<PathBuf> {
+    let prefix = crate::wasm::target_dir().join("npm/checkout");
+    crate::evm::npm_install(
+        &prefix,
+        &[
+            ("typescript", "5.9.3"),
+            ("@types/node", "20.19.43"),
+            ("@solana/actions", "1.6.6"),
+            ("@solana/pay", "0.2.6"),
+            ("@solana/web3.js", "1.98.4"),
+            ("puppeteer-core", "24.43.1"),
+            ("axe-core", "4.14.1"),
+            ("jsqr", "1.4.0"),
+            ("pngjs", "7.0.0"),
+        ],
+    )?;
+    Ok(prefix)
+}

@@ -205,6 +205,8 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     let anvil = evm::build(true)?;
     // The generated TypeScript client's compiler and generator (partner-flow test).
     let ts_tools = contract::ensure_ts_client_tools()?;
+    // The checkout tests' wallet, browser driver, QR decoder and accessibility checker.
+    let checkout_tools = contract::ensure_checkout_tools()?;
 
     let pg = postgres::ensure()?;
     postgres::sweep_test_databases(&pg.url)?;
@@ -229,6 +231,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
         .env(substreams::WASM_ENV, &substreams_wasm)
         .env(evm::ANVIL_ENV, &anvil)
         .env(contract::TS_TOOLS_ENV, &ts_tools)
+        .env(contract::CHECKOUT_TOOLS_ENV, &checkout_tools)
         .env("ADVANCIA_PYTHON", &python);
     let status = cmd.status()?;
     if !status.success() {

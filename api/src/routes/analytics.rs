@@ -88,7 +88,9 @@ impl RangeQuery {
 }
 
 /// Totals per (chain, mint) and per facility: payments, escrow releases, refunds, volume,
-/// fees (revenue), refunded and success rate. Amounts are base-unit strings.
+/// fees (revenue), refunded and success rate. Amounts are base-unit strings; `assets`
+/// (keyed `chain|mint`: `symbol`, `decimals`) and `facility_names` (keyed `chain|facility`)
+/// say how people read them.
 #[utoipa::path(get, path = "/api/v1/analytics/transactions/summary", tag = "analytics",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query),
            ("chain" = Option<String>, Query), ("facility" = Option<String>, Query), ("mint" = Option<String>, Query)),
@@ -100,7 +102,125 @@ pub async fn summary(
     Query(q): Query<RangeQuery>,
 ) -> Result<Response> {
     p.require_scope_or_role(READ_SCOPE, READERS)?;
-    Ok(Json(service(&st).summary(q.period()?, &q.filter()).await?).into_response())
+    let summary = service(&st).summary(q.period()?, &q.filter()).await?;
+    let mut out = serde_json::to_value(&summary)
+        .map_err(|e| Problem::from(AnalyticsError::Invalid(format!("summary: {e}"))))?;
+    let rows: Vec<&serde_json::Value> = out["totals"]
+        .as_array()
+        .into_iter()
+        .chain(out["facilities"].as_array())
+        .flatten()
+        .collect();
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let assets: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (text(r, "chain"), text(r, "mint")))
+        .collect();
+    let facilities: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|r| r.get("facility").is_some())
+        .map(|r| (text(r, "chain"), text(r, "facility")))
+        .collect();
+    out["assets"] = serde_json::Value::Object(asset_labels(&st, assets).await);
+    out["facility_names"] = serde_json::Value::Object(facility_names(&st, facilities).await);
+    Ok(Json(out).into_response())
+}
+
+/// How people read each asset's amounts: `{symbol, decimals}` per `chain|mint`. Native SOL
+/// is `SOL`/9; otherwise the ledger's definition of the asset (posted assets have one),
+/// then the payments service's reading of the mint (decimals on chain); an asset nobody
+/// knows stays in base units under its shortened key.
+async fn asset_labels(
+    st: &AppState,
+    keys: std::collections::BTreeSet<(String, String)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use advancia_ledger::projection::ledger_id;
+    let ledgers = st.ledger.ledgers().await.unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for (chain, mint) in keys {
+        let native = chain == advancia_indexer::SOLANA
+            && mint == advancia_pay::state::NATIVE_SOL.to_string();
+        let id = ledger_id(&chain, &mint);
+        let (symbol, decimals) = if native {
+            ("SOL".to_owned(), 9)
+        } else if let Some(l) = ledgers.iter().find(|l| l.id == id) {
+            let symbol = if l.code == mint {
+                advancia_payments::short_key(&mint)
+            } else {
+                l.code.clone()
+            };
+            (symbol, l.scale)
+        } else {
+            let on_chain = match (
+                chain == advancia_indexer::SOLANA,
+                mint.parse::<anchor_lang::prelude::Pubkey>(),
+            ) {
+                (true, Ok(key)) => tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    st.payments.asset_units(&key),
+                )
+                .await
+                .ok()
+                .and_then(std::result::Result::ok),
+                _ => None,
+            };
+            match on_chain {
+                Some(u) => (u.symbol, u.decimals),
+                None => (advancia_payments::short_key(&mint), 0),
+            }
+        };
+        out.insert(
+            format!("{chain}|{mint}"),
+            serde_json::json!({"symbol": symbol, "decimals": decimals}),
+        );
+    }
+    out
+}
+
+/// Facility names per `chain|facility account`, for the facilities registered on Solana
+/// under their profile's UUID (the facilities service's mapping); others have none.
+async fn facility_names(
+    st: &AppState,
+    keys: std::collections::BTreeSet<(String, String)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    if keys.is_empty() {
+        return out;
+    }
+    let query = advancia_facilities::SearchQuery {
+        include_inactive: true,
+        ..Default::default()
+    };
+    let hits = match st.facilities.search(&query, 1000, 0).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "facility names unavailable");
+            return out;
+        }
+    };
+    let by_account: std::collections::HashMap<String, String> = hits
+        .into_iter()
+        .map(|h| {
+            let id = advancia_facilities::chain::chain_facility_id(h.facility.id);
+            (
+                advancia_pay::client::facility_pda(&id).to_string(),
+                // Text as typed: the page sets it as text, never as markup.
+                h.facility.profile.name.trim().to_owned(),
+            )
+        })
+        .collect();
+    for (chain, facility) in keys {
+        if chain != advancia_indexer::SOLANA {
+            continue;
+        }
+        if let Some(name) = by_account.get(&facility) {
+            out.insert(
+                format!("{chain}|{facility}"),
+                serde_json::Value::String(name.clone()),
+            );
+        }
+    }
+    out
 }
 
 /// Volume, fees, refunds and outcomes per hour or day and (chain, mint).

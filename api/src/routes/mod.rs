@@ -4,6 +4,7 @@ pub mod agents;
 pub mod analytics;
 pub mod auth;
 pub mod blockchain;
+pub mod checkout;
 pub mod facilities;
 pub mod indexer;
 pub mod kyc;

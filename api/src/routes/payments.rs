@@ -22,6 +22,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+// Solana Pay wallets show why a transaction request failed from the body's `message`
+// member (a problem extension beside `detail`, plain text).
+use super::checkout::{for_wallet, plain_text};
 use crate::AppState;
 use crate::pagination::{Page, PageParams};
 use crate::principal::Principal;
@@ -78,26 +81,6 @@ fn public_base(st: &AppState) -> &str {
     &st.public_url
 }
 
-/// Solana Pay wallets show why a transaction request failed from the body's `message`
-/// member: it is carried as a problem extension beside `detail`.
-fn for_wallet(p: Problem) -> Problem {
-    let message = p.detail.clone().unwrap_or_else(|| p.title.clone());
-    p.with_extension("message", serde_json::Value::String(message))
-}
-
-/// Percent-encodes every byte outside the URI unreserved set (Solana Pay link form).
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct PaymentView {
     #[serde(flatten)]
@@ -107,24 +90,30 @@ pub struct PaymentView {
     asset: String,
     /// HTTPS endpoint of the Solana Pay transaction request.
     transaction_request_url: String,
-    /// `solana:` link for QR codes and deep links.
+    /// `solana:` link for QR codes and deep links (the transaction-request URL, encoded
+    /// only if it has a query, as the Solana Pay specification says).
     solana_pay_url: String,
+    /// The checkout page for the payer: QR code, amount, live status. No login needed.
+    checkout_url: String,
+    /// The intent as a Solana Action (GET metadata, POST `{account}` for the transaction).
+    action_url: String,
+    /// `solana-action:` link of [`Self::action_url`].
+    solana_action_url: String,
 }
 
 fn view(st: &AppState, payment: Payment) -> PaymentView {
-    let link = format!(
-        "{}/api/v1/payments/{}/transaction-request",
-        public_base(st),
-        payment.id
-    );
+    let links = super::checkout::Links::new(public_base(st), payment.id);
     PaymentView {
         asset: if payment.is_native() {
             "SOL".into()
         } else {
             payment.mint.clone()
         },
-        solana_pay_url: format!("solana:{}", url_encode(&link)),
-        transaction_request_url: link,
+        solana_pay_url: links.solana_pay(),
+        solana_action_url: links.solana_action(),
+        transaction_request_url: links.transaction_request,
+        checkout_url: links.checkout,
+        action_url: links.action,
         payment,
     }
 }
@@ -202,19 +191,9 @@ pub async fn transaction_request_meta(
         Err(e) => Err(e),
     }
     .map_err(for_wallet)?;
-    let icon = if st
-        .payments
-        .config()
-        .icon_url
-        .starts_with("https://advancia.invalid")
-    {
-        format!("{}/api/v1/payments/icon.svg", public_base(&st))
-    } else {
-        st.payments.config().icon_url.clone()
-    };
     Ok(Json(TransactionRequestMeta {
-        label: payment.label,
-        icon,
+        label: plain_text(&payment.label, 100),
+        icon: super::checkout::icon_url(&st),
     }))
 }
 
@@ -264,7 +243,7 @@ pub async fn transaction_request(
     .map_err(for_wallet)?;
     Ok(Json(TransactionBody {
         transaction: tx.transaction,
-        message: tx.message,
+        message: plain_text(&tx.message, 300),
     }))
 }
 

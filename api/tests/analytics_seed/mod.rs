@@ -83,6 +83,11 @@ fn tx(n: u64, at: i64, events: Vec<AdvanciaEvent>) -> ChainTransaction {
 /// Writes the chain data (all finalized except one confirmed and one rolled back),
 /// some payment-intent outcomes, and runs the rollup to the end.
 pub async fn seed(pool: &PgPool) {
+    seed_with(pool, key(1)).await;
+}
+
+/// [`seed`] with facility A at `facility_a` (e.g. the account of a named facility).
+pub async fn seed_with(pool: &PgPool, facility_a: Pubkey) {
     let today = midnight_today();
     let sol = Pubkey::default();
     let usdc = key(3);
@@ -91,7 +96,7 @@ pub async fn seed(pool: &PgPool) {
     for d in (1..=DAYS).rev() {
         let at = today - d * 86_400 + 10 * 3_600;
         n += 1;
-        let mut events = vec![payment(key(1), sol, amount_a(d), n, at)];
+        let mut events = vec![payment(facility_a, sol, amount_a(d), n, at)];
         if d % 3 == 0 {
             events.push(payment(key(2), usdc, 5_000_000 + d as u64, n + 10_000, at));
         }
@@ -122,7 +127,7 @@ pub async fn seed(pool: &PgPool) {
             }),
             AdvanciaEvent::PaymentRefunded(PaymentRefunded {
                 payment: key(21),
-                facility: key(1),
+                facility: facility_a,
                 payer: key(9),
                 mint: sol,
                 amount: 250_000,
@@ -131,7 +136,11 @@ pub async fn seed(pool: &PgPool) {
         ],
     ));
     // Not final (never counted) and dropped (rolled back).
-    let pending = tx(n + 1, at, vec![payment(key(1), sol, 77_777_777, n + 1, at)]);
+    let pending = tx(
+        n + 1,
+        at,
+        vec![payment(facility_a, sol, 77_777_777, n + 1, at)],
+    );
     let dropped = tx(
         n + 2,
         at,
@@ -164,7 +173,7 @@ pub async fn seed(pool: &PgPool) {
         )
         .bind(id)
         .bind(Uuid::new_v4())
-        .bind(facility_a())
+        .bind(facility_a.to_string())
         .bind(SOL)
         .bind(format!("inv-{i}-{id}"))
         .bind(format!("ref-{i}-{id}"))

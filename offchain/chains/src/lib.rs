@@ -348,6 +348,12 @@ impl SolanaChain {
         Ok((owner, decimals))
     }
 
+    /// The cluster's genesis hash (its CAIP-2 chain id is `solana:` and the first 32
+    /// characters of it).
+    pub async fn genesis_hash(&self) -> Result<Hash, ChainError> {
+        self.rpc.get_genesis_hash().await.map_err(node_error)
+    }
+
     /// The current blockhash (at `confirmed`) and the last block height it is valid for.
     pub async fn latest_blockhash(&self) -> Result<(Hash, u64), ChainError> {
         self.guard(

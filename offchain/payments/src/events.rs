@@ -7,7 +7,9 @@
 //! - `payment.status_changed`: `from` → `status` (pending, confirmed, finalized, failed, expired);
 //! - `payment.refunded` / `payment.escrow_released`: `amount_delta` more, `total` in all;
 //! - `payment.mismatch_detected`: an on-chain payment that does not settle the intent;
-//! - `payment.verified`: `confirm` checked the finalized payment against the chain and ledger.
+//! - `payment.verified`: `confirm` checked the finalized payment against the chain and ledger;
+//! - `payment.kyc_required`: a wallet's transaction request was refused for want of a valid
+//!   KYC attestation (`account`, `threshold` in base units, `reason`).
 
 use serde_json::{Value, json};
 use sqlx::PgConnection;

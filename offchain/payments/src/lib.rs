@@ -36,7 +36,7 @@ pub use model::{
     Amount, Confirmation, EscrowTerms, HistoryFilter, InitiateRequest, LedgerLeg, LedgerRecord,
     Mismatch, Payment, TransactionResponse,
 };
-pub use service::{PaymentService, PaymentsConfig};
+pub use service::{AssetUnits, PaymentService, PaymentsConfig, format_units, short_key};
 
 /// The payment service's outbox of `payment.*` events (see [`events`]).
 pub const OUTBOX: advancia_outbox::Source = advancia_outbox::Source {

@@ -274,6 +274,18 @@ impl PaymentService {
                 Some(_) => None,
             };
             if let Some(reason) = reason {
+                // Recorded with an event, so the checkout page tells the patient what to do
+                // next while the wallet shows the refusal.
+                let mut db = self.pool.begin().await?;
+                let detail = json!({
+                    "event": "kyc_required",
+                    "account": payer.to_string(),
+                    "threshold": asset.kyc_threshold.to_string(),
+                    "reason": reason,
+                });
+                history(&mut db, id, &payment.status, &detail).await?;
+                crate::events::publish(&mut db, &payment, "payment.kyc_required", detail).await?;
+                db.commit().await?;
                 return Err(PaymentError::KycRequired {
                     wallet: payer.to_string(),
                     threshold: asset.kyc_threshold,
@@ -861,19 +873,34 @@ impl PaymentService {
         })
     }
 
-    /// `amount` base units as wallets show it: `1.5 SOL`, or `12.25 <mint>` with the mint's
-    /// decimals.
+    /// `amount` base units as wallets show it: `1.5 SOL`, or `12.25 USDC` with the mint's
+    /// decimals and the symbol the ledger knows it by.
     async fn display_amount(&self, amount: u64, mint: &Pubkey) -> Result<String, PaymentError> {
-        let decimals = if *mint == NATIVE_SOL {
-            9
-        } else {
-            self.chain.mint(mint).await?.1
-        };
-        Ok(format!(
-            "{} {}",
-            format_units(amount, decimals),
-            asset_name(mint)
-        ))
+        Ok(self.asset_units(mint).await?.format(amount))
+    }
+
+    /// How people read amounts of `mint`: native SOL is `SOL` with 9 decimals; a token has
+    /// its mint's decimals (on chain) and the code the ledger defined for it, or a
+    /// shortened mint address when it has none.
+    pub async fn asset_units(&self, mint: &Pubkey) -> Result<AssetUnits, PaymentError> {
+        if *mint == NATIVE_SOL {
+            return Ok(AssetUnits {
+                symbol: "SOL".into(),
+                decimals: 9,
+            });
+        }
+        let decimals = self.chain.mint(mint).await?.1;
+        let text = mint.to_string();
+        let id = advancia_ledger::projection::ledger_id(advancia_indexer_store::SOLANA, &text);
+        let symbol = self
+            .ledger
+            .ledgers()
+            .await?
+            .into_iter()
+            .find(|l| l.id == id && l.code != text)
+            .map(|l| l.code)
+            .unwrap_or_else(|| short_key(&text));
+        Ok(AssetUnits { symbol, decimals })
     }
 
     /// Intents newest first, filtered; keyset-paginated on (created_at, id).
@@ -959,6 +986,31 @@ fn escrow_terms(p: &Payment) -> Result<(Pubkey, i64), PaymentError> {
         )),
         _ => Err(PaymentError::Corrupt("escrow without terms".into())),
     }
+}
+
+/// An asset as people read it: `symbol` and the decimals of its base unit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AssetUnits {
+    pub symbol: String,
+    pub decimals: u8,
+}
+
+impl AssetUnits {
+    /// `amount` base units as `1.5 SOL`.
+    pub fn format(&self, amount: u64) -> String {
+        format!("{} {}", format_units(amount, self.decimals), self.symbol)
+    }
+}
+
+/// `AbCd…WxYz` for a long key.
+pub fn short_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 12 {
+        return key.to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 fn asset_name(mint: &Pubkey) -> String {

@@ -64,7 +64,7 @@ async fn register_login_2fa_pay_index_finalize_confirm_refund() {
         created["solana_pay_url"]
             .as_str()
             .unwrap()
-            .starts_with("solana:http%3A%2F%2F127.0.0.1"),
+            .starts_with("solana:http://127.0.0.1"),
         "{created}"
     );
 

@@ -315,6 +315,8 @@ async fn main() -> Result<()> {
         "  payment {id} initiated: {}",
         str_of(&payment, "solana_pay_url")?
     );
+    // The patient's page: QR code, amount, live status (open it to watch it go to "paid").
+    println!("  checkout page: {}", str_of(&payment, "checkout_url")?);
     let link = str_of(&payment, "transaction_request_url")?.to_owned();
     let meta = api.get(&link, None).await?;
     let txr = api
