@@ -199,7 +199,7 @@ pub async fn seed_with(pool: &PgPool, facility_a: Pubkey) {
         .bind(Uuid::now_v7())
         .bind(serde_json::json!({
             "payment_id": id, "payment_kind": "payment", "status": status, "from": "pending",
-            "chain": "solana", "facility": facility_a(), "mint": SOL, "amount": "100",
+            "chain": "solana", "facility": facility_a.to_string(), "mint": SOL, "amount": "100",
         }))
         .bind(today + 120)
         .execute(pool)
