@@ -252,9 +252,11 @@ async fn main() {
         w
     };
     println!(
-        "lifecycle bench (release build): node slot {:?}, finality {} slots behind confirmed; \
+        "lifecycle bench ({} build): node slot {:?}, finality {} slots behind confirmed; \
          latencies are from the slot's finality; node_final = a slot's production to its finality",
-        node.slot_duration, node.finalization_lag
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        node.slot_duration,
+        node.finalization_lag
     );
     println!(
         "{:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6} {:>10}",
