@@ -42,8 +42,7 @@ pub fn run(once: bool, listen: &str, verbose: bool) -> Result<()> {
     let built = Instant::now();
     // `cargo nextest run` builds with this very `cargo test --no-run` selection: a different
     // one (`cargo build -p …`) resolves features differently and rebuilds half the tree.
-    let status = crate::cargo()
-        .args(crate::TEST_BUILD)
+    let status = crate::linted(crate::cargo().args(crate::TEST_BUILD))?
         .status()
         .context("running cargo")?;
     if !status.success() {

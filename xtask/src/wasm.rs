@@ -1,14 +1,15 @@
 //! `cargo xtask wasm`: the CosmWasm contract as a size-optimized wasm that the CosmWasm VM
 //! accepts. rustc's wasm32 output uses bulk-memory and sign-extension instructions, which the
 //! VM rejects; binaryen's `wasm-opt` (from npm, installed under target/) lowers them to MVP
-//! instructions. `cosmwasm-check` (the VM's own static checks) then has to pass.
+//! instructions. The VM's own static checks (what `cosmwasm-check` runs) are a test of
+//! `advancia-pay-cosmwasm-vm-tests`, through the VM crate it builds anyway.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::step::{Step, run_checked, succeeds};
+use crate::step::{Step, run_checked};
 
 pub const PACKAGE: &str = "advancia-pay-cosmwasm";
 const WASM_NAME: &str = "advancia_pay_cosmwasm.wasm";
@@ -17,7 +18,6 @@ const PROFILE: &str = "release-wasm";
 /// binaryen from the npm registry (wasm-opt compiled to wasm/JS, runs on node).
 const BINARYEN_VERSION: &str = "132.0.0";
 /// Same version as the `cosmwasm-vm` the VM tests run (=3.0.10, wasmer 7).
-const COSMWASM_CHECK_VERSION: &str = "3.0.10";
 /// The VM tests read the optimized wasm from here.
 pub const WASM_ENV: &str = "ADVANCIA_COSMWASM_WASM";
 
@@ -31,7 +31,6 @@ pub fn target_dir() -> PathBuf {
 pub fn build() -> Result<PathBuf> {
     ensure_wasm_target()?;
     let wasm_opt = ensure_binaryen()?;
-    let check = ensure_cosmwasm_check()?;
 
     let step = Step::start(&format!("{PACKAGE} to {TARGET} (profile {PROFILE})"));
     run_checked(
@@ -71,17 +70,6 @@ pub fn build() -> Result<PathBuf> {
         ));
     }
 
-    let step = Step::start("cosmwasm-check on the optimized wasm");
-    let output = Command::new(&check).arg(&out).output()?;
-    if !output.status.success() {
-        step.fail("rejected");
-        bail!(
-            "cosmwasm-check failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    step.done("passes");
     Ok(out)
 }
 
@@ -164,57 +152,4 @@ fn ensure_binaryen() -> Result<PathBuf> {
     }
     step.done(&format!("installed under {}", prefix.display()));
     Ok(bin)
-}
-
-/// `cosmwasm-check` at the VM's version in ~/.cargo/bin (cargo install --locked otherwise).
-fn ensure_cosmwasm_check() -> Result<PathBuf> {
-    let step = Step::start(&format!("cosmwasm-check {COSMWASM_CHECK_VERSION}"));
-    let bin = cargo_bin_dir().join("cosmwasm-check");
-    let current = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if current
-        .split_whitespace()
-        .any(|w| w == COSMWASM_CHECK_VERSION)
-    {
-        step.done("already installed");
-        return Ok(bin);
-    }
-    // cargo install builds in its own temporary target directory, not ours. Unoptimized:
-    // checking one contract takes ~3 s instead of ~1 s, but building wasmer and its ~320
-    // dependencies took 12.8 min here instead of 32 min with the default release profile
-    // (both on 2 cores shared with other builds).
-    run_checked(
-        Command::new("cargo")
-            .args([
-                "install",
-                "--locked",
-                "cosmwasm-check",
-                "--version",
-                COSMWASM_CHECK_VERSION,
-            ])
-            .env_remove("CARGO_TARGET_DIR")
-            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
-            .env("CARGO_PROFILE_RELEASE_LTO", "false")
-            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
-            .env("CARGO_PROFILE_RELEASE_DEBUG", "false"),
-        &step,
-    )?;
-    if !succeeds(bin.to_string_lossy().as_ref(), &["--version"]) {
-        step.fail("not runnable after install");
-        bail!("{} does not run", bin.display());
-    }
-    step.done("installed from crates.io");
-    Ok(bin)
-}
-
-fn cargo_bin_dir() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_else(|| PathBuf::from(".cargo"))
-        .join("bin")
 }

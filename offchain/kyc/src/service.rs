@@ -821,7 +821,7 @@ async fn decided(
     }
     // Last before the commit: the outbox's lock is held from here on (ADR 0023).
     advancia_outbox::append(
-        &mut **tx,
+        tx,
         &crate::OUTBOX,
         "kyc.decided",
         &json!({

@@ -363,3 +363,24 @@ fn main_flow_runs_on_the_optimized_wasm() {
         );
     }
 }
+
+/// What `cosmwasm-check` does (the VM's own static checks: memories, exports, imports,
+/// capabilities, floats and other non-determinism, then a compile), through the VM crate
+/// these tests already build, with `cosmwasm-check`'s default capabilities and limits:
+/// no separate install of the tool.
+#[test]
+fn the_optimized_wasm_passes_the_vms_static_checks() {
+    let wasm = load_wasm().unwrap_or_else(|e| panic!("{e}"));
+    let capabilities = cosmwasm_vm::capabilities_from_csv(
+        "ibc2,iterator,staking,stargate,cosmwasm_1_1,cosmwasm_1_2,cosmwasm_1_3,cosmwasm_1_4,cosmwasm_2_0,cosmwasm_2_1,cosmwasm_2_2",
+    );
+    cosmwasm_vm::internals::check_wasm(
+        &wasm,
+        &capabilities,
+        &cosmwasm_vm::WasmLimits::default(),
+        cosmwasm_vm::internals::Logger::Off,
+    )
+    .unwrap_or_else(|e| panic!("the VM refuses the optimized wasm: {e}"));
+    cosmwasm_vm::internals::compile_module(&wasm, None)
+        .unwrap_or_else(|e| panic!("the VM cannot compile the optimized wasm: {e}"));
+}

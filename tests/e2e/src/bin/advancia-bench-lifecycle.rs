@@ -254,7 +254,11 @@ async fn main() {
     println!(
         "lifecycle bench ({} build): node slot {:?}, finality {} slots behind confirmed; \
          latencies are from the slot's finality; node_final = a slot's production to its finality",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         node.slot_duration,
         node.finalization_lag
     );
