@@ -334,6 +334,13 @@ pub async fn generate_report(
     JsonObject(b): JsonObject<ReportRequest>,
 ) -> Result<Response> {
     p.require_role(READERS)?;
+    // In a JSON body an empty date is read as an absent one.
+    let mut b = b;
+    for d in [&mut b.range.from, &mut b.range.to] {
+        if d.as_deref() == Some("") {
+            *d = None;
+        }
+    }
     let period = b.range.period()?;
     let g = b.range.granularity.unwrap_or_default();
     let rows = service(&st)

@@ -258,9 +258,9 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The kind of document (default `other`); before `file`.
-    #[schema(inline)]
-    kind: Option<DocumentKindName>,
+    /// The kind of document (default `other`).
+    #[schema(inline, required = false)]
+    kind: DocumentKindName,
     /// The document: `application/pdf`, `image/png` or `image/jpeg`.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
@@ -280,7 +280,7 @@ enum DocumentKindName {
 }
 
 /// Upload an identity document: `multipart/form-data` with an optional text part `kind`
-/// (`passport`, `id_card`, `driving_licence`, `proof_of_address`, `selfie`, `other`) before
+/// (`passport`, `id_card`, `driving_licence`, `proof_of_address`, `selfie`, `other`) and
 /// one file part `file` whose content type is `application/pdf`, `image/png` or
 /// `image/jpeg`. Streamed to storage while hashing; the SHA-256 is the document's address.
 #[utoipa::path(post, path = "/api/v1/kyc/documents/upload", tag = "kyc",
@@ -296,6 +296,7 @@ pub async fn upload(
     let claims = p.require_role(&Role::ALL)?;
     let user = claims.sub;
     let mut kind = DocumentKind::Other;
+    let mut staged = None;
     while let Some(mut field) = form.next_field().await.map_err(payload_error)? {
         match field.name() {
             Some("kind") => {
@@ -303,7 +304,7 @@ pub async fn upload(
                 kind = DocumentKind::parse(text.trim())
                     .ok_or_else(|| bad_request("unknown document kind"))?;
             }
-            Some("file") => {
+            Some("file") if staged.is_none() => {
                 let declared = field.content_type().map(str::to_owned);
                 let first = field.chunk().await.map_err(payload_error)?;
                 // A part without a Content-Type (the schema says only "binary") is typed by
@@ -311,9 +312,7 @@ pub async fn upload(
                 let content_type = match declared {
                     Some(t) => t,
                     None => sniff(first.as_deref().unwrap_or_default())
-                        .ok_or_else(|| {
-                            bad_request("the file part needs a Content-Type (PDF, PNG or JPEG)")
-                        })?
+                        .ok_or_else(|| Problem::refused("the file is not a PDF, PNG or JPEG"))?
                         .to_owned(),
                 };
                 let mut ingest = st.kyc.begin_upload(&content_type).await?;
@@ -323,22 +322,23 @@ pub async fn upload(
                 while let Some(chunk) = field.chunk().await.map_err(payload_error)? {
                     ingest.write(&chunk).await?;
                 }
-                let doc = st
-                    .kyc
-                    .complete_upload(user, kind, ingest.finish().await?)
-                    .await?;
-                let status = if doc.created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                return Ok((status, Json(doc)).into_response());
+                staged = Some(ingest.finish().await?);
             }
+            Some("file") => return Err(bad_request("one `file` part only")),
             // Unknown parts are drained and ignored.
             _ => while field.chunk().await.map_err(payload_error)?.is_some() {},
         }
     }
-    Err(bad_request("no `file` part"))
+    // The whole form is read (a `kind` after the file counts, and is checked) before the
+    // document is recorded.
+    let staged = staged.ok_or_else(|| bad_request("no `file` part"))?;
+    let doc = st.kyc.complete_upload(user, kind, staged).await?;
+    let status = if doc.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(doc)).into_response())
 }
 
 /// Submit an identity verification (the caller's own). The local provider's checks run at

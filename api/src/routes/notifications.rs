@@ -80,6 +80,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct NotificationBody {
     user_id: Uuid,
+    #[schema(min_length = 1, max_length = 128)]
     event_type: String,
     /// Template key; default: the template named like `event_type`.
     template: Option<String>,
@@ -103,7 +104,7 @@ pub struct NotificationBody {
 /// makes retries return the first notification instead of sending again.
 #[utoipa::path(post, path = "/api/v1/notifications/send", tag = "notifications", operation_id = "send_notification", request_body = NotificationBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "One notification per key",
-        pattern = "^[!-~]([ -~]{0,253}[!-~])?$")),
+        pattern = "^[!-~]([ -~]{0,253}[!-~])?$", nullable = false)),
     responses((status = 201, description = "Queued"), (status = 200, description = "Already sent with this key"),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -362,7 +363,7 @@ pub async fn get_template(
 #[utoipa::path(put, path = "/api/v1/notifications/templates/{key}", tag = "notifications",
     params(("key" = String, Path, description = "Template key"),
         ("If-Match" = Option<String>, Header, description = "ETag of the version being replaced",
-            pattern = "^(W/)?\"?[0-9]{1,9}\"?$")),
+            pattern = "^(W/)?\"?[0-9]{1,9}\"?$", nullable = false)),
     request_body = TemplateBody,
     responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated"),
         (status = 409, description = "Another version is current", body = Problem), (status = 422, body = Problem)),

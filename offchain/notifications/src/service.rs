@@ -346,7 +346,7 @@ impl NotificationService {
         req: &SendRequest,
         email_to: Option<&str>,
     ) -> Result<Sent, NotificationError> {
-        if req.event_type.is_empty() || req.event_type.len() > 128 {
+        if req.event_type.is_empty() || req.event_type.chars().count() > 128 {
             return Err(NotificationError::Invalid(
                 "event_type: 1 to 128 characters".into(),
             ));
