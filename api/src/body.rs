@@ -29,7 +29,9 @@ fn is_json(req: &Request) -> bool {
                 .trim()
                 .to_ascii_lowercase()
         })
-        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
 }
 
 impl<T, S> FromRequest<S> for JsonObject<T>

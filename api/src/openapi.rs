@@ -136,17 +136,44 @@ fn shared_responses() -> Map<String, Value> {
         "WWW-Authenticate": {"description": "`Bearer`", "required": true, "schema": {"type": "string"}}
     });
     [
-        ("BadRequest", problem("Malformed input: a parameter outside its schema, NUL or non-UTF-8 text")),
-        ("InvalidCursor", problem("`cursor` is not a `next_cursor` this API returned")),
+        (
+            "BadRequest",
+            problem("Malformed input: a parameter outside its schema, NUL or non-UTF-8 text"),
+        ),
+        (
+            "InvalidCursor",
+            problem("`cursor` is not a `next_cursor` this API returned"),
+        ),
         ("Unauthorized", unauthorized),
-        ("Forbidden", problem("The caller's roles or API key scopes do not allow this")),
-        ("NotFound", problem("No such resource (or not one the caller may see)")),
-        ("PayloadTooLarge", problem("The body is larger than the limit")),
-        ("UnsupportedMediaType", problem("The body is not `application/json`")),
-        ("UnprocessableBody", problem("The body does not fit the request schema, or is refused as it stands")),
+        (
+            "Forbidden",
+            problem("The caller's roles or API key scopes do not allow this"),
+        ),
+        (
+            "NotFound",
+            problem("No such resource (or not one the caller may see)"),
+        ),
+        (
+            "PayloadTooLarge",
+            problem("The body is larger than the limit"),
+        ),
+        (
+            "UnsupportedMediaType",
+            problem("The body is not `application/json`"),
+        ),
+        (
+            "UnprocessableBody",
+            problem("The body does not fit the request schema, or is refused as it stands"),
+        ),
         ("RateLimited", rate_limited),
-        ("Internal", problem("Internal error (details are logged, not returned)")),
-        ("Unavailable", problem("A dependency is down, or the request timed out")),
+        (
+            "Internal",
+            problem("Internal error (details are logged, not returned)"),
+        ),
+        (
+            "Unavailable",
+            problem("A dependency is down, or the request timed out"),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -211,7 +238,10 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>) {
     let has_cursor = op
         .get("parameters")
         .and_then(Value::as_array)
-        .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query" && p["name"] == "cursor"));
+        .is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "query" && p["name"] == "cursor")
+        });
     if has_cursor {
         shared.push(("422", "InvalidCursor"));
     }
@@ -418,12 +448,13 @@ mod tests {
     #[test]
     fn report_body_dates_are_dates() {
         let doc = document();
-        let mut schema = &doc["paths"]["/api/v1/analytics/reports/generate"]["post"]
-            ["requestBody"]["content"]["application/json"]["schema"];
+        let mut schema = &doc["paths"]["/api/v1/analytics/reports/generate"]["post"]["requestBody"]
+            ["content"]["application/json"]["schema"];
         let resolve = |s: &Value| -> Value {
             match s.get("$ref").and_then(Value::as_str) {
-                Some(r) => doc["components"]["schemas"][r.rsplit('/').next().unwrap_or_default()]
-                    .clone(),
+                Some(r) => {
+                    doc["components"]["schemas"][r.rsplit('/').next().unwrap_or_default()].clone()
+                }
                 None => s.clone(),
             }
         };

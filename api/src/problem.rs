@@ -96,7 +96,7 @@ impl Problem {
             "invalid-cursor",
             "Invalid cursor",
         )
-            .with_detail("pass back the next_cursor value of a previous page unchanged")
+        .with_detail("pass back the next_cursor value of a previous page unchanged")
     }
 
     /// A domain error: the status's reason phrase as title and the error's text as

@@ -272,7 +272,8 @@ async fn reports_dashboards_and_forecast() {
             json!({"name": "x", "definition": {"days": 120, "granularity": "hour"}}),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Each value is within its schema; together they are refused.
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Forecast of facility A's daily SOL volume (weekly pattern + trend).
     let (s, f) = get(

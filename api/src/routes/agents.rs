@@ -431,8 +431,8 @@ mod tests {
 
     #[test]
     fn documented_plans_are_the_built_in_ones() {
-        let doc = serde_json::to_value(<PlanName as utoipa::PartialSchema>::schema())
-            .unwrap_or_default();
+        let doc =
+            serde_json::to_value(<PlanName as utoipa::PartialSchema>::schema()).unwrap_or_default();
         for name in doc["enum"].as_array().into_iter().flatten() {
             let name = name.as_str().unwrap_or_default();
             assert!(advancia_agents::plan(name).is_some(), "{name}");

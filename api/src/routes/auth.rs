@@ -30,7 +30,12 @@ pub struct RegisterBody {
     /// character repeated: otherwise 422 `weak-password`.
     #[schema(example = "correct horse battery staple")]
     password: String,
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     display_name: String,
 }
 
@@ -69,8 +74,10 @@ pub struct CodeBody {
 pub struct SiwsChallengeBody {
     /// Base58 Solana address (a wallet's ed25519 key). One of this form that is no
     /// wallet's key (not 32 bytes, or off the curve) is refused with 422.
-    #[schema(example = "9aE476sH92Vz7DMPyq5WLPkrKWivxeuTKEFKd2sZZcde",
-        pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$")]
+    #[schema(
+        example = "9aE476sH92Vz7DMPyq5WLPkrKWivxeuTKEFKd2sZZcde",
+        pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"
+    )]
     address: String,
 }
 
@@ -84,7 +91,11 @@ pub struct SiwsVerifyBody {
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateUserBody {
-    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     display_name: Option<String>,
     #[schema(format = Email, max_length = 254)]
     email: Option<String>,
@@ -112,7 +123,11 @@ enum RoleName {
 
 #[derive(Deserialize, ToSchema)]
 pub struct ApiKeyBody {
-    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
     #[schema(min_items = 1, value_type = Vec<ScopeName>)]
     scopes: Vec<String>,
@@ -249,7 +264,10 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
     responses((status = 204, description = "Session revoked"),
               (status = 401, description = "Invalid, expired or revoked refresh token", body = Problem)))]
-pub async fn logout(State(st): State<AppState>, JsonObject(b): JsonObject<RefreshBody>) -> Result<StatusCode> {
+pub async fn logout(
+    State(st): State<AppState>,
+    JsonObject(b): JsonObject<RefreshBody>,
+) -> Result<StatusCode> {
     st.auth.logout(&b.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

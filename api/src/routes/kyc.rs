@@ -655,24 +655,42 @@ mod tests {
         let v = serde_json::to_value(T::schema()).unwrap_or_default();
         v["enum"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     #[test]
     fn documented_states_are_the_workflow_s() {
         use advancia_kyc::model::State as S;
-        let all = [S::Submitted, S::InReview, S::Approved, S::Rejected, S::Expired, S::Revoked];
+        let all = [
+            S::Submitted,
+            S::InReview,
+            S::Approved,
+            S::Rejected,
+            S::Expired,
+            S::Revoked,
+        ];
         // A new state fails to compile here until it is documented.
         for s in all {
             match s {
-                S::Submitted | S::InReview | S::Approved | S::Rejected | S::Expired | S::Revoked => {}
+                S::Submitted
+                | S::InReview
+                | S::Approved
+                | S::Rejected
+                | S::Expired
+                | S::Revoked => {}
             }
         }
         let documented = names::<KycStateName>();
         assert_eq!(
             documented,
-            all.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>()
+            all.iter()
+                .map(|s| s.as_str().to_owned())
+                .collect::<Vec<_>>()
         );
         assert!(documented.iter().all(|n| S::parse(n).is_some()));
         assert_eq!(names::<ReportFormatName>(), ["json", "csv"]);

@@ -186,9 +186,8 @@ pub const ADDRESS_PATTERN: &str = "^[1-9A-HJ-NP-Za-km-z]{32,44}$";
 
 fn is_address_syntax(s: &str) -> bool {
     (32..=44).contains(&s.len())
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() && !matches!(b, b'0' | b'O' | b'I' | b'l')
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() && !matches!(b, b'0' | b'O' | b'I' | b'l'))
 }
 
 /// The address a challenge is asked for. Outside [`ADDRESS_PATTERN`] it is malformed
@@ -196,7 +195,9 @@ fn is_address_syntax(s: &str) -> bool {
 /// is `InvalidAddress`: well-formed, refused as it stands.
 pub(crate) fn challenge_address(address: &str) -> Result<ed25519_dalek::VerifyingKey, AuthError> {
     solana_pubkey(address).map_err(|e| match e {
-        AuthError::InvalidInput(why) if is_address_syntax(address) => AuthError::InvalidAddress(why),
+        AuthError::InvalidInput(why) if is_address_syntax(address) => {
+            AuthError::InvalidAddress(why)
+        }
         e => e,
     })
 }

@@ -1076,7 +1076,7 @@ async fn only_admins_assign_roles() {
                 .assign_roles(&admin, admin_user.id, vec![Role::Patient])
                 .await
         ),
-        "invalid-input"
+        "input-refused"
     );
 
     // Demoted in the database: the still-valid admin token no longer suffices.
@@ -1408,7 +1408,11 @@ async fn siws_rejects_wrong_signature_replay_wrong_domain_and_expiry() {
         kind(env.auth.siws_challenge(&"x".repeat(200_000)).await),
         "invalid-input"
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // The documented address syntax (base58, 32-44 characters) but no key: 33 zero bytes.
     let e = env.auth.siws_challenge(&"1".repeat(33)).await.unwrap_err();
     assert_eq!((e.kind(), e.status_code()), ("invalid-address", 422));

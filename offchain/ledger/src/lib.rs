@@ -189,9 +189,9 @@ impl Ledger {
         .await
         .map_err(|e| match &e {
             // Another ledger has this code (it was a 500).
-            sqlx::Error::Database(d) if d.is_unique_violation() => LedgerError::Conflict(
-                format!("code {} belongs to another ledger", def.code),
-            ),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                LedgerError::Conflict(format!("code {} belongs to another ledger", def.code))
+            }
             _ => LedgerError::from(e),
         })?;
         match stored {
