@@ -230,7 +230,7 @@ async fn validation_and_unreachable_chain() {
             None,
         )
         .await;
-    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    assert_eq!((s.as_u16(), kind(&p)), (422, "invalid-address"), "{p}");
     let (s, p) = api
         .call(
             Method::GET,
