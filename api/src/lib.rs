@@ -1,5 +1,6 @@
 //! The Advancia HTTP API: one axum router fronting every service.
 
+pub mod body;
 pub mod gateway;
 pub mod idempotency;
 pub mod observe;

@@ -138,16 +138,44 @@ fn shared_responses() -> Map<String, Value> {
         "WWW-Authenticate": {"description": "`Bearer`", "required": true, "schema": {"type": "string"}}
     });
     [
-        ("BadRequest", problem("Malformed input: a parameter outside its schema, NUL or non-UTF-8 text, a bad cursor")),
+        (
+            "BadRequest",
+            problem("Malformed input: a parameter outside its schema, NUL or non-UTF-8 text"),
+        ),
+        (
+            "InvalidCursor",
+            problem("`cursor` is not a `next_cursor` this API returned"),
+        ),
         ("Unauthorized", unauthorized),
-        ("Forbidden", problem("The caller's roles or API key scopes do not allow this")),
-        ("NotFound", problem("No such resource (or not one the caller may see)")),
-        ("PayloadTooLarge", problem("The body is larger than the limit")),
-        ("UnsupportedMediaType", problem("The body is not `application/json`")),
-        ("UnprocessableBody", problem("The body does not fit the request schema, or is refused as it stands")),
+        (
+            "Forbidden",
+            problem("The caller's roles or API key scopes do not allow this"),
+        ),
+        (
+            "NotFound",
+            problem("No such resource (or not one the caller may see)"),
+        ),
+        (
+            "PayloadTooLarge",
+            problem("The body is larger than the limit"),
+        ),
+        (
+            "UnsupportedMediaType",
+            problem("The body is not `application/json`"),
+        ),
+        (
+            "UnprocessableBody",
+            problem("The body does not fit the request schema, or is refused as it stands"),
+        ),
         ("RateLimited", rate_limited),
-        ("Internal", problem("Internal error (details are logged, not returned)")),
-        ("Unavailable", problem("A dependency is down, or the request timed out")),
+        (
+            "Internal",
+            problem("Internal error (details are logged, not returned)"),
+        ),
+        (
+            "Unavailable",
+            problem("A dependency is down, or the request timed out"),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -209,6 +237,16 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>) {
     }
     if json_body {
         shared.push(("422", "UnprocessableBody"));
+    }
+    let has_cursor = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "query" && p["name"] == "cursor")
+        });
+    if has_cursor {
+        shared.push(("422", "InvalidCursor"));
     }
     if api {
         shared.push(("429", "RateLimited"));
@@ -351,6 +389,93 @@ mod tests {
             }
         }
         assert!(operations > 100, "{operations} operations");
+    }
+
+    /// Generated clients name their methods after `operationId`: a duplicate (utoipa takes
+    /// the handler's function name, and `list` or `status` exist in several modules) makes
+    /// one operation unreachable or the client fail to compile.
+    #[test]
+    fn operation_ids_are_present_and_unique() {
+        let doc = document();
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                let Some(op) = item.get(*method) else {
+                    continue;
+                };
+                let id = op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+                assert!(
+                    id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{method} {path}: operationId `{id}` is not an identifier"
+                );
+                if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                    panic!("operationId `{id}` names both {other} and {method} {path}");
+                }
+            }
+        }
+    }
+
+    /// Path parameters are exactly the path template's `{…}` segments (utoipa documents an
+    /// `IntoParams` struct as path parameters unless told `parameter_in = Query`).
+    #[test]
+    fn path_parameters_are_the_template_s() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let mut template: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            template.sort_unstable();
+            for method in METHODS {
+                let Some(op) = item.get(*method) else {
+                    continue;
+                };
+                let mut documented: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                documented.sort_unstable();
+                assert_eq!(documented, template, "{method} {path}");
+            }
+        }
+    }
+
+    /// The analytics report body documents its dates like the query parameters do.
+    #[test]
+    fn report_body_dates_are_dates() {
+        let doc = document();
+        let mut schema = &doc["paths"]["/api/v1/analytics/reports/generate"]["post"]["requestBody"]
+            ["content"]["application/json"]["schema"];
+        let resolve = |s: &Value| -> Value {
+            match s.get("$ref").and_then(Value::as_str) {
+                Some(r) => {
+                    doc["components"]["schemas"][r.rsplit('/').next().unwrap_or_default()].clone()
+                }
+                None => s.clone(),
+            }
+        };
+        let resolved = resolve(schema);
+        schema = &resolved;
+        let mut found = Vec::new();
+        let mut stack = vec![schema.clone()];
+        while let Some(s) = stack.pop() {
+            let s = resolve(&s);
+            if let Some(f) = s["properties"].get("from") {
+                found.push(f.clone());
+            }
+            for part in s["allOf"].as_array().into_iter().flatten() {
+                stack.push(part.clone());
+            }
+        }
+        assert!(!found.is_empty(), "no `from` in {schema}");
+        assert!(found.iter().all(|f| f["format"] == "date"), "{found:?}");
     }
 
     #[test]

@@ -42,11 +42,12 @@ impl Limit {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<Limit>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page; absent or empty: the first page.
     pub cursor: Option<String>,
 }
 
@@ -57,7 +58,11 @@ impl PageParams {
 
     /// The decoded position after which this page starts, if any.
     pub fn after<K: DeserializeOwned>(&self) -> Result<Option<K>, Problem> {
-        self.cursor.as_deref().map(decode).transpose()
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(decode)
+            .transpose()
     }
 }
 
@@ -132,7 +137,12 @@ mod tests {
             cursor: Some("%%%".into()),
         };
         let err = bad.after::<i64>().unwrap_err();
-        assert_eq!(err.status, 400);
+        assert_eq!(err.status, 422);
+        let empty = PageParams {
+            limit: None,
+            cursor: Some(String::new()),
+        };
+        assert_eq!(empty.after::<i64>().unwrap(), None);
         assert!(err.type_uri.ends_with("invalid-cursor"));
     }
 }

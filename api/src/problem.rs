@@ -71,15 +71,32 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input").with_detail(detail)
     }
 
+    /// 422 `input-refused` with `detail`: input of the documented form that cannot be
+    /// answered as it stands (e.g. `to` not after `from`). 400 stays for what the schema
+    /// itself excludes (ADR 0024).
+    pub fn refused(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "input-refused",
+            "Unprocessable Content",
+        )
+        .with_detail(detail)
+    }
+
     /// 403 `forbidden`, as the auth service words it.
     pub fn forbidden() -> Self {
         AuthError::Forbidden.into()
     }
 
-    /// 400 `invalid-cursor`: a cursor that is not one of ours.
+    /// 422 `invalid-cursor`: a cursor that is not one of ours. (Any string is a cursor's
+    /// form: being ours is not something a schema can say, hence not 400.)
     pub fn invalid_cursor() -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
-            .with_detail("pass back the next_cursor value of a previous page unchanged")
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-cursor",
+            "Invalid cursor",
+        )
+        .with_detail("pass back the next_cursor value of a previous page unchanged")
     }
 
     /// A domain error: the status's reason phrase as title and the error's text as
@@ -264,6 +281,7 @@ impl From<AgentError> for Problem {
         use AgentError as E;
         let (status, kind) = match &e {
             E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            E::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "input-refused"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             E::Disabled(_) => (StatusCode::CONFLICT, "agent-disabled"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -286,6 +304,7 @@ impl From<AnalyticsError> for Problem {
     fn from(e: AnalyticsError) -> Self {
         let (status, kind) = match &e {
             AnalyticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            AnalyticsError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "input-refused"),
             AnalyticsError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             AnalyticsError::Corrupt(_)
             | AnalyticsError::Database(_)
@@ -409,6 +428,7 @@ impl From<LedgerError> for Problem {
     fn from(e: LedgerError) -> Self {
         let (status, kind) = match &e {
             LedgerError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            LedgerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             LedgerError::AccountNotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             LedgerError::AccountHasPendingBalance(_) => {
                 (StatusCode::CONFLICT, "account-has-pending-balance")
@@ -430,6 +450,7 @@ impl From<NotificationError> for Problem {
         use NotificationError as E;
         let (status, kind) = match &e {
             E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
+            E::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "input-refused"),
             E::Template(_) => (StatusCode::UNPROCESSABLE_ENTITY, "template-error"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             E::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -84,7 +84,10 @@ async fn registry_execute_status_train_metrics_orchestrate() {
             json!({"id": "x_y", "kind": "nope"}),
         )
         .await;
-    assert_eq!((s, kind(&v)), (StatusCode::BAD_REQUEST, "invalid-input"));
+    assert_eq!(
+        (s, kind(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "input-refused")
+    );
 
     // Execute and wait: the worker ran it over the bus.
     let events: Vec<Value> = (0..3)

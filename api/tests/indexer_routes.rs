@@ -119,10 +119,10 @@ async fn partner_lists_every_indexed_table_with_filters_and_cursors() {
     let (_, v) = get(&api, "/api/v1/indexer/payments?finalized=true", &partner).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 0, "all at confirmed");
 
-    // Bad cursor: problem+json 400.
+    // A cursor that is not ours: problem+json 422 (any string is a cursor's form).
     let (s, v) = get(&api, "/api/v1/indexer/payments?cursor=nope", &partner).await;
-    assert_eq!(s, 400);
-    assert_eq!(v["status"], 400);
+    assert_eq!(s, 422);
+    assert_eq!(v["status"], 422);
 
     // Roles: patients and providers are refused; admins, compliance and keys with
     // indexer:read read.

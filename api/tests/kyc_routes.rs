@@ -344,7 +344,10 @@ async fn upload_verify_review_screen_report_with_rbac() {
             json!({}),
         )
         .await;
-    assert_eq!((s, kind(&p)), (StatusCode::BAD_REQUEST, "invalid-input"));
+    assert_eq!(
+        (s, kind(&p)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "input-refused")
+    );
 
     // Reports: JSON and CSV.
     let from = (OffsetDateTime::now_utc() - Duration::hours(1)).unix_timestamp();

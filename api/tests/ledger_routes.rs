@@ -114,7 +114,8 @@ async fn entries_balances_transactions_reports_and_audit() {
     let (s, p) = api
         .send(api.req(Method::GET, "/api/v1/ledger/transactions/xyz", &admin))
         .await;
-    assert_eq!(s, 400, "{p}");
+    // Not an id: nothing is found under it.
+    assert_eq!(s, 404, "{p}");
 
     // Paginated statement of the payer account: two transfers, one per page.
     let (s, page1) = api

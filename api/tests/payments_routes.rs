@@ -194,27 +194,32 @@ async fn validation_and_unreachable_chain() {
         (json!({"transaction": "AAAA"}), "decode"),
     ] {
         let (s, p) = post("/api/v1/blockchain/transactions/send", body).await;
-        assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+        // Any string is the documented form; one that is no transaction is refused.
+        assert_eq!((s.as_u16(), kind(&p)), (422, "transaction-rejected"), "{p}");
         assert!(p["detail"].as_str().unwrap().contains(expect), "{p}");
     }
-    for (body, expect) in [
+    for (body, expect, status) in [
         (
             json!({"fee_payer": "11111111111111111111111111111111", "instructions": []}),
             "instructions",
+            (400, "invalid-input"),
         ),
         (
             json!({"fee_payer": "11111111111111111111111111111111", "instructions": [
                 {"program_id": "11111111111111111111111111111111", "accounts": [], "data": "@@"}]}),
             "base64",
+            // Any string is the documented form of `data`; one that is not base64 is refused.
+            (422, "input-refused"),
         ),
         (
             json!({"fee_payer": "11111111111111111111111111111111", "mode": "execute", "instructions": [
                 {"program_id": "11111111111111111111111111111111", "accounts": [], "data": ""}]}),
             "mode",
+            (400, "invalid-input"),
         ),
     ] {
         let (s, p) = post("/api/v1/blockchain/contracts/interact", body).await;
-        assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+        assert_eq!((s.as_u16(), kind(&p)), status, "{p}");
         assert!(p["detail"].as_str().unwrap().contains(expect), "{p}");
     }
     let (s, p) = api
@@ -225,7 +230,7 @@ async fn validation_and_unreachable_chain() {
             None,
         )
         .await;
-    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    assert_eq!((s.as_u16(), kind(&p)), (422, "invalid-address"), "{p}");
     let (s, p) = api
         .call(
             Method::GET,
@@ -298,17 +303,23 @@ async fn watch_only_wallets() {
     .await;
     assert_eq!(s, 201, "{e}");
     assert_eq!(e["address"], "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
-    for body in [
-        json!({"chain": "ethereum", "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}),
-        json!({"chain": "solana", "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}),
-        json!({"chain": "dogecoin", "address": sol}),
+    // No address of the chain: refused (422); a chain outside the enum: malformed (400).
+    for (body, expect) in [
+        (
+            json!({"chain": "ethereum", "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}),
+            (422, "invalid-address"),
+        ),
+        (
+            json!({"chain": "solana", "address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}),
+            (422, "invalid-address"),
+        ),
+        (
+            json!({"chain": "dogecoin", "address": sol}),
+            (400, "invalid-input"),
+        ),
     ] {
         let (s, p) = create(alice.clone(), body.clone()).await;
-        assert_eq!(
-            (s.as_u16(), kind(&p)),
-            (400, "invalid-input"),
-            "{body}: {p}"
-        );
+        assert_eq!((s.as_u16(), kind(&p)), expect, "{body}: {p}");
     }
     // Lists are per user, paginated.
     let (s, page) = api

@@ -140,6 +140,11 @@ def api_services(docs: list[dict], values: dict, root: pathlib.Path) -> str:
         check(args[0] == "serve" and "--no-migrate" in args, f"{full}: args {args}")
         check(args[args.index("--services") + 1] == svc, f"{full}: --services is not {svc}")
         check(c["livenessProbe"]["httpGet"]["path"] == "/health", f"{full}: liveness not on /health")
+        # Links come from the public URL only, and serve needs it https (ADR 0024).
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        check(env.get("ADVANCIA_PUBLIC_URL") == values["publicUrl"],
+              f"{full}: ADVANCIA_PUBLIC_URL {env.get('ADVANCIA_PUBLIC_URL')!r} != publicUrl")
+        check(str(values["publicUrl"]).startswith("https://"), f"{full}: publicUrl is not https")
         # SIGKILL must not cut the drain short: grace > preStop sleep + the drain window.
         drain = int(values.get("config", {}).get("advancia", {}).get("shutdown_drain_secs", 25))
         pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", ["", "", "0"])
@@ -339,8 +344,21 @@ def merged(chart_dir: pathlib.Path, overrides: dict) -> dict:
     return merge(base, overrides)
 
 
+# What every install must set (the chart has no default for it): merged into each scenario
+# and each refused case below, unless the case sets it itself.
+REQUIRED = {"publicUrl": "https://api.example.invalid"}
+
 # Values that must be refused, by the schema or by the templates' own checks.
 REJECTED = {
+    "the defaults alone (no publicUrl: advancia serve would not start)": {"publicUrl": ""},
+    "a plain-http publicUrl": {"publicUrl": "http://api.example.org"},
+    "a publicUrl that is not a URL": {"publicUrl": "api.example.org"},
+    "a publicUrl with credentials": {"publicUrl": "https://user:pw@api.example.org"},
+    "the public URL in env instead of publicUrl": {"env": {"ADVANCIA_PUBLIC_URL": "https://api.example.org"}},
+    "the public URL in a service's env": {
+        "api": {"services": {"payments": {"enabled": True, "env": {"ADVANCIA_PUBLIC_URL": "https://a.example.org"}}}}
+    },
+    "the public URL in the config file": {"config": {"advancia": {"public_url": "https://api.example.org"}}},
     "a password in the environment": {"env": {"ADVANCIA_SMTP_PASSWORD": "hunter2"}},
     "a database URL inline": {"env": {"DATABASE_URL": "postgres://u:p@db/x"}},
     "a token in the config file": {"config": {"advancia": {"twilio": {"auth_token": "abc"}}}},
@@ -396,9 +414,10 @@ def main() -> int:
     chart = root / "deploy" / "helm" / "advancia"
     if len(sys.argv) > 2 and sys.argv[2] == "--template":
         return template(chart, pathlib.Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
-    scenarios = {"default values": {}}
+    scenarios = {"default values (+ the required publicUrl)": {}}
     for f in sorted((chart / "ci").glob("*-values.yaml")):
         scenarios[f"ci/{f.name}"] = yaml.safe_load(f.read_text()) or {}
+    scenarios = {label: {**REQUIRED, **o} for label, o in scenarios.items()}
     failures = 0
     passed = 0
 
@@ -454,12 +473,17 @@ def main() -> int:
         run(f"{label}: backup CronJob", lambda v=values: backups(docs, v, root))
 
     for why, overrides in REJECTED.items():
+        overrides = {**REQUIRED, **overrides}
+
         def refused(overrides=overrides):
             try:
                 render(chart, overrides)
             except helm.HelmError as e:
                 lines = [l.strip() for l in str(e).strip().splitlines()]
                 named = [l for l in lines if "propertyName" in l or "execution error" in l]
+                # A bad public URL is refused for that reason, saying what to set.
+                if "public" in why.lower():
+                    check("publicUrl" in str(e), f"refused, but not naming publicUrl: {lines[-1][:160]}")
                 return (named or lines)[-1][:110]
             raise Failed("accepted")
 

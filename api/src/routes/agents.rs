@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
 
@@ -64,7 +65,7 @@ fn trace_headers(h: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// List the registered agents.
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", operation_id = "list_agents",
     responses((status = 200, description = "Every agent with kind, version, enabled flag and parameters"),
         (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -75,9 +76,10 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<impl IntoR
 
 #[derive(Deserialize, ToSchema)]
 pub struct AgentRegistrationBody {
-    /// New agent id: lowercase letters, digits and `_`.
+    /// New agent id: lowercase letters, digits and `_`, starting with a letter.
+    #[schema(pattern = "^[a-z][a-z0-9_]{1,62}$")]
     id: String,
-    /// A built-in kind, e.g. `fraud_score`.
+    /// A built-in kind, e.g. `fraud_score` (one this deployment does not have: 422).
     kind: String,
     description: Option<String>,
     /// Merged over the kind's default parameters.
@@ -86,14 +88,15 @@ pub struct AgentRegistrationBody {
 }
 
 /// Register an agent of a built-in kind with its own parameters (version 1).
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentRegistrationBody,
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", operation_id = "register_agent", request_body = AgentRegistrationBody,
     responses((status = 201, description = "Registered"), (status = 400, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem)),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, description = "No such kind in this deployment, or parameters it refuses", body = Problem)),
     security(("bearer" = [])))]
 pub async fn register(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<AgentRegistrationBody>,
+    JsonObject(b): JsonObject<AgentRegistrationBody>,
 ) -> Result<impl IntoResponse> {
     let admin = p.require_role(ADMINS)?.sub;
     let rec = st
@@ -149,7 +152,7 @@ pub async fn update_params(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(params): Json<Value>,
+    JsonObject(params): JsonObject<Value>,
 ) -> Result<impl IntoResponse> {
     let admin = p.require_role(ADMINS)?.sub;
     Ok(Json(
@@ -197,7 +200,7 @@ pub async fn execute(
     State(st): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    Json(b): Json<ExecuteBody>,
+    JsonObject(b): JsonObject<ExecuteBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(EXECUTE_SCOPE, STAFF)?;
     if b.wait_ms > MAX_WAIT_MS {
@@ -230,7 +233,7 @@ pub async fn execute(
 
 /// A task's status and result (`id` is a task id), or an agent's state and metrics
 /// (`id` is an agent id).
-#[utoipa::path(get, path = "/api/v1/agents/{id}/status", tag = "agents",
+#[utoipa::path(get, path = "/api/v1/agents/{id}/status", tag = "agents", operation_id = "agent_status",
     params(("id" = String, Path, description = "Task id (uuid) or agent id")),
     responses((status = 200, description = "Task or agent status"),
         (status = 403, body = Problem), (status = 404, body = Problem)),
@@ -287,7 +290,7 @@ pub async fn train(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(b): Json<TrainBody>,
+    JsonObject(b): JsonObject<TrainBody>,
 ) -> Result<impl IntoResponse> {
     let admin = p.require_role(ADMINS)?.sub;
     if b.examples.len() > 100_000 {
@@ -323,6 +326,7 @@ pub async fn metrics(State(st): State<AppState>, p: Principal) -> Result<impl In
 pub struct StepBody {
     agent: String,
     #[serde(default = "one")]
+    #[schema(minimum = 0)]
     weight: f64,
 }
 
@@ -332,10 +336,13 @@ fn one() -> f64 {
 
 #[derive(Deserialize, ToSchema)]
 pub struct OrchestrateBody {
-    /// `payment_review` or `kyc_review`, or give `steps`.
+    /// A built-in plan, or give `steps` (one of the two, else 422).
+    #[schema(inline, value_type = Option<PlanName>)]
     plan: Option<String>,
+    #[schema(min_items = 1, max_items = 32)]
     steps: Option<Vec<StepBody>>,
-    /// `weighted` (default for custom steps) or `all_of`.
+    /// Default: `weighted` for custom steps, the plan's own otherwise.
+    #[schema(inline, value_type = Option<AggregationName>)]
     aggregation: Option<String>,
     threshold: Option<f64>,
     /// Agent run last over the shared context (e.g. `review_summary`).
@@ -346,20 +353,44 @@ pub struct OrchestrateBody {
     timeout_ms: Option<u64>,
 }
 
+/// The built-in plans (documentation of `advancia_agents`' plan table).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum PlanName {
+    PaymentReview,
+    KycReview,
+}
+
+/// How step results combine (documentation of the check in `orchestrate`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum AggregationName {
+    Weighted,
+    AllOf,
+}
+
 /// Fan a request out to several agents over the bus and aggregate their results.
 #[utoipa::path(post, path = "/api/v1/agents/orchestrate", tag = "agents", request_body = OrchestrateBody,
     responses((status = 200, description = "Step results, aggregate score, decision and summary"),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 404, description = "A step names no agent", body = Problem),
+        (status = 422, description = "Both or neither of `plan` and `steps`", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn orchestrate(
     State(st): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    Json(b): Json<OrchestrateBody>,
+    JsonObject(b): JsonObject<OrchestrateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(EXECUTE_SCOPE, STAFF)?;
     if b.timeout_ms.is_some_and(|t| t == 0 || t > MAX_WAIT_MS) {
         return Err(AgentError::invalid(format!("timeout_ms is 1 to {MAX_WAIT_MS}")).into());
+    }
+    // Each is in the schema; that exactly one of them is given is not.
+    if b.plan.is_some() == b.steps.is_some() {
+        return Err(Problem::refused("give a `plan` or 1 to 32 `steps`"));
     }
     let aggregation = match b.aggregation.as_deref() {
         None => None,
@@ -392,4 +423,19 @@ pub async fn orchestrate(
             .orchestrate(req, Some(p.user_id()), &trace_headers(&headers))
             .await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_plans_are_the_built_in_ones() {
+        let doc =
+            serde_json::to_value(<PlanName as utoipa::PartialSchema>::schema()).unwrap_or_default();
+        for name in doc["enum"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            assert!(advancia_agents::plan(name).is_some(), "{name}");
+        }
+    }
 }

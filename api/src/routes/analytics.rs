@@ -16,9 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
 
@@ -49,28 +51,97 @@ fn instant(name: &str, s: &str) -> Result<OffsetDateTime> {
         })
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The period and filters of every figure. `from` must be before `to` (else 422
+/// `input-refused`).
+#[derive(Debug, Deserialize, Default, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct RangeQuery {
-    /// Start (inclusive), `YYYY-MM-DD` or RFC 3339; default 30 days before `to`.
+    /// Start (inclusive), a date (midnight UTC); an RFC 3339 instant is read too. Default:
+    /// 30 days before `to`.
+    #[param(value_type = Option<String>, format = Date)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub from: Option<String>,
-    /// End (exclusive); default the next midnight UTC.
+    /// End (exclusive), like `from`. Default: the next midnight UTC.
+    #[param(value_type = Option<String>, format = Date)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub to: Option<String>,
+    /// Only this chain (e.g. `solana`); empty means all.
     pub chain: Option<String>,
+    /// Only this facility; empty means all.
     pub facility: Option<String>,
+    /// Only this asset (mint); empty means all.
     pub mint: Option<String>,
+    /// Buckets of trends and reports (default `day`; `hour` covers at most 93 days).
+    #[param(inline)]
+    #[schema(inline)]
     pub granularity: Option<Granularity>,
+}
+
+/// [`RangeQuery`] without `granularity`: the figures that are not series.
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeriodQuery {
+    /// Start (inclusive), a date (midnight UTC); an RFC 3339 instant is read too. Default:
+    /// 30 days before `to`.
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<String>,
+    /// End (exclusive), like `from`. Default: the next midnight UTC.
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<String>,
+    /// Only this chain (e.g. `solana`); empty means all.
+    pub chain: Option<String>,
+    /// Only this facility; empty means all.
+    pub facility: Option<String>,
+    /// Only this asset (mint); empty means all.
+    pub mint: Option<String>,
+}
+
+/// The period of user metrics (no filters).
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Start (inclusive), a date (midnight UTC); an RFC 3339 instant is read too. Default:
+    /// 30 days before `to`.
+    #[param(value_type = Option<String>, format = Date)]
+    pub from: Option<String>,
+    /// End (exclusive), like `from`. Default: the next midnight UTC.
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<String>,
+}
+
+impl From<PeriodQuery> for RangeQuery {
+    fn from(q: PeriodQuery) -> Self {
+        RangeQuery {
+            from: q.from,
+            to: q.to,
+            chain: q.chain,
+            facility: q.facility,
+            mint: q.mint,
+            granularity: None,
+        }
+    }
+}
+
+impl From<UsersQuery> for RangeQuery {
+    fn from(q: UsersQuery) -> Self {
+        RangeQuery {
+            from: q.from,
+            to: q.to,
+            ..RangeQuery::default()
+        }
+    }
 }
 
 impl RangeQuery {
     fn period(&self) -> Result<Period> {
-        let to = match &self.to {
+        let to = match self.to.as_deref() {
             Some(s) => instant("to", s)?,
             None => {
                 advancia_analytics::query::floor_day(OffsetDateTime::now_utc())
                     + time::Duration::days(1)
             }
         };
-        let from = match &self.from {
+        let from = match self.from.as_deref() {
             Some(s) => instant("from", s)?,
             None => to - time::Duration::days(30),
         };
@@ -92,16 +163,17 @@ impl RangeQuery {
 /// (keyed `chain|mint`: `symbol`, `decimals`) and `facility_names` (keyed `chain|facility`)
 /// say how people read them.
 #[utoipa::path(get, path = "/api/v1/analytics/transactions/summary", tag = "analytics",
-    params(("from" = Option<String>, Query), ("to" = Option<String>, Query),
-           ("chain" = Option<String>, Query), ("facility" = Option<String>, Query), ("mint" = Option<String>, Query)),
-    responses((status = 200, description = "Summary"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    params(PeriodQuery),
+    responses((status = 200, description = "Summary"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "`to` is not after `from`", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn summary(
     State(st): State<AppState>,
     p: Principal,
-    Query(q): Query<RangeQuery>,
+    Query(q): Query<PeriodQuery>,
 ) -> Result<Response> {
     p.require_scope_or_role(READ_SCOPE, READERS)?;
+    let q = RangeQuery::from(q);
     let summary = service(&st).summary(q.period()?, &q.filter()).await?;
     let mut out = serde_json::to_value(&summary)
         .map_err(|e| Problem::from(AnalyticsError::Invalid(format!("summary: {e}"))))?;
@@ -225,10 +297,9 @@ async fn facility_names(
 
 /// Volume, fees, refunds and outcomes per hour or day and (chain, mint).
 #[utoipa::path(get, path = "/api/v1/analytics/revenue/trends", tag = "analytics",
-    params(("granularity" = Option<String>, Query, description = "hour | day"),
-           ("from" = Option<String>, Query), ("to" = Option<String>, Query),
-           ("chain" = Option<String>, Query), ("facility" = Option<String>, Query), ("mint" = Option<String>, Query)),
-    responses((status = 200, description = "Series"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    params(RangeQuery),
+    responses((status = 200, description = "Series"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "`to` is not after `from`, or an hourly series over more than 93 days", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn trends(
     State(st): State<AppState>,
@@ -242,32 +313,43 @@ pub async fn trends(
 
 /// Accounts: totals, by role, two-factor, sign-ups per day (admin only).
 #[utoipa::path(get, path = "/api/v1/analytics/users/metrics", tag = "analytics",
-    params(("from" = Option<String>, Query), ("to" = Option<String>, Query)),
-    responses((status = 200, description = "User metrics"), (status = 403, body = Problem)),
+    params(UsersQuery),
+    responses((status = 200, description = "User metrics"), (status = 403, body = Problem),
+        (status = 422, description = "`to` is not after `from`", body = Problem)),
     security(("bearer" = [])))]
 pub async fn users(
     State(st): State<AppState>,
     p: Principal,
-    Query(q): Query<RangeQuery>,
+    Query(q): Query<UsersQuery>,
 ) -> Result<Response> {
     p.require_role(&[Role::Admin])?;
-    let period = q.period()?;
+    let period = RangeQuery::from(q).period()?;
     // Accounts are the auth service's: its typed read, not its tables.
     let counts = advancia_auth::stats::user_counts(st.auth.pool(), period.from, period.to).await?;
     Ok(Json(counts).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForecastQuery {
+    /// The asset's chain, e.g. `solana`.
     pub chain: String,
+    /// The asset (mint).
     pub mint: String,
+    /// Only this facility; empty means all.
     pub facility: Option<String>,
+    /// The series forecast (default `fees`).
+    #[param(inline)]
     pub metric: Option<Metric>,
-    /// Days of history used (21–730, default 91).
+    /// Days of history used (default 91).
+    #[param(minimum = 21, maximum = 730)]
     pub history_days: Option<u16>,
-    /// Last days held out and scored (default 14).
+    /// Last days held out and scored (default 14). Two weeks of the history must remain
+    /// to fit on, else 422 `input-refused`.
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 716)]
     pub holdout: Option<usize>,
     /// Days forecast (default 7).
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 90)]
     pub horizon: Option<usize>,
 }
 
@@ -275,10 +357,9 @@ pub struct ForecastQuery {
 /// grid-searched on the training days; MAE and sMAPE on held-out days beside a
 /// seasonal-naive baseline measured on the same days.
 #[utoipa::path(get, path = "/api/v1/analytics/revenue/forecast", tag = "analytics",
-    params(("chain" = String, Query), ("mint" = String, Query), ("facility" = Option<String>, Query),
-           ("metric" = Option<String>, Query, description = "fees | volume"),
-           ("history_days" = Option<u16>, Query), ("holdout" = Option<usize>, Query), ("horizon" = Option<usize>, Query)),
-    responses((status = 200, description = "Forecast and its measured error"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    params(ForecastQuery),
+    responses((status = 200, description = "Forecast and its measured error"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "Too little history for the hold-out asked for", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn forecast(
     State(st): State<AppState>,
@@ -301,9 +382,12 @@ pub async fn forecast(
     Ok(Json(f).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AssetQuery {
+    /// The asset's chain, e.g. `solana`.
     pub chain: String,
+    /// The asset (mint).
     pub mint: String,
 }
 
@@ -311,8 +395,8 @@ pub struct AssetQuery {
 /// the ledger's fee-revenue account for that mint (posted by the indexer's ledger feed from
 /// the same finalized events). They match once the feed has caught up; a difference that
 /// persists means one of the two projections is wrong.
-#[utoipa::path(get, path = "/api/v1/analytics/revenue/reconciliation", tag = "analytics",
-    params(("chain" = String, Query), ("mint" = String, Query)),
+#[utoipa::path(get, path = "/api/v1/analytics/revenue/reconciliation", tag = "analytics", operation_id = "revenue_reconciliation",
+    params(AssetQuery),
     responses((status = 200, description = "Both figures and their difference"), (status = 403, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn reconciliation(
@@ -350,8 +434,9 @@ pub async fn reconciliation(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ReportRequest {
+    #[schema(inline)]
     pub format: Format,
     #[serde(flatten)]
     pub range: RangeQuery,
@@ -360,15 +445,24 @@ pub struct ReportRequest {
 /// A report for a period as CSV or HTML (a download), one row per bucket and
 /// (chain, facility, mint).
 #[utoipa::path(post, path = "/api/v1/analytics/reports/generate", tag = "analytics",
-    request_body(content = Object, description = "{format: csv|html, from, to, granularity, chain, facility, mint}"),
-    responses((status = 200, description = "The report file"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    request_body = ReportRequest,
+    responses((status = 200, description = "The report file (CSV or HTML, a download)"),
+        (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "`to` is not after `from`, an hourly report over more than 93 days, or one too large", body = Problem)),
     security(("bearer" = [])))]
 pub async fn generate_report(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<ReportRequest>,
+    JsonObject(b): JsonObject<ReportRequest>,
 ) -> Result<Response> {
     p.require_role(READERS)?;
+    // In a JSON body an empty date is read as an absent one.
+    let mut b = b;
+    for d in [&mut b.range.from, &mut b.range.to] {
+        if d.as_deref() == Some("") {
+            *d = None;
+        }
+    }
     let period = b.range.period()?;
     let g = b.range.granularity.unwrap_or_default();
     let rows = service(&st)
@@ -396,21 +490,24 @@ pub async fn generate_report(
     Ok(resp)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewDashboard {
+    /// 1 to 200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     pub definition: DashboardDefinition,
 }
 
 /// Save a dashboard definition (filters, days, granularity).
 #[utoipa::path(post, path = "/api/v1/analytics/dashboards", tag = "analytics",
-    request_body(content = Object, description = "{name, definition: {days, granularity, chain, facility, mint}}"),
-    responses((status = 201, description = "Saved"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    request_body = NewDashboard,
+    responses((status = 201, description = "Saved"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "An hourly dashboard over more than 93 days", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_dashboard(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<NewDashboard>,
+    JsonObject(b): JsonObject<NewDashboard>,
 ) -> Result<Response> {
     let claims = p.require_role(READERS)?;
     let d = service(&st)

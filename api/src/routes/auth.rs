@@ -11,17 +11,31 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::principal::{Client, Principal};
 use crate::problem::{Problem, Result};
 
 /// Roles that may read any user's profile.
 const USER_READERS: &[Role] = &[Role::Admin, Role::ComplianceOfficer];
 
+/// A display or key name as the auth service accepts it: 1 to 100 characters once trimmed,
+/// none of them a control character, at least one not white space.
+pub const NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
-    #[schema(example = "ada@example.org")]
+    #[schema(example = "ada@example.org", format = Email, max_length = 254)]
     email: String,
+    /// At least 12 characters (at most 1024 bytes), not the email address, not one
+    /// character repeated: otherwise 422 `weak-password`.
+    #[schema(example = "correct horse battery staple")]
     password: String,
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     display_name: String,
 }
 
@@ -58,7 +72,12 @@ pub struct CodeBody {
 
 #[derive(Deserialize, ToSchema)]
 pub struct SiwsChallengeBody {
-    /// Base58 Solana address.
+    /// Base58 Solana address (a wallet's ed25519 key). One of this form that is no
+    /// wallet's key (not 32 bytes, or off the curve) is refused with 422.
+    #[schema(
+        example = "9aE476sH92Vz7DMPyq5WLPkrKWivxeuTKEFKd2sZZcde",
+        pattern = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"
+    )]
     address: String,
 }
 
@@ -72,21 +91,53 @@ pub struct SiwsVerifyBody {
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateUserBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     display_name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct RolesBody {
-    /// `patient`, `provider`, `facility_admin`, `compliance_officer`, `partner`, `admin`.
+    #[schema(inline, min_items = 1, value_type = Vec<RoleName>)]
     roles: Vec<String>,
+}
+
+/// A role's name, as `Role::parse` reads it (documentation of `Role`, which lives in a
+/// crate without OpenAPI; a test keeps the two equal).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum RoleName {
+    Patient,
+    Provider,
+    FacilityAdmin,
+    ComplianceOfficer,
+    Partner,
+    Admin,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ApiKeyBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
+    #[schema(min_items = 1, value_type = Vec<ScopeName>)]
     scopes: Vec<String>,
 }
+
+/// An API key scope, e.g. `indexer:read`, `analytics:read`.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z0-9:._-]{1,64}$")]
+#[allow(dead_code)]
+struct ScopeName(String);
 
 /// A new API key: shown only in this response.
 #[derive(Serialize, ToSchema)]
@@ -120,7 +171,7 @@ const REGISTRATION_ACCEPTED: RegistrationAccepted = RegistrationAccepted {
               (status = 422, description = "Password rejected by the policy", body = Problem)))]
 pub async fn register(
     State(st): State<AppState>,
-    Json(b): Json<RegisterBody>,
+    JsonObject(b): JsonObject<RegisterBody>,
 ) -> Result<impl IntoResponse> {
     let email = b.email.clone();
     match st
@@ -175,7 +226,7 @@ async fn tell_existing_owner(st: &AppState, email: &str) {
 pub async fn login(
     State(st): State<AppState>,
     Client(client): Client,
-    Json(b): Json<LoginBody>,
+    JsonObject(b): JsonObject<LoginBody>,
 ) -> Result<Response> {
     Ok(match st.auth.login(&b.email, &b.password, client).await? {
         LoginOutcome::Tokens(t) => Json(t).into_response(),
@@ -193,7 +244,7 @@ pub async fn login(
               (status = 401, description = "Invalid code or challenge", body = Problem)))]
 pub async fn verify_2fa(
     State(st): State<AppState>,
-    Json(b): Json<Verify2faBody>,
+    JsonObject(b): JsonObject<Verify2faBody>,
 ) -> Result<impl IntoResponse> {
     Ok(Json(st.auth.verify_2fa(&b.challenge_token, &b.code).await?))
 }
@@ -204,15 +255,19 @@ pub async fn verify_2fa(
               (status = 401, description = "Invalid, expired, revoked or reused token", body = Problem)))]
 pub async fn refresh(
     State(st): State<AppState>,
-    Json(b): Json<RefreshBody>,
+    JsonObject(b): JsonObject<RefreshBody>,
 ) -> Result<impl IntoResponse> {
     Ok(Json(st.auth.refresh(&b.refresh_token).await?))
 }
 
 /// Revoke the session the refresh token belongs to.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshBody,
-    responses((status = 204, description = "Session revoked")))]
-pub async fn logout(State(st): State<AppState>, Json(b): Json<RefreshBody>) -> Result<StatusCode> {
+    responses((status = 204, description = "Session revoked"),
+              (status = 401, description = "Invalid, expired or revoked refresh token", body = Problem)))]
+pub async fn logout(
+    State(st): State<AppState>,
+    JsonObject(b): JsonObject<RefreshBody>,
+) -> Result<StatusCode> {
     st.auth.logout(&b.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -228,12 +283,13 @@ pub async fn enroll_2fa(State(st): State<AppState>, p: Principal) -> Result<impl
 
 /// Finish enrollment with a first valid code; 2FA is on from then on.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/confirm", tag = "auth", request_body = CodeBody,
-    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA enabled"), (status = 401, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA enabled"), (status = 401, body = Problem),
+        (status = 409, description = "2FA is already on, or no enrollment was started", body = Problem)),
     security(("bearer" = [])))]
 pub async fn confirm_2fa(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<CodeBody>,
+    JsonObject(b): JsonObject<CodeBody>,
 ) -> Result<StatusCode> {
     let claims = p.require_role(&Role::ALL)?;
     st.auth.confirm_2fa(claims.sub, &b.code).await?;
@@ -242,12 +298,13 @@ pub async fn confirm_2fa(
 
 /// Turn 2FA off (needs a current code).
 #[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeBody,
-    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA disabled"), (status = 401, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 204, description = "2FA disabled"), (status = 401, body = Problem),
+        (status = 409, description = "2FA is not on", body = Problem)),
     security(("bearer" = [])))]
 pub async fn disable_2fa(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<CodeBody>,
+    JsonObject(b): JsonObject<CodeBody>,
 ) -> Result<StatusCode> {
     let claims = p.require_role(&Role::ALL)?;
     st.auth.disable_2fa(claims.sub, &b.code).await?;
@@ -256,21 +313,24 @@ pub async fn disable_2fa(
 
 /// Sign-In With Solana, step 1: the message the wallet must sign.
 #[utoipa::path(post, path = "/api/v1/auth/siws/challenge", tag = "auth", request_body = SiwsChallengeBody,
-    responses((status = 200, description = "Message, nonce, expiry"), (status = 400, body = Problem)))]
+    responses((status = 200, description = "Message, nonce, expiry"),
+              (status = 400, description = "The address is not base58 of 32-44 characters", body = Problem),
+              (status = 422, description = "The address is no wallet's key (not 32 bytes, or off the curve)", body = Problem)))]
 pub async fn siws_challenge(
     State(st): State<AppState>,
-    Json(b): Json<SiwsChallengeBody>,
+    JsonObject(b): JsonObject<SiwsChallengeBody>,
 ) -> Result<impl IntoResponse> {
     Ok(Json(st.auth.siws_challenge(&b.address).await?))
 }
 
 /// Sign-In With Solana, step 2: the signed message in, tokens out.
 #[utoipa::path(post, path = "/api/v1/auth/siws/verify", tag = "auth", request_body = SiwsVerifyBody,
-    responses((status = 200, description = "Tokens"), (status = 401, body = Problem)))]
+    responses((status = 200, description = "Tokens"),
+              (status = 401, description = "Not a message we issued (malformed, unknown or used nonce, other domain, expired) or a signature that does not verify", body = Problem)))]
 pub async fn siws_verify(
     State(st): State<AppState>,
     Client(client): Client,
-    Json(b): Json<SiwsVerifyBody>,
+    JsonObject(b): JsonObject<SiwsVerifyBody>,
 ) -> Result<impl IntoResponse> {
     Ok(Json(
         st.auth
@@ -302,7 +362,7 @@ pub async fn update_user(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<UpdateUserBody>,
+    JsonObject(b): JsonObject<UpdateUserBody>,
 ) -> Result<impl IntoResponse> {
     p.require_self_or(id, &[Role::Admin])?;
     let update = UpdateUser {
@@ -315,13 +375,14 @@ pub async fn update_user(
 /// Replace a user's roles (admins only).
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", request_body = RolesBody,
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, description = "User with new roles"), (status = 403, body = Problem)),
+    responses((status = 200, description = "User with new roles"), (status = 403, body = Problem),
+        (status = 422, description = "An admin removing their own admin role", body = Problem)),
     security(("bearer" = [])))]
 pub async fn assign_roles(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<RolesBody>,
+    JsonObject(b): JsonObject<RolesBody>,
 ) -> Result<impl IntoResponse> {
     let claims = p.require_role(&[Role::Admin])?;
     let roles = b
@@ -345,7 +406,7 @@ pub async fn create_api_key(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<ApiKeyBody>,
+    JsonObject(b): JsonObject<ApiKeyBody>,
 ) -> Result<impl IntoResponse> {
     let claims = p.require_role(&[Role::Partner, Role::Admin])?;
     if claims.sub != id && !claims.has_role(Role::Admin) {
@@ -422,4 +483,35 @@ pub fn router() -> Router<AppState> {
             delete(revoke_api_key),
         )
         .route("/.well-known/jwks.json", get(jwks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of<T: utoipa::PartialSchema>() -> serde_json::Value {
+        serde_json::to_value(T::schema()).unwrap_or_default()
+    }
+
+    #[test]
+    fn documented_roles_are_the_roles() {
+        let doc = schema_of::<RoleName>();
+        let documented: Vec<&str> = doc["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(documented, roles);
+    }
+
+    #[test]
+    fn documented_address_syntax_is_the_auth_service_s() {
+        let doc = schema_of::<SiwsChallengeBody>();
+        assert_eq!(
+            doc["properties"]["address"]["pattern"],
+            advancia_auth::siws::ADDRESS_PATTERN
+        );
+        let doc = schema_of::<RegisterBody>();
+        assert_eq!(doc["properties"]["display_name"]["pattern"], NAME_PATTERN);
+    }
 }

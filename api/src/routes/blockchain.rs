@@ -23,6 +23,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::pagination::{Page, PageParams};
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
@@ -34,6 +35,30 @@ pub const WRITE_SCOPE: &str = "blockchain:write";
 
 fn invalid(detail: impl Into<String>) -> Problem {
     Problem::invalid(detail)
+}
+
+/// 422 `invalid-address`: a string that is no address of the chain. (Any string is an
+/// address's documented form; which ones decode to a key is not the schema's to say.)
+fn not_an_address(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-address",
+        "Invalid address",
+    )
+    .with_detail(detail)
+}
+
+/// A chain, as `Chain::from_str` reads it (documentation; a test keeps them equal).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ChainName {
+    Solana,
+    Ethereum,
+    Polygon,
+    Bsc,
+    Arbitrum,
+    Base,
 }
 
 fn require(p: &Principal, scope: &str) -> Result<()> {
@@ -56,9 +81,10 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct WalletBody {
-    /// solana, ethereum, polygon, bsc, arbitrum or base.
+    #[schema(inline, value_type = ChainName)]
     chain: String,
-    /// Public address (base58 for Solana, 0x-hex for EVM chains).
+    /// Public address (base58 for Solana, 0x-hex for EVM chains); one that is not an
+    /// address of `chain` is 422.
     address: String,
     label: Option<String>,
 }
@@ -66,15 +92,17 @@ pub struct WalletBody {
 /// Register a watch-only wallet (a public address; no keys are created or stored).
 #[utoipa::path(post, path = "/api/v1/blockchain/wallets/create", tag = "blockchain", request_body = WalletBody,
     responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Registered"), (status = 200, description = "Already registered"),
-        (status = 400, body = Problem)),
+        (status = 400, body = Problem), (status = 422, description = "Not an address of the chain", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_wallet(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<WalletBody>,
+    JsonObject(b): JsonObject<WalletBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(&Role::ALL)?;
     let chain: Chain = b.chain.parse()?;
+    advancia_chains::address::normalize(chain, &b.address)
+        .map_err(|e| not_an_address(e.to_string()))?;
     let (wallet, inserted) = st
         .wallets
         .register(p.user_id(), chain, &b.address, b.label.as_deref())
@@ -104,8 +132,10 @@ pub async fn list_wallets(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BalanceParams {
     /// Chain of the address (default solana).
+    #[param(inline, value_type = Option<ChainName>)]
     chain: Option<String>,
 }
 
@@ -123,7 +153,10 @@ pub async fn balance(
 ) -> Result<impl IntoResponse> {
     require(&p, READ_SCOPE)?;
     let chain: Chain = q.chain.as_deref().unwrap_or("solana").parse()?;
-    let address = advancia_chains::address::normalize(chain, &address)?;
+    // Not an address: no such wallet.
+    let address = advancia_chains::address::normalize(chain, &address).map_err(|e| {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found").with_detail(e.to_string())
+    })?;
     if chain.is_evm() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,7 +170,7 @@ pub async fn balance(
     }
     let owner: Pubkey = address
         .parse()
-        .map_err(|_| invalid(format!("`{address}` is not a Solana address")))?;
+        .map_err(|_| not_an_address(format!("`{address}` is not a Solana address")))?;
     Ok(Json(st.chain.balances(&owner).await?))
 }
 
@@ -149,20 +182,30 @@ pub struct RelayBody {
 
 /// Relay a transaction a wallet signed. Only transactions that invoke our program are
 /// relayed (this is not an open relay); signatures are verified before the node sees it.
-#[utoipa::path(post, path = "/api/v1/blockchain/transactions/send", tag = "blockchain", request_body = RelayBody,
+#[utoipa::path(post, path = "/api/v1/blockchain/transactions/send", tag = "blockchain", operation_id = "send_transaction", request_body = RelayBody,
     responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 202, description = "Accepted by the node; poll its status"),
-        (status = 400, body = Problem), (status = 422, description = "Rejected (signature, preflight)", body = Problem)),
+        (status = 400, body = Problem), (status = 422, description = "Not a transaction, or rejected (signature, preflight)", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn send(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<RelayBody>,
+    JsonObject(b): JsonObject<RelayBody>,
 ) -> Result<impl IntoResponse> {
     require(&p, WRITE_SCOPE)?;
     let signature = st
         .chain
         .send_for_program(&b.transaction, &advancia_pay::ID)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Any string is the documented form; one that is no transaction is refused.
+            advancia_chains::ChainError::Invalid(why) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "transaction-rejected",
+                "Unprocessable Content",
+            )
+            .with_detail(why),
+            e => e.into(),
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -183,7 +226,13 @@ pub async fn transaction_status(
     Path(tx_hash): Path<String>,
 ) -> Result<impl IntoResponse> {
     require(&p, READ_SCOPE)?;
-    let chain = st.chain.status(&tx_hash).await?;
+    // Not a signature: no such transaction.
+    let chain = st.chain.status(&tx_hash).await.map_err(|e| match e {
+        advancia_chains::ChainError::Invalid(why) => {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found").with_detail(why)
+        }
+        e => e.into(),
+    })?;
     let indexed =
         advancia_indexer::lookup::transaction(&st.pool, advancia_indexer::SOLANA, &tx_hash)
             .await
@@ -209,6 +258,7 @@ pub async fn transaction_status(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeeParams {
     /// Comma-separated accounts the transaction will write (fees are per account lock).
     accounts: Option<String>,
@@ -216,7 +266,8 @@ pub struct FeeParams {
 
 /// Priority fees (micro-lamports per compute unit) over recent slots, and the base fee.
 #[utoipa::path(get, path = "/api/v1/blockchain/gas-prices", tag = "blockchain", params(FeeParams),
-    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Fee estimates per chain")),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Fee estimates per chain"),
+        (status = 422, description = "An account that is not a Solana address, or more than 128", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn gas_prices(
     State(st): State<AppState>,
@@ -233,11 +284,11 @@ pub async fn gas_prices(
         .filter(|a| !a.is_empty())
         .map(|a| {
             a.parse::<Pubkey>()
-                .map_err(|_| invalid(format!("`{a}` is not a Solana address")))
+                .map_err(|_| not_an_address(format!("`{a}` is not a Solana address")))
         })
         .collect::<Result<Vec<_>>>()?;
     if accounts.len() > 128 {
-        return Err(invalid("at most 128 accounts"));
+        return Err(Problem::refused("at most 128 accounts"));
     }
     let fees = st.chain.priority_fees(&accounts).await?;
     Ok(Json(serde_json::json!({ "solana": fees })))
@@ -264,26 +315,37 @@ pub struct InstructionBody {
 pub struct InteractBody {
     /// Fee payer (base58).
     fee_payer: String,
+    #[schema(min_items = 1, max_items = 16)]
     instructions: Vec<InstructionBody>,
     /// `simulate` (default): run without signatures and report; `build`: return unsigned.
+    #[schema(inline, value_type = Option<ModeName>)]
     mode: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ModeName {
+    Simulate,
+    Build,
 }
 
 fn key(s: &str, what: &str) -> Result<Pubkey> {
     s.trim()
         .parse()
-        .map_err(|_| invalid(format!("{what} `{s}` is not a Solana address")))
+        .map_err(|_| not_an_address(format!("{what} `{s}` is not a Solana address")))
 }
 
 /// Simulate instructions against current chain state (logs, compute units, error) or build
 /// them into an unsigned transaction for a wallet.
 #[utoipa::path(post, path = "/api/v1/blockchain/contracts/interact", tag = "blockchain", request_body = InteractBody,
-    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Simulation result or unsigned transaction"), (status = 400, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Simulation result or unsigned transaction"), (status = 400, body = Problem),
+        (status = 422, description = "A key that is not a Solana address, or data that is not base64", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn interact(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<InteractBody>,
+    JsonObject(b): JsonObject<InteractBody>,
 ) -> Result<impl IntoResponse> {
     require(&p, WRITE_SCOPE)?;
     if b.instructions.is_empty() || b.instructions.len() > 16 {
@@ -294,7 +356,7 @@ pub async fn interact(
     for (i, ix) in b.instructions.iter().enumerate() {
         let data = base64::engine::general_purpose::STANDARD
             .decode(ix.data.trim())
-            .map_err(|_| invalid(format!("instructions[{i}].data is not base64")))?;
+            .map_err(|_| Problem::refused(format!("instructions[{i}].data is not base64")))?;
         let accounts = ix
             .accounts
             .iter()
@@ -323,5 +385,18 @@ pub async fn interact(
         other => Err(invalid(format!(
             "mode `{other}` is neither simulate nor build"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_chains_are_the_chains() {
+        let doc = serde_json::to_value(<ChainName as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        let names: Vec<&str> = Chain::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(doc["enum"], serde_json::json!(names));
     }
 }

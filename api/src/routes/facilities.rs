@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::pagination::{self, Page, PageParams};
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
@@ -80,7 +81,7 @@ fn require_writer(p: &Principal) -> Result<()> {
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<FacilityInput>,
+    JsonObject(b): JsonObject<FacilityInput>,
 ) -> Result<Response> {
     require_writer(&p)?;
     let f = st.facilities.create(&b, p.user_id()).await?;
@@ -116,7 +117,7 @@ pub async fn update(
     p: Principal,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-    Json(b): Json<FacilityInput>,
+    JsonObject(b): JsonObject<FacilityInput>,
 ) -> Result<Response> {
     require_writer(&p)?;
     let version = match if_match(&headers)? {
@@ -134,6 +135,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Full-text query over name, services and address.
     q: Option<String>,
@@ -142,8 +144,15 @@ pub struct SearchParams {
     certification: Option<String>,
     /// `chain:asset`, e.g. `solana:USDC`.
     accepted_asset: Option<String>,
+    /// Latitude of the point to rank by distance from (with `near_lon`, else 422).
+    #[param(minimum = -90, maximum = 90)]
     near_lat: Option<f64>,
+    /// Longitude of that point (with `near_lat`, else 422).
+    #[param(minimum = -180, maximum = 180)]
     near_lon: Option<f64>,
+    /// Only facilities within this distance of the point (needs `near_lat`/`near_lon`,
+    /// else 422): 1 m to half the Earth's circumference.
+    #[param(minimum = 0.001, maximum = 20038)]
     radius_km: Option<f64>,
     #[serde(default)]
     include_inactive: bool,
@@ -155,13 +164,25 @@ pub struct SearchParams {
 
 /// Search facilities: ranked full text, filters, distance; paginated.
 #[utoipa::path(get, path = "/api/v1/facilities", tag = "facilities", params(SearchParams),
-    responses((status = 200, description = "Page of hits with rank and distance_km"), (status = 400, body = Problem)),
+    responses((status = 200, description = "Page of hits with rank and distance_km"), (status = 400, body = Problem),
+        (status = 422, description = "`near_lat` without `near_lon` (or the reverse), or `radius_km` without both", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn search(
     State(st): State<AppState>,
     _p: Principal,
     Query(s): Query<SearchParams>,
 ) -> Result<impl IntoResponse> {
+    // Each value's range is in the schema (400 from the service); how they combine is not.
+    if s.near_lat.is_some() != s.near_lon.is_some() {
+        return Err(Problem::refused("near_lat and near_lon go together"));
+    }
+    if s.radius_km.is_some() && s.near_lat.is_none() {
+        return Err(Problem::refused("radius_km needs near_lat and near_lon"));
+    }
+    // Below a metre, distances underflow in Postgres (it was a 500).
+    if s.radius_km.is_some_and(|r| !(0.001..=20038.0).contains(&r)) {
+        return Err(Problem::invalid("radius_km must be 0.001 to 20038"));
+    }
     let page = PageParams {
         limit: s.limit,
         cursor: s.cursor,
@@ -208,7 +229,7 @@ pub async fn add_staff(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<StaffInput>,
+    JsonObject(b): JsonObject<StaffInput>,
 ) -> Result<impl IntoResponse> {
     require_writer(&p)?;
     Ok((
@@ -237,7 +258,7 @@ pub async fn add_resource(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<ResourceInput>,
+    JsonObject(b): JsonObject<ResourceInput>,
 ) -> Result<impl IntoResponse> {
     require_writer(&p)?;
     Ok((
@@ -269,7 +290,7 @@ pub async fn set_maintenance(
     State(st): State<AppState>,
     p: Principal,
     Path(resource_id): Path<Uuid>,
-    Json(b): Json<MaintenanceBody>,
+    JsonObject(b): JsonObject<MaintenanceBody>,
 ) -> Result<impl IntoResponse> {
     require_writer(&p)?;
     Ok(Json(
@@ -285,10 +306,13 @@ pub async fn set_maintenance(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// RFC 3339.
+    #[param(format = DateTime)]
     from: String,
     /// RFC 3339.
+    #[param(format = DateTime)]
     to: String,
 }
 
@@ -300,7 +324,8 @@ fn parse_time(what: &str, s: &str) -> Result<OffsetDateTime> {
 
 /// Appointments of a facility overlapping `[from, to)`.
 #[utoipa::path(get, path = "/api/v1/facilities/{id}/appointments", tag = "facilities",
-    params(("id" = Uuid, Path), RangeParams), responses((status = 200, description = "Appointments")),
+    params(("id" = Uuid, Path), RangeParams), responses((status = 200, description = "Appointments"),
+        (status = 422, description = "`to` before `from`", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_appointments(
     State(st): State<AppState>,
@@ -309,6 +334,9 @@ pub async fn list_appointments(
     Query(r): Query<RangeParams>,
 ) -> Result<impl IntoResponse> {
     let (from, to) = (parse_time("from", &r.from)?, parse_time("to", &r.to)?);
+    if to < from {
+        return Err(Problem::refused("`to` must not be before `from`"));
+    }
     Ok(Json(st.facilities.appointments(id, from, to).await?))
 }
 
@@ -321,7 +349,7 @@ pub async fn book(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(mut b): Json<BookingInput>,
+    JsonObject(mut b): JsonObject<BookingInput>,
 ) -> Result<impl IntoResponse> {
     if p.require_role(WRITERS).is_err() {
         // Users book for themselves.
@@ -356,6 +384,7 @@ pub async fn cancel(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExpiringParams {
     /// Window in days (default 30).
     #[param(minimum = 0, maximum = 3650)]
@@ -422,7 +451,7 @@ pub async fn chain_transaction(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<MirrorBody>,
+    JsonObject(b): JsonObject<MirrorBody>,
 ) -> Result<impl IntoResponse> {
     require_writer(&p)?;
     Ok(Json(

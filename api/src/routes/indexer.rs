@@ -39,6 +39,7 @@ fn require_reader(p: &Principal) -> Result<()> {
 
 /// Filters and page of every list route.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `solana` (the only chain indexed so far).
     chain: Option<String>,
@@ -56,7 +57,7 @@ pub struct ListQuery {
     /// Items per page (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<Limit>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page; absent or empty: the first page.
     cursor: Option<String>,
 }
 
@@ -69,7 +70,7 @@ impl ListQuery {
             slot_from: self.slot_from,
             slot_to: self.slot_to,
             finalized_only: self.finalized,
-            after: self.cursor,
+            after: self.cursor.filter(|c| !c.is_empty()),
             limit: Limit::or_default(self.limit),
         }
     }
@@ -183,6 +184,7 @@ pub async fn settlements(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     chain: Option<String>,
     facility: Option<String>,

@@ -30,6 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
 
@@ -245,12 +246,50 @@ fn payload_error(e: axum::extract::multipart::MultipartError) -> Problem {
     }
 }
 
+/// The type of a document by its first bytes: the three kinds we store.
+fn sniff(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// The parts of a document upload (documentation of `upload`, which streams them).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The kind of document (default `other`).
+    #[schema(inline, required = false)]
+    kind: DocumentKindName,
+    /// The document: `application/pdf`, `image/png` or `image/jpeg`.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// A document kind, as `DocumentKind::parse` reads it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum DocumentKindName {
+    Passport,
+    IdCard,
+    DrivingLicence,
+    ProofOfAddress,
+    Selfie,
+    Other,
+}
+
 /// Upload an identity document: `multipart/form-data` with an optional text part `kind`
-/// (`passport`, `id_card`, `driving_licence`, `proof_of_address`, `selfie`, `other`) before
+/// (`passport`, `id_card`, `driving_licence`, `proof_of_address`, `selfie`, `other`) and
 /// one file part `file` whose content type is `application/pdf`, `image/png` or
 /// `image/jpeg`. Streamed to storage while hashing; the SHA-256 is the document's address.
 #[utoipa::path(post, path = "/api/v1/kyc/documents/upload", tag = "kyc",
-    request_body(content = String, content_type = "multipart/form-data", description = "parts `kind` (text) and `file`"),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 201, description = "Stored (sha256, size, mime)"), (status = 200, description = "Same content already uploaded"),
         (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -262,6 +301,7 @@ pub async fn upload(
     let claims = p.require_role(&Role::ALL)?;
     let user = claims.sub;
     let mut kind = DocumentKind::Other;
+    let mut staged = None;
     while let Some(mut field) = form.next_field().await.map_err(payload_error)? {
         match field.name() {
             Some("kind") => {
@@ -269,31 +309,41 @@ pub async fn upload(
                 kind = DocumentKind::parse(text.trim())
                     .ok_or_else(|| bad_request("unknown document kind"))?;
             }
-            Some("file") => {
-                let content_type = field
-                    .content_type()
-                    .map(str::to_owned)
-                    .ok_or_else(|| bad_request("the file part needs a Content-Type"))?;
+            Some("file") if staged.is_none() => {
+                let declared = field.content_type().map(str::to_owned);
+                let first = field.chunk().await.map_err(payload_error)?;
+                // A part without a Content-Type (the schema says only "binary") is typed by
+                // its first bytes; the ingest checks declared types against them anyway.
+                let content_type = match declared {
+                    Some(t) => t,
+                    None => sniff(first.as_deref().unwrap_or_default())
+                        .ok_or_else(|| Problem::refused("the file is not a PDF, PNG or JPEG"))?
+                        .to_owned(),
+                };
                 let mut ingest = st.kyc.begin_upload(&content_type).await?;
+                if let Some(chunk) = first {
+                    ingest.write(&chunk).await?;
+                }
                 while let Some(chunk) = field.chunk().await.map_err(payload_error)? {
                     ingest.write(&chunk).await?;
                 }
-                let doc = st
-                    .kyc
-                    .complete_upload(user, kind, ingest.finish().await?)
-                    .await?;
-                let status = if doc.created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                return Ok((status, Json(doc)).into_response());
+                staged = Some(ingest.finish().await?);
             }
+            Some("file") => return Err(bad_request("one `file` part only")),
             // Unknown parts are drained and ignored.
             _ => while field.chunk().await.map_err(payload_error)?.is_some() {},
         }
     }
-    Err(bad_request("no `file` part"))
+    // The whole form is read (a `kind` after the file counts, and is checked) before the
+    // document is recorded.
+    let staged = staged.ok_or_else(|| bad_request("no `file` part"))?;
+    let doc = st.kyc.complete_upload(user, kind, staged).await?;
+    let status = if doc.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(doc)).into_response())
 }
 
 /// Submit an identity verification (the caller's own). The local provider's checks run at
@@ -305,7 +355,7 @@ pub async fn upload(
 pub async fn verify(
     State(st): State<AppState>,
     p: Principal,
-    Json(req): Json<SubmitRequest>,
+    JsonObject(req): JsonObject<SubmitRequest>,
 ) -> Result<Response> {
     let user = p.require_role(&Role::ALL)?.sub;
     st.kyc.submit(user, req).await?;
@@ -313,7 +363,7 @@ pub async fn verify(
 }
 
 /// A user's KYC status and history: the user themself, or compliance officers.
-#[utoipa::path(get, path = "/api/v1/kyc/{userId}/status", tag = "kyc",
+#[utoipa::path(get, path = "/api/v1/kyc/{userId}/status", tag = "kyc", operation_id = "kyc_status",
     params(("userId" = Uuid, Path)),
     responses((status = 200, description = "State, level, expiry, attestation"), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -341,8 +391,10 @@ pub async fn risk(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueParams {
     /// Default `in_review`.
+    #[param(inline, value_type = Option<KycStateName>)]
     state: Option<String>,
     /// At most this many (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
@@ -401,7 +453,7 @@ pub async fn approve(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<ApproveBody>,
+    JsonObject(b): JsonObject<ApproveBody>,
 ) -> Result<impl IntoResponse> {
     let officer = p.require_role(OFFICERS)?.sub;
     let req = ApproveRequest {
@@ -425,7 +477,7 @@ pub async fn reject(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
+    JsonObject(b): JsonObject<ReasonBody>,
 ) -> Result<impl IntoResponse> {
     let officer = p.require_role(OFFICERS)?.sub;
     Ok(Json(st.kyc.reject(id, officer, &b.reason).await?))
@@ -440,7 +492,7 @@ pub async fn revoke(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<Uuid>,
-    Json(b): Json<ReasonBody>,
+    JsonObject(b): JsonObject<ReasonBody>,
 ) -> Result<impl IntoResponse> {
     let officer = p.require_role(OFFICERS)?.sub;
     Ok(Json(st.kyc.revoke(id, officer, &b.reason).await?))
@@ -462,24 +514,34 @@ pub async fn retry_attestation(
     Ok(Json(serde_json::json!({ "requeued": requeued })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ScreenBody {
+    /// A person's or an organisation's name.
+    #[schema(max_length = 200)]
     name: Option<String>,
+    /// A wallet address.
+    #[schema(max_length = 128)]
     address: Option<String>,
 }
 
 /// Screen a name (fuzzy, transliterated, aliases included) and/or a wallet address
 /// against the loaded sanctions list; returns scored matches.
 #[utoipa::path(post, path = "/api/v1/compliance/sanctions-check", tag = "compliance",
-    request_body(content = Object, description = "name?, address?"),
-    responses((status = 200, description = "name_matches, address_matches, best_score"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    request_body = ScreenBody,
+    responses((status = 200, description = "name_matches, address_matches, best_score"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "Neither a name nor an address (blank ones do not count)", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn sanctions_check(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<ScreenBody>,
+    JsonObject(b): JsonObject<ScreenBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(SCREEN_SCOPE, OFFICERS)?;
+    // Each is optional in the schema; that one of them must say something is not.
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    if blank(&b.name) && blank(&b.address) {
+        return Err(Problem::refused("give a name, an address or both"));
+    }
     let by = p.claims().map(|c| c.sub);
     Ok(Json(
         st.kyc
@@ -489,18 +551,44 @@ pub async fn sanctions_check(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportParams {
     /// RFC 3339 start (inclusive).
+    #[param(format = DateTime)]
     from: String,
-    /// RFC 3339 end (exclusive).
+    /// RFC 3339 end (exclusive): after `from`, at most 366 days later (else 422).
+    #[param(format = DateTime)]
     to: String,
     /// `json` (default) or `csv`.
+    #[param(inline, value_type = Option<ReportFormatName>)]
     format: Option<String>,
+}
+
+/// A verification state, as `State::parse` reads it (documentation; a test keeps them equal).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum KycStateName {
+    Submitted,
+    InReview,
+    Approved,
+    Rejected,
+    Expired,
+    Revoked,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ReportFormatName {
+    Json,
+    Csv,
 }
 
 /// Compliance report for a period: counts and one row per decision, as JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/compliance/reports", tag = "compliance", params(ReportParams),
-    responses((status = 200, description = "Report (application/json or text/csv)"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "Report (application/json or text/csv)"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, description = "`to` not after `from`, or more than 366 days", body = Problem)),
     security(("bearer" = [])))]
 pub async fn reports(
     State(st): State<AppState>,
@@ -513,6 +601,12 @@ pub async fn reports(
             .map_err(|_| bad_request(format!("`{what}` is not an RFC 3339 timestamp")))
     };
     let (from, to) = (parse("from", &q.from)?, parse("to", &q.to)?);
+    if to <= from {
+        return Err(Problem::refused("`to` must be after `from`"));
+    }
+    if to - from > time::Duration::days(366) {
+        return Err(Problem::refused("a report covers at most 366 days"));
+    }
     let report = st.kyc.report(from, to).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(report).into_response()),
@@ -556,4 +650,54 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/kyc/{user_id}/risk", get(risk))
         .route("/api/v1/compliance/sanctions-check", post(sanctions_check))
         .route("/api/v1/compliance/reports", get(reports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names<T: utoipa::PartialSchema>() -> Vec<String> {
+        let v = serde_json::to_value(T::schema()).unwrap_or_default();
+        v["enum"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn documented_states_are_the_workflow_s() {
+        use advancia_kyc::model::State as S;
+        let all = [
+            S::Submitted,
+            S::InReview,
+            S::Approved,
+            S::Rejected,
+            S::Expired,
+            S::Revoked,
+        ];
+        // A new state fails to compile here until it is documented.
+        for s in all {
+            match s {
+                S::Submitted
+                | S::InReview
+                | S::Approved
+                | S::Rejected
+                | S::Expired
+                | S::Revoked => {}
+            }
+        }
+        let documented = names::<KycStateName>();
+        assert_eq!(
+            documented,
+            all.iter()
+                .map(|s| s.as_str().to_owned())
+                .collect::<Vec<_>>()
+        );
+        assert!(documented.iter().all(|n| S::parse(n).is_some()));
+        assert_eq!(names::<ReportFormatName>(), ["json", "csv"]);
+    }
 }

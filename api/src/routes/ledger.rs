@@ -15,6 +15,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::pagination::{Page, PageParams};
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
@@ -40,7 +41,11 @@ fn parse_id(s: &str) -> Result<u128> {
         .ok()
         .or_else(|| uuid::Uuid::try_parse(s).ok().map(|u| u.as_u128()))
         .filter(|id| *id != 0)
-        .ok_or_else(|| Problem::invalid(format!("`{s}` is not a ledger id (decimal or UUID)")))
+        // Not an id: nothing is found under it.
+        .ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found")
+                .with_detail(format!("`{s}` is not a ledger id (decimal or UUID)"))
+        })
 }
 
 /// 404 titled after what is missing (`account not found`).
@@ -59,21 +64,25 @@ fn ledger(st: &AppState) -> &Ledger {
 #[derive(Deserialize, ToSchema)]
 pub struct AssetBody {
     /// Ledger number of the asset (non-zero).
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     id: u32,
     /// e.g. `USDC`.
+    #[schema(min_length = 1)]
     code: String,
     /// Decimal places of the base unit (USDC 6, SOL 9, USD 2).
+    #[schema(maximum = 38)]
     scale: u8,
 }
 
 /// Define an asset (a ledger of its own); idempotent for the same definition.
 #[utoipa::path(post, path = "/api/v1/ledger/assets", tag = "ledger", request_body = AssetBody,
-    responses((status = 201, description = "Defined"), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 201, description = "Defined"), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, description = "The id or the code is defined differently", body = Problem)),
     security(("bearer" = [])))]
 pub async fn define_asset(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<AssetBody>,
+    JsonObject(b): JsonObject<AssetBody>,
 ) -> Result<impl IntoResponse> {
     require_writer(&p)?;
     let def = LedgerDef {
@@ -107,7 +116,7 @@ pub struct AccountsBody {
 pub async fn create_accounts(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<AccountsBody>,
+    JsonObject(b): JsonObject<AccountsBody>,
 ) -> Result<Response> {
     require_writer(&p)?;
     let results = ledger(&st).create_accounts(&b.accounts).await?;
@@ -117,7 +126,7 @@ pub async fn create_accounts(
 #[derive(Deserialize, ToSchema)]
 pub struct EntriesBody {
     /// Transfers in order; `flags & 1` (linked) chains a transfer to the next: all or none.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     transfers: Vec<NewTransfer>,
 }
 
@@ -128,7 +137,7 @@ pub struct EntriesBody {
 pub async fn create_entries(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<EntriesBody>,
+    JsonObject(b): JsonObject<EntriesBody>,
 ) -> Result<Response> {
     require_writer(&p)?;
     if b.transfers.is_empty() {
@@ -238,13 +247,13 @@ pub struct ReconciliationBody {
 }
 
 /// Compare the ledger with on-chain facts: missing, extra and mismatched items.
-#[utoipa::path(post, path = "/api/v1/ledger/reconciliation", tag = "ledger", request_body = ReconciliationBody,
+#[utoipa::path(post, path = "/api/v1/ledger/reconciliation", tag = "ledger", operation_id = "ledger_reconciliation", request_body = ReconciliationBody,
     responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Machine-readable report")),
     security(("bearer" = [])))]
 pub async fn reconciliation(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<ReconciliationBody>,
+    JsonObject(b): JsonObject<ReconciliationBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(READERS)?;
     let report = ledger(&st).reconcile(&b.facts, &b.scope).await?;
@@ -254,8 +263,10 @@ pub async fn reconciliation(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// `trial_balance`, `balance_sheet`, `income_statement` or `tax`.
+    /// Which report.
+    #[param(inline, value_type = ReportName)]
     report: String,
     /// Ledger (asset) number.
     ledger: u32,
@@ -263,6 +274,17 @@ pub struct ReportQuery {
     from: Option<u64>,
     /// Period end (exclusive) or as-of time, ns since the epoch.
     to: Option<u64>,
+}
+
+/// The reports `financial_report` knows (documentation of its `match`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ReportName {
+    TrialBalance,
+    BalanceSheet,
+    IncomeStatement,
+    Tax,
 }
 
 /// Financial reports per asset and period.

@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::pagination::{Page, PageParams};
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
@@ -79,6 +80,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct NotificationBody {
     user_id: Uuid,
+    #[schema(min_length = 1, max_length = 128)]
     event_type: String,
     /// Template key; default: the template named like `event_type`.
     template: Option<String>,
@@ -89,19 +91,20 @@ pub struct NotificationBody {
     #[schema(value_type = Object)]
     #[serde(default)]
     data: serde_json::Value,
-    /// Restrict to these channels (in_app, webhook, email, sms, push).
-    #[schema(value_type = Option<Vec<String>>)]
+    /// Restrict to these channels.
+    #[schema(inline)]
     channels: Option<Vec<ChannelKind>>,
     /// `normal` (waits out quiet hours) or `high`.
-    #[schema(value_type = Option<String>)]
+    #[schema(inline)]
     #[serde(default)]
     priority: Priority,
 }
 
 /// Send a notification to a user through their preferred channels. `Idempotency-Key`
 /// makes retries return the first notification instead of sending again.
-#[utoipa::path(post, path = "/api/v1/notifications/send", tag = "notifications", request_body = NotificationBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "One notification per key")),
+#[utoipa::path(post, path = "/api/v1/notifications/send", tag = "notifications", operation_id = "send_notification", request_body = NotificationBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "One notification per key",
+        pattern = "^[!-~]([ -~]{0,253}[!-~])?$", nullable = false)),
     responses((status = 201, description = "Queued"), (status = 200, description = "Already sent with this key"),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -109,7 +112,7 @@ pub async fn send(
     State(st): State<AppState>,
     p: Principal,
     headers: HeaderMap,
-    Json(b): Json<NotificationBody>,
+    JsonObject(b): JsonObject<NotificationBody>,
 ) -> Result<impl IntoResponse> {
     p.require_scope_or_role(SEND_SCOPE, SENDERS)?;
     let key = headers
@@ -147,6 +150,7 @@ pub async fn send(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only notifications not read yet.
     #[serde(default)]
@@ -154,7 +158,7 @@ pub struct ListParams {
 }
 
 /// A user's notifications, newest first (the user themself, or an admin).
-#[utoipa::path(get, path = "/api/v1/notifications/{user_id}", tag = "notifications",
+#[utoipa::path(get, path = "/api/v1/notifications/{user_id}", tag = "notifications", operation_id = "list_notifications",
     params(("user_id" = String, Path, description = "User id"), ListParams, PageParams),
     responses((status = 200, description = "A page of notifications"), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -172,9 +176,7 @@ pub async fn list(
         .map(|(nanos, id)| {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
                 .map(|t| (t, id))
-                .map_err(|_| {
-                    Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
-                })
+                .map_err(|_| Problem::invalid_cursor())
         })
         .transpose()?;
     let limit = page.limit();
@@ -217,6 +219,7 @@ pub async fn mark_read(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForUser {
     /// Admins only: another user's preferences.
     user_id: Option<Uuid>,
@@ -250,17 +253,23 @@ pub async fn get_preferences(
 
 #[derive(Deserialize, ToSchema)]
 pub struct PreferencesBody {
-    /// in_app, webhook, email, sms, push.
-    #[schema(value_type = Vec<String>)]
+    #[schema(inline)]
     channels: Vec<ChannelKind>,
+    /// An address the mail library accepts (else 422).
+    #[schema(format = Email)]
     email: Option<String>,
-    /// E.164.
+    /// E.164: `+` and 8 to 15 digits.
+    #[schema(pattern = "^\\+[0-9]{8,15}$")]
     phone: Option<String>,
+    #[schema(min_length = 1, max_length = 4096)]
     push_token: Option<String>,
-    /// IANA name, e.g. `Europe/Paris` (default UTC).
+    /// IANA name, e.g. `Europe/Paris` (default UTC); an unknown one is 422.
     time_zone: Option<String>,
-    /// `HH:MM` local; both or neither; may cross midnight.
+    /// `HH:MM` local (24 h); both or neither (else 422); may cross midnight.
+    #[schema(pattern = "^([01]?[0-9]|2[0-3]):[0-5]?[0-9]$")]
     quiet_start: Option<String>,
+    /// Like `quiet_start`.
+    #[schema(pattern = "^([01]?[0-9]|2[0-3]):[0-5]?[0-9]$")]
     quiet_end: Option<String>,
 }
 
@@ -272,7 +281,7 @@ pub async fn put_preferences(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<ForUser>,
-    Json(b): Json<PreferencesBody>,
+    JsonObject(b): JsonObject<PreferencesBody>,
 ) -> Result<impl IntoResponse> {
     let user = target_user(&p, &q)?;
     let update = PreferencesUpdate {
@@ -289,8 +298,11 @@ pub async fn put_preferences(
 
 #[derive(Deserialize, ToSchema)]
 pub struct TemplateBody {
+    #[schema(pattern = "^[a-z0-9._-]{1,128}$")]
     key: String,
+    /// At most 1024 bytes.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     description: String,
     subject: String,
     body_text: String,
@@ -324,7 +336,7 @@ pub async fn list_templates(State(st): State<AppState>, p: Principal) -> Result<
 pub async fn create_template(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<TemplateBody>,
+    JsonObject(b): JsonObject<TemplateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(ADMINS)?;
     let t = st.notifications.create_template(&b.into()).await?;
@@ -350,16 +362,18 @@ pub async fn get_template(
 /// Replace a template; `If-Match` with the ETag refuses to overwrite a newer version.
 #[utoipa::path(put, path = "/api/v1/notifications/templates/{key}", tag = "notifications",
     params(("key" = String, Path, description = "Template key"),
-        ("If-Match" = Option<String>, Header, description = "ETag of the version being replaced")),
+        ("If-Match" = Option<String>, Header, description = "ETag of the version being replaced",
+            pattern = "^(W/)?\"?[0-9]{1,9}\"?$", nullable = false)),
     request_body = TemplateBody,
-    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated"), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 403, description = "The caller's roles or scopes do not allow this", body = Problem), (status = 200, description = "Updated"),
+        (status = 409, description = "Another version is current", body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_template(
     State(st): State<AppState>,
     p: Principal,
     Path(key): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<TemplateBody>,
+    JsonObject(b): JsonObject<TemplateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(ADMINS)?;
     let expected = headers
@@ -374,6 +388,7 @@ pub async fn update_template(
                         .parse::<i32>()
                         .ok()
                 })
+                // Outside the documented form (a version number, quoted or not).
                 .ok_or_else(|| {
                     Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
                         .with_detail("If-Match must be an ETag this API returned")
@@ -434,6 +449,8 @@ impl From<advancia_notifications::WebhookEndpoint> for WebhookView {
 
 #[derive(Deserialize, ToSchema)]
 pub struct WebhookBody {
+    /// https outside development; refused (422) when it points inside our network.
+    #[schema(max_length = 2048)]
     url: String,
     /// Only these event types (default: all).
     event_types: Option<Vec<String>>,
@@ -448,7 +465,7 @@ pub struct WebhookBody {
 pub async fn create_webhook(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<WebhookBody>,
+    JsonObject(b): JsonObject<WebhookBody>,
 ) -> Result<impl IntoResponse> {
     let claims = p.require_role(&Role::ALL)?;
     let e = st
@@ -489,6 +506,7 @@ pub async fn delete_webhook(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
     /// Start after this inbox position. `Last-Event-ID` wins; with neither, only new
     /// notifications are sent.
@@ -551,6 +569,7 @@ pub async fn stream(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadParams {
     /// At most this many (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

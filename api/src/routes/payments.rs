@@ -26,6 +26,7 @@ use uuid::Uuid;
 // member (a problem extension beside `detail`, plain text).
 use super::checkout::{for_wallet, plain_text};
 use crate::AppState;
+use crate::body::JsonObject;
 use crate::pagination::{Page, PageParams};
 use crate::principal::Principal;
 use crate::problem::{Problem, Result};
@@ -149,7 +150,7 @@ pub struct EscrowBody {
 pub async fn initiate(
     State(st): State<AppState>,
     p: Principal,
-    Json(b): Json<InitiateBody>,
+    JsonObject(b): JsonObject<InitiateBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(PAYERS)?;
     let req = InitiateRequest {
@@ -264,7 +265,7 @@ pub struct StatusView {
 
 /// Status as the payments worker follows it on chain: pending → confirmed → finalized, or
 /// failed / expired. Reading it changes nothing.
-#[utoipa::path(get, path = "/api/v1/payments/{id}/status", tag = "payments",
+#[utoipa::path(get, path = "/api/v1/payments/{id}/status", tag = "payments", operation_id = "payment_status",
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = StatusView), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -334,7 +335,7 @@ pub async fn refund(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(b): Json<RefundBody>,
+    JsonObject(b): JsonObject<RefundBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(OPERATORS)?;
     let payment = visible(&st, &p, &id, OPERATORS).await?;
@@ -363,7 +364,7 @@ pub async fn release(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Json(b): Json<RefundBody>,
+    JsonObject(b): JsonObject<RefundBody>,
 ) -> Result<impl IntoResponse> {
     p.require_role(&Role::ALL)?;
     if b.mismatch_id.is_some() {
@@ -383,21 +384,39 @@ pub async fn release(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// pending, confirmed, finalized, failed or expired.
+    /// Only intents in this state.
+    #[param(inline, value_type = Option<IntentStatusName>)]
     status: Option<String>,
     /// Facility account (base58).
     facility: Option<String>,
     /// Paying wallet (base58).
     payer: Option<String>,
     /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Created before (RFC 3339).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Operators only: everyone's intents instead of their own.
     #[serde(default)]
     all: bool,
 }
+
+/// The states `history` filters on (documentation of the check in `history`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum IntentStatusName {
+    Pending,
+    Confirmed,
+    Finalized,
+    Failed,
+    Expired,
+}
+
+const INTENT_STATUSES: [&str; 5] = ["pending", "confirmed", "finalized", "failed", "expired"];
 
 fn parse_time(v: Option<&str>, what: &str) -> Result<Option<OffsetDateTime>> {
     v.map(|s| {
@@ -425,7 +444,7 @@ pub async fn history(
         return Err(Problem::forbidden());
     }
     if let Some(s) = &q.status
-        && !["pending", "confirmed", "finalized", "failed", "expired"].contains(&s.as_str())
+        && !INTENT_STATUSES.contains(&s.as_str())
     {
         return Err(PaymentError::Invalid(format!("unknown status `{s}`")).into());
     }
@@ -434,9 +453,7 @@ pub async fn history(
         .map(|(nanos, id)| {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
                 .map(|t| (t, id))
-                .map_err(|_| {
-                    Problem::new(StatusCode::BAD_REQUEST, "invalid-cursor", "Invalid cursor")
-                })
+                .map_err(|_| Problem::invalid_cursor())
         })
         .transpose()?;
     let limit = page.limit();
@@ -478,4 +495,16 @@ pub async fn icon() -> impl IntoResponse {
         ],
         ICON,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_history_states_are_the_checked_ones() {
+        let doc = serde_json::to_value(<IntentStatusName as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        assert_eq!(doc["enum"], serde_json::json!(INTENT_STATUSES));
+    }
 }

@@ -18,7 +18,7 @@ use advancia_db::{Migration, ServiceMigrations};
 
 pub use context::Context;
 pub use model::*;
-pub use service::{AgentService, Catalog};
+pub use service::{AgentService, Catalog, plan};
 
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "agents",
@@ -42,6 +42,9 @@ pub enum AgentError {
     /// The input or parameters do not fit the agent: retrying cannot help.
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed, and refused as it stands: a kind this deployment does not have.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("agent {0} is disabled")]

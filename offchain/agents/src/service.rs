@@ -240,7 +240,7 @@ impl AgentService {
         let kind = self
             .catalog
             .get(&reg.kind)
-            .ok_or_else(|| AgentError::invalid(format!("unknown agent kind `{}`", reg.kind)))?;
+            .ok_or_else(|| AgentError::Refused(format!("unknown agent kind `{}`", reg.kind)))?;
         let valid = reg.id.len() >= 2
             && reg.id.len() <= 63
             && reg.id.starts_with(|c: char| c.is_ascii_lowercase())

@@ -164,8 +164,11 @@ pub fn evaluate(
     holdout: usize,
     horizon: usize,
 ) -> Result<ForecastResult, AnalyticsError> {
-    if holdout == 0 || y.len() < 2 * m + holdout {
-        return Err(AnalyticsError::Invalid(format!(
+    if holdout == 0 {
+        return Err(AnalyticsError::Invalid("holdout must be at least 1".into()));
+    }
+    if y.len() < 2 * m + holdout {
+        return Err(AnalyticsError::Refused(format!(
             "need at least {} days of history (two seasons of {m} plus {holdout} held out), have {}",
             2 * m + holdout,
             y.len()

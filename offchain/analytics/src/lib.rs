@@ -32,8 +32,14 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {
+    /// Malformed input: a value outside what the API documents.
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed input that cannot be answered as it stands: `to` not after `from`, a
+    /// period too long for hourly figures, a report too large, too little history for the
+    /// hold-out asked for.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("stored data is not what analytics expects: {0}")]

@@ -19,13 +19,13 @@ pub struct Period {
 impl Period {
     pub fn new(from: OffsetDateTime, to: OffsetDateTime) -> Result<Period, AnalyticsError> {
         if to <= from {
-            return Err(AnalyticsError::Invalid("`to` must be after `from`".into()));
+            return Err(AnalyticsError::Refused("`to` must be after `from`".into()));
         }
         Ok(Period { from, to })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     Hour,
@@ -113,7 +113,7 @@ pub struct TrendPoint {
 }
 
 /// A saved dashboard: which figures to show for which filter and period length.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct DashboardDefinition {
     #[serde(default)]
     pub chain: Option<String>,
@@ -121,7 +121,8 @@ pub struct DashboardDefinition {
     pub facility: Option<String>,
     #[serde(default)]
     pub mint: Option<String>,
-    /// Days back from now that the dashboard covers (1–366).
+    /// Days back from now that the dashboard covers (1–366; hourly: at most 93).
+    #[schema(minimum = 1, maximum = 366)]
     pub days: u16,
     #[serde(default)]
     pub granularity: Granularity,
@@ -138,7 +139,7 @@ pub struct Dashboard {
 }
 
 /// Which daily series to forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     #[default]
@@ -232,7 +233,7 @@ impl AnalyticsService {
         f: &Filter,
     ) -> Result<Vec<TrendPoint>, AnalyticsError> {
         if g == Granularity::Hour && p.to - p.from > time::Duration::days(93) {
-            return Err(AnalyticsError::Invalid(
+            return Err(AnalyticsError::Refused(
                 "hourly trends cover at most 93 days".into(),
             ));
         }
@@ -287,7 +288,7 @@ impl AnalyticsService {
         .fetch_all(&self.pool)
         .await?;
         if rows.len() > MAX_REPORT_ROWS {
-            return Err(AnalyticsError::Invalid(format!(
+            return Err(AnalyticsError::Refused(format!(
                 "the report would exceed {MAX_REPORT_ROWS} rows: narrow the period, use daily \
                  granularity or filter by facility"
             )));
@@ -386,7 +387,7 @@ impl AnalyticsService {
             return Err(AnalyticsError::Invalid("days must be 1–366".into()));
         }
         if definition.granularity == Granularity::Hour && definition.days > 93 {
-            return Err(AnalyticsError::Invalid(
+            return Err(AnalyticsError::Refused(
                 "hourly dashboards cover at most 93 days".into(),
             ));
         }

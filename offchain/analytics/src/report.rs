@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::query::{Figures, TrendPoint};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Csv,

@@ -50,6 +50,17 @@ pub enum AuthError {
     InvalidNonce,
     #[error("sign-in challenge expired")]
     ChallengeExpired,
+    /// A sign-in message that is not one we could have issued (it does not parse, names
+    /// an unusable address, or is not valid yet): the sign-in fails like a bad signature.
+    #[error("{0}")]
+    InvalidMessage(String),
+    /// A well-formed base58 address (the documented syntax) that is no wallet's key: not
+    /// 32 bytes, or not a point of the curve (a PDA).
+    #[error("{0}")]
+    InvalidAddress(String),
+    /// Well-formed, and refused as it stands (an admin removing their own admin role).
+    #[error("{0}")]
+    Refused(String),
     #[error("sign-in message is for domain {got:?}, expected {expected:?}")]
     DomainMismatch { expected: String, got: String },
     #[error("auth misconfigured: {0}")]
@@ -77,9 +88,10 @@ impl AuthError {
             | InvalidSignature
             | InvalidNonce
             | ChallengeExpired
+            | InvalidMessage(_)
             | DomainMismatch { .. } => 401,
             EmailTaken | TwoFactorNotEnabled | TwoFactorAlreadyEnabled => 409,
-            WeakPassword(_) => 422,
+            WeakPassword(_) | InvalidAddress(_) | Refused(_) => 422,
             InvalidInput(_) => 400,
             LockedOut { .. } => 429,
             Forbidden | AccountDisabled => 403,
@@ -113,6 +125,9 @@ impl AuthError {
             InvalidSignature => "invalid-signature",
             InvalidNonce => "invalid-nonce",
             ChallengeExpired => "challenge-expired",
+            InvalidMessage(_) => "invalid-message",
+            InvalidAddress(_) => "invalid-address",
+            Refused(_) => "input-refused",
             DomainMismatch { .. } => "domain-mismatch",
             Misconfigured(_) => "misconfigured",
             Unavailable(_) => "unavailable",

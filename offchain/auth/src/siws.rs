@@ -180,7 +180,46 @@ impl SiwsMessage {
 }
 
 /// Decodes a base58 Solana address into its Ed25519 public key.
+/// The documented syntax of a wallet address (OpenAPI `pattern`): base58, Bitcoin
+/// alphabet, 32 to 44 characters (the lengths 32 bytes take).
+pub const ADDRESS_PATTERN: &str = "^[1-9A-HJ-NP-Za-km-z]{32,44}$";
+
+fn is_address_syntax(s: &str) -> bool {
+    (32..=44).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() && !matches!(b, b'0' | b'O' | b'I' | b'l'))
+}
+
+/// The address a challenge is asked for. Outside [`ADDRESS_PATTERN`] it is malformed
+/// input (`InvalidInput`); inside it but no wallet's key (not 32 bytes, off the curve) it
+/// is `InvalidAddress`: well-formed, refused as it stands.
+pub(crate) fn challenge_address(address: &str) -> Result<ed25519_dalek::VerifyingKey, AuthError> {
+    solana_pubkey(address).map_err(|e| match e {
+        AuthError::InvalidInput(why) if is_address_syntax(address) => {
+            AuthError::InvalidAddress(why)
+        }
+        e => e,
+    })
+}
+
+/// A sign-in message's own defects (it does not parse, its address is no key, it is not
+/// valid yet) mean it is not a message we issued: the sign-in fails (`InvalidMessage`),
+/// like a bad signature, rather than the request being malformed.
+pub(crate) fn as_message_error(e: AuthError) -> AuthError {
+    match e {
+        AuthError::InvalidInput(why) => AuthError::InvalidMessage(why),
+        e => e,
+    }
+}
+
 pub(crate) fn solana_pubkey(address: &str) -> Result<ed25519_dalek::VerifyingKey, AuthError> {
+    // 32 bytes take at most 44 characters. Checked before decoding: base58 decoding is
+    // quadratic in the length (a 200 kB address held a worker for seconds).
+    if address.len() > 44 {
+        return Err(AuthError::InvalidInput(
+            "address is at most 44 base58 characters".into(),
+        ));
+    }
     let bytes = bs58::decode(address)
         .into_vec()
         .map_err(|_| AuthError::InvalidInput("address is not base58".into()))?;
@@ -200,6 +239,10 @@ pub(crate) fn verify_signature(
     signature_base58: &str,
 ) -> Result<(), AuthError> {
     let key = solana_pubkey(address)?;
+    // 64 bytes take at most 88 characters; longer is no signature (and not decoded).
+    if signature_base58.trim().len() > 88 {
+        return Err(AuthError::InvalidSignature);
+    }
     let sig_bytes = bs58::decode(signature_base58.trim())
         .into_vec()
         .map_err(|_| AuthError::InvalidSignature)?;

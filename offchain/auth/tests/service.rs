@@ -1076,7 +1076,7 @@ async fn only_admins_assign_roles() {
                 .assign_roles(&admin, admin_user.id, vec![Role::Patient])
                 .await
         ),
-        "invalid-input"
+        "input-refused"
     );
 
     // Demoted in the database: the still-valid admin token no longer suffices.
@@ -1401,6 +1401,24 @@ async fn siws_rejects_wrong_signature_replay_wrong_domain_and_expiry() {
         kind(env.auth.siws_challenge("11111111").await),
         "invalid-input"
     );
+    // An overlong address is refused before decoding (base58 decoding is quadratic: 200 kB
+    // of it held a worker for longer than a client waits).
+    let started = std::time::Instant::now();
+    assert_eq!(
+        kind(env.auth.siws_challenge(&"x".repeat(200_000)).await),
+        "invalid-input"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The documented address syntax (base58, 32-44 characters) but no key: 33 zero bytes.
+    let e = env.auth.siws_challenge(&"1".repeat(33)).await.unwrap_err();
+    assert_eq!((e.kind(), e.status_code()), ("invalid-address", 422));
+    // A message that is not a sign-in message at all fails the sign-in.
+    let e = env.auth.siws_verify("hello", "0OIl").await.unwrap_err();
+    assert_eq!((e.kind(), e.status_code()), ("invalid-message", 401));
 }
 
 #[tokio::test]
@@ -1782,7 +1800,7 @@ async fn disabled_accounts_cannot_sign_in_refresh_or_use_keys() {
     );
     assert_eq!(
         kind(env.auth.set_user_disabled(&admin, admin.sub, true).await),
-        "invalid-input"
+        "input-refused"
     );
     assert_eq!(
         kind(

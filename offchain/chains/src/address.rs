@@ -64,6 +64,14 @@ pub fn normalize(chain: Chain, address: &str) -> Result<String, ChainError> {
     if chain.is_evm() {
         normalize_evm(a)
     } else {
+        // 32 bytes take at most 44 base58 characters. Checked before decoding: base58
+        // decoding is quadratic in the length, and the input is anyone's.
+        if a.len() > 44 {
+            return Err(ChainError::Invalid(format!(
+                "a Solana address is at most 44 base58 characters, not {}",
+                a.len()
+            )));
+        }
         let bytes = bs58::decode(a)
             .into_vec()
             .map_err(|_| ChainError::Invalid(format!("`{a}` is not base58")))?;

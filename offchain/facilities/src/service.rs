@@ -767,6 +767,10 @@ impl FacilityService {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<Appointment>, FacilityError> {
+        // Postgres refuses a range whose bounds are reversed (it was a 500).
+        if to < from {
+            return Err(invalid("`to` must not be before `from`"));
+        }
         self.appointments_where(
             "a.facility_id = $1 AND a.during && tstzrange($2, $3, '[)')",
             facility_id,

@@ -67,6 +67,9 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Conflicts with what is stored: a ledger id or code already defined differently.
+    #[error("{0}")]
+    Conflict(String),
     #[error("the ledger writer has stopped")]
     WriterGone,
     #[error("account {0:#x} not found")]
@@ -183,10 +186,17 @@ impl Ledger {
         .bind(&def.code)
         .bind(i16::from(def.scale))
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| match &e {
+            // Another ledger has this code (it was a 500).
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                LedgerError::Conflict(format!("code {} belongs to another ledger", def.code))
+            }
+            _ => LedgerError::from(e),
+        })?;
         match stored {
             Some((code, scale)) if code == def.code && scale == i16::from(def.scale) => Ok(()),
-            _ => Err(LedgerError::InvalidInput(format!(
+            _ => Err(LedgerError::Conflict(format!(
                 "ledger {} already defined differently",
                 def.id
             ))),

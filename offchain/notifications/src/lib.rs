@@ -70,8 +70,14 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotificationError {
+    /// Malformed input: outside what the API documents.
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed input refused as it stands: an unknown time zone, values that go
+    /// together given alone, an address the mail library refuses, a request that names
+    /// neither a template nor subject and body.
+    #[error("{0}")]
+    Refused(String),
     #[error("template error in {0}")]
     Template(String),
     #[error("{0} not found")]

@@ -178,20 +178,20 @@ impl NotificationService {
                 .fetch_one(&self.pool)
                 .await?;
         if !known {
-            return Err(NotificationError::Invalid(format!(
+            return Err(NotificationError::Refused(format!(
                 "unknown time zone `{tz}` (use an IANA name such as Europe/Paris)"
             )));
         }
         let quiet_start = u.quiet_start.as_deref().map(parse_hhmm).transpose()?;
         let quiet_end = u.quiet_end.as_deref().map(parse_hhmm).transpose()?;
         if quiet_start.is_some() != quiet_end.is_some() {
-            return Err(NotificationError::Invalid(
+            return Err(NotificationError::Refused(
                 "quiet_start and quiet_end go together".into(),
             ));
         }
         if let Some(e) = &u.email {
             e.parse::<lettre::Address>().map_err(|_| {
-                NotificationError::Invalid(format!("`{e}` is not an email address"))
+                NotificationError::Refused(format!("`{e}` is not an email address"))
             })?;
         }
         if let Some(p) = &u.phone
@@ -248,8 +248,9 @@ impl NotificationService {
             ));
         }
         self.egress.check_url(url).await.map_err(|e| {
+            // Any URI is the documented form; which of them we deliver to is ours to say.
             if e.is_malformed() {
-                NotificationError::Invalid(format!("webhook URL: {e}"))
+                NotificationError::UrlRefused(format!("webhook URL: {e}"))
             } else {
                 NotificationError::UrlRefused(e.to_string())
             }
@@ -345,7 +346,7 @@ impl NotificationService {
         req: &SendRequest,
         email_to: Option<&str>,
     ) -> Result<Sent, NotificationError> {
-        if req.event_type.is_empty() || req.event_type.len() > 128 {
+        if req.event_type.is_empty() || req.event_type.chars().count() > 128 {
             return Err(NotificationError::Invalid(
                 "event_type: 1 to 128 characters".into(),
             ));
@@ -385,7 +386,7 @@ impl NotificationService {
             (Some(s), Some(b)) if req.template.is_none() => Some((s, b)),
             (None, None) => None,
             _ => {
-                return Err(NotificationError::Invalid(
+                return Err(NotificationError::Refused(
                     "give a template (or an event type with one), or both subject and body".into(),
                 ));
             }
@@ -414,7 +415,7 @@ impl NotificationService {
                 return Err(NotificationError::NotFound("template"));
             }
             (None, None) => {
-                return Err(NotificationError::Invalid(format!(
+                return Err(NotificationError::Refused(format!(
                     "no template for event type {}: give subject and body",
                     req.event_type
                 )));

@@ -39,13 +39,15 @@ async function main(): Promise<void> {
   const keyId: string = created.data.id;
   const partner = createClient<paths>({ baseUrl, headers: { "X-Api-Key": created.data.key } });
 
-  // 2. Indexed facilities, one per page, following next_cursor to the end.
+  // 2. Indexed facilities, one per page, following next_cursor to the end. (A function
+  // of its own: inline in the loop, `tsc` cannot type the call, whose argument depends on
+  // the previous call's result — TS7022.)
+  const facilities = (cursor: string | undefined) =>
+    partner.GET("/api/v1/indexer/facilities", { params: { query: { limit: 1, cursor } } });
   const seen: string[] = [];
   let cursor: string | undefined = undefined;
   for (let page = 0; page < 100; page++) {
-    const r = await partner.GET("/api/v1/indexer/facilities", {
-      params: { query: { limit: 1, cursor } },
-    });
+    const r = await facilities(cursor);
     if (r.error !== undefined || r.data === undefined) {
       throw new Error(`indexer: ${r.response.status} ${JSON.stringify(r.error)}`);
     }

@@ -80,6 +80,26 @@ tolerations:
       key: {{ .Values.database.urlKey }}
 {{- end -}}
 
+{{/* ADVANCIA_PUBLIC_URL from `publicUrl`: `advancia serve` refuses to start without an
+https one (ADR 0024), so rendering fails first, saying what to set. */}}
+{{- define "advancia.publicUrlEnv" -}}
+{{- $url := .Values.publicUrl | default "" | toString | trim -}}
+{{- if not $url }}
+{{- fail "publicUrl is required: the API's public https origin (ADVANCIA_PUBLIC_URL), e.g. --set publicUrl=https://pay.example.com; payment links are built only from it" }}
+{{- end }}
+{{- if not (regexMatch "^https://[^/?#@\\s]+(/[^?#\\s]*)?$" $url) }}
+{{- fail (printf "publicUrl %q must be an https URL (e.g. https://pay.example.com): advancia serve refuses any other outside --dev" $url) }}
+{{- end }}
+{{- if hasKey .Values.env "ADVANCIA_PUBLIC_URL" }}
+{{- fail "set the public URL as publicUrl, not env.ADVANCIA_PUBLIC_URL" }}
+{{- end }}
+{{- with .Values.config.advancia }}{{ if hasKey . "public_url" }}
+{{- fail "set the public URL as publicUrl, not config.advancia.public_url" }}
+{{- end }}{{ end }}
+- name: ADVANCIA_PUBLIC_URL
+  value: {{ $url | quote }}
+{{- end -}}
+
 {{/* Plain settings as environment variables, sorted by name. */}}
 {{- define "advancia.plainEnv" -}}
 {{- range $k, $v := . }}

@@ -390,6 +390,10 @@ pub fn eip55(hex_lower: &str) -> String {
 
 fn check_address(a: &Addr) -> Value {
     match a.chain.as_str() {
+        // Longer than 44 characters is never 32 bytes (and base58 decoding is quadratic).
+        "solana" if a.address.len() > 44 => {
+            json!({"valid": false, "reason": "longer than 44 characters, so not 32 bytes"})
+        }
         "solana" => match bs58::decode(&a.address).into_vec() {
             Ok(b) if b.len() == 32 => json!({"valid": true, "normalized": a.address}),
             Ok(b) => {

@@ -147,7 +147,7 @@ async fn lifecycle_register_disable_enable_version() {
     };
     assert!(matches!(
         h.svc.register(unknown, None).await,
-        Err(AgentError::Invalid(_))
+        Err(AgentError::Refused(_))
     ));
 
     let input =

@@ -155,7 +155,7 @@ impl AuthService {
         self.require_db_admin(actor).await?;
         if actor.sub == user_id && !roles.contains(&Role::Admin) {
             // Guards against an admin locking everyone out by accident.
-            return Err(AuthError::InvalidInput(
+            return Err(AuthError::Refused(
                 "admins cannot remove their own admin role".into(),
             ));
         }
@@ -181,7 +181,7 @@ impl AuthService {
     ) -> Result<User, AuthError> {
         self.require_db_admin(actor).await?;
         if actor.sub == user_id {
-            return Err(AuthError::InvalidInput(
+            return Err(AuthError::Refused(
                 "admins cannot disable themselves".into(),
             ));
         }

@@ -7,7 +7,7 @@ impl AuthService {
 
     /// A one-time message for `address` to sign.
     pub async fn siws_challenge(&self, address: &str) -> Result<SiwsChallenge, AuthError> {
-        siws::solana_pubkey(address)?;
+        siws::challenge_address(address)?;
         let cfg = &self.inner.config.siws;
         let now = self.now();
         let expires_at = now + cfg.challenge_ttl;
@@ -195,7 +195,7 @@ impl AuthService {
         message: &str,
         signature_base58: &str,
     ) -> Result<String, AuthError> {
-        let msg = SiwsMessage::parse(message)?;
+        let msg = SiwsMessage::parse(message).map_err(siws::as_message_error)?;
         let cfg = &self.inner.config.siws;
         if msg.domain != cfg.domain {
             return Err(AuthError::DomainMismatch {
@@ -203,13 +203,14 @@ impl AuthService {
                 got: msg.domain,
             });
         }
-        siws::verify_signature(&msg.address, message, signature_base58)?;
+        siws::verify_signature(&msg.address, message, signature_base58)
+            .map_err(siws::as_message_error)?;
         let now = self.now();
         if msg.expiration_time.is_some_and(|t| t <= now) {
             return Err(AuthError::ChallengeExpired);
         }
         if msg.not_before.is_some_and(|t| t > now) {
-            return Err(AuthError::InvalidInput(
+            return Err(AuthError::InvalidMessage(
                 "sign-in message is not valid yet".into(),
             ));
         }

@@ -165,7 +165,7 @@ async fn send_renders_escapes_and_is_idempotent_per_source_key() {
             ..Default::default()
         })
         .await,
-        Err(NotificationError::Invalid(_))
+        Err(NotificationError::Refused(_))
     ));
 }
 
@@ -188,7 +188,7 @@ async fn preferences_validate_and_quiet_hours_defer_interruptive_channels() {
         quiet_end: None,
     };
     assert!(
-        matches!(svc.set_preferences(user, &base).await, Err(NotificationError::Invalid(m)) if m.contains("time zone"))
+        matches!(svc.set_preferences(user, &base).await, Err(NotificationError::Refused(m)) if m.contains("time zone"))
     );
     let bad_phone = PreferencesUpdate {
         phone: Some("555-0100".into()),
