@@ -276,11 +276,15 @@ fn build_program(program: &str, toolchain: &Path, linker: &Path, target: &Path) 
         &format!("-Clink-arg=--llvm-args=-bpf-stack-size={STACK_FRAME}"),
         "-Clink-arg=--llvm-args=--bpf-max-stores-per-memfunc=5",
         "-Clink-arg=--llvm-args=--disable-gotox",
+        // LLVM 23's pass pipeline has no -Os/-Oz levels any more (sbpf-linker fails with
+        // "optimization level Oz is no longer supported"); the last -O wins, and opt-level
+        // "z" still reaches LLVM as the `minsize` attribute on every function.
+        "-Clink-arg=-O2",
     ]
     .join("\x1f");
     let out = Command::new(toolchain.join("bin").join("cargo"))
         .current_dir(&root)
-        .args(["build", "--locked", "--quiet", "--message-format=short"])
+        .args(["build", "--locked", "--quiet"])
         .args(["--manifest-path", &format!("programs/{program}/Cargo.toml")])
         .args(["--lib", "--features", "sbf", "--profile", PROFILE])
         .arg("--target")

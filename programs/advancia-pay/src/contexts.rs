@@ -165,11 +165,12 @@ pub struct DeactivateFacility<'info> {
 #[derive(Accounts)]
 #[instruction(invoice_id: [u8; 32])]
 pub struct PaySol<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == NATIVE_SOL @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
         seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
@@ -183,7 +184,8 @@ pub struct PaySol<'info> {
     /// CHECK: only receives lamports; pinned to the configured treasury.
     #[account(mut, address = config.treasury @ AdvanciaError::Unauthorized)]
     pub treasury: UncheckedAccount<'info>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     /// CHECK: Solana Pay reference key; only recorded, never read or written.
     pub reference: UncheckedAccount<'info>,
@@ -194,11 +196,12 @@ pub struct PaySol<'info> {
 #[derive(Accounts)]
 #[instruction(invoice_id: [u8; 32])]
 pub struct PayToken<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == mint.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
         seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
@@ -217,7 +220,8 @@ pub struct PayToken<'info> {
     #[account(mut, token::mint = mint, token::authority = config.treasury,
         token::token_program = token_program)]
     pub treasury_token: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     /// CHECK: Solana Pay reference key; only recorded, never read or written.
     pub reference: UncheckedAccount<'info>,
@@ -273,11 +277,12 @@ pub struct RefundToken<'info> {
 #[derive(Accounts)]
 #[instruction(escrow_id: [u8; 32])]
 pub struct OpenEscrowSol<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == NATIVE_SOL @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
         seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
@@ -285,7 +290,8 @@ pub struct OpenEscrowSol<'info> {
     pub escrow: Box<Account<'info, Escrow>>,
     #[account(mut)]
     pub payer: Signer<'info>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     pub system_program: Program<'info, System>,
 }
@@ -294,11 +300,12 @@ pub struct OpenEscrowSol<'info> {
 #[derive(Accounts)]
 #[instruction(escrow_id: [u8; 32])]
 pub struct OpenEscrowToken<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == mint.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
         seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
@@ -314,7 +321,8 @@ pub struct OpenEscrowToken<'info> {
     #[account(mut, token::mint = mint, token::authority = payer,
         token::token_program = token_program)]
     pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     pub token_program: Interface<'info, TokenInterface>,
     pub system_program: Program<'info, System>,
