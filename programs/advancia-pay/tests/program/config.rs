@@ -304,7 +304,7 @@ async fn initialize_and_accept_need_signatures() {
 /// the ELF and not the native code.
 #[tokio::test]
 async fn program_is_deployed_as_the_mode_says() {
-    let mut env = Env::bare().await;
+    let env = Env::bare().await;
     let program = env
         .ctx
         .banks_client
