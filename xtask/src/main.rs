@@ -122,8 +122,8 @@ enum BenchTarget {
     /// API latency percentiles and requests/s per route vs. a hello-world route on the
     /// same server (local chain and Postgres behind it).
     Api,
-    /// Compute units per program instruction beside a plain SPL `transfer_checked` (metered
-    /// on the SBF build where `cargo build-sbf` exists; natively only the BPF callees are).
+    /// Compute units per program instruction beside a plain SPL `transfer_checked`, metered on
+    /// the SBF build (`cargo xtask sbf`), with each instruction's own units beside its CPIs'.
     Programs,
     /// Payments signed and sent by wallets at 10, 50 and 100/s: P50/P95/P99 from a block's
     /// finality to the intent reading `finalized` and to its signed webhook arriving, beside

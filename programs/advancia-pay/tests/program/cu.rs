@@ -1,7 +1,7 @@
 //! Compute units per instruction, beside a plain SPL Token `transfer_checked` measured in the
 //! same runtime and run (`cargo xtask bench programs` prints this table).
 //!
-//! Only SBF code is metered: run natively (no `cargo build-sbf` on the machine), our program's
+//! Only SBF code is metered: run natively (without `cargo xtask sbf`'s build), our program's
 //! own work costs nothing and the figures are what the runtime charges around it (the SPL
 //! Token CPIs, which always run as real BPF, and the system program), so the table says which
 //! mode produced it and the ≤ 2× goal is judged only on the SBF build.
@@ -210,6 +210,6 @@ async fn compute_unit_table() {
         };
         println!("goal pay_token ≤ 2× transfer_checked: {verdict} ({pay_token} vs {reference})");
     } else {
-        println!("goal pay_token ≤ 2× transfer_checked: needs the SBF build (cargo build-sbf)");
+        println!("goal pay_token ≤ 2× transfer_checked: needs the SBF build (cargo xtask sbf)");
     }
 }
