@@ -8,6 +8,7 @@ mod deploy;
 mod evm;
 mod nats;
 mod postgres;
+mod sbf;
 mod step;
 mod substreams;
 mod toolchain;
@@ -99,6 +100,11 @@ enum Cmd {
         #[arg(long, conflicts_with = "template")]
         check: bool,
     },
+    /// Build the on-chain programs for SBF from registry-only parts (pinned nightly, std
+    /// patched for os = "solana", sbpf-linker with the stack-argument fix; ADR 0025) into
+    /// target/deploy/<program>.so. Fails naming the function on a stack frame over 4 KB or on
+    /// code the route cannot lower.
+    Sbf,
     /// Benchmarks that report ratios against a reference measured in the same run.
     Bench {
         /// What to benchmark.
@@ -116,8 +122,8 @@ enum BenchTarget {
     /// API latency percentiles and requests/s per route vs. a hello-world route on the
     /// same server (local chain and Postgres behind it).
     Api,
-    /// Compute units per program instruction beside a plain SPL `transfer_checked` (metered
-    /// on the SBF build where `cargo build-sbf` exists; natively only the BPF callees are).
+    /// Compute units per program instruction beside a plain SPL `transfer_checked`, metered on
+    /// the SBF build (`cargo xtask sbf`), with each instruction's own units beside its CPIs'.
     Programs,
     /// Payments signed and sent by wallets at 10, 50 and 100/s: P50/P95/P99 from a block's
     /// finality to the intent reading `finalized` and to its signed webhook arriving, beside
@@ -145,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             verbose,
         } => demo::run(once, &listen, verbose),
         Cmd::Lint => lint(),
+        Cmd::Sbf => sbf::build().map(|_| ()),
         Cmd::Bench { target } => bench(target),
         Cmd::Idl { check } => idl(check),
         Cmd::Wasm => wasm::build().map(|path| println!("{}", path.display())),
@@ -194,7 +201,7 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
     deploy::ensure_tools(&python)?;
     deploy::check(&python)?;
     toolchain::check_single_solana_major()?;
-    let sbf_dir = toolchain::build_sbf_programs()?;
+    let sbf = sbf::build()?;
 
     // Before nextest: the CosmWasm VM tests load this file.
     let cosmwasm_wasm = wasm::build()?;
@@ -253,20 +260,34 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
         step.done("passed in the real CosmWasm VM");
     }
 
-    if let Some(dir) = sbf_dir {
-        // The same program tests again, now loading the SBF build instead of the native code.
-        let step = Step::start("program tests against the SBF build");
-        for program in toolchain::program_packages() {
-            run_checked(
-                cargo()
-                    .args(["nextest", "run", "-p", &program])
-                    .env("ADVANCIA_PREFER_SBF", "1")
-                    .env("SBF_OUT_DIR", &dir)
-                    .env("DATABASE_URL", &pg.url),
-                &step,
-            )?;
-        }
-        step.done("passed on SBF");
+    if let Some(sbf) = sbf {
+        // The same program tests again, now loading the SBF build (deployed through the
+        // upgradeable loader) instead of the native code. Same build selection as the run
+        // above, so nothing is rebuilt; a test that passed natively and fails here fails
+        // the run.
+        let step = Step::start("program suite in the SBF VM (ADVANCIA_PREFER_SBF=1)");
+        let filter = toolchain::program_packages()
+            .iter()
+            .map(|p| format!("package({p})"))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        run_checked(
+            cargo()
+                .args([
+                    "nextest",
+                    "run",
+                    "--no-fail-fast",
+                    "--workspace",
+                    "--exclude",
+                ])
+                .arg(OWN_BUILD)
+                .args(["-E", &filter])
+                .env("ADVANCIA_PREFER_SBF", "1")
+                .env("SBF_OUT_DIR", &sbf.out_dir)
+                .env("DATABASE_URL", &pg.url),
+            &step,
+        )?;
+        step.done("passed in the SBF VM as natively");
     }
     drop(pg);
     drop(nats);
@@ -410,7 +431,7 @@ fn bench(target: BenchTarget) -> Result<()> {
 
 /// Runs the program tests' compute-unit table, on the SBF build when it can be made.
 fn bench_programs() -> Result<()> {
-    let sbf_dir = toolchain::build_sbf_programs()?;
+    let sbf_dir = sbf::build()?.map(|b| b.out_dir);
     for program in toolchain::program_packages() {
         let step = Step::start(&format!("compute units of {program}"));
         let mut cmd = cargo();
@@ -431,7 +452,7 @@ fn bench_programs() -> Result<()> {
         step.done(if sbf_dir.is_some() {
             "measured on the SBF build"
         } else {
-            "native run: only the SPL Token and system CPIs are metered (no cargo build-sbf)"
+            "native run: only the SPL Token and system CPIs are metered (no SBF build)"
         });
     }
     Ok(())

@@ -251,46 +251,6 @@ pub fn check_single_solana_major() -> Result<()> {
     Ok(())
 }
 
-/// Builds every program under `programs/` to SBF when `cargo build-sbf` exists (it needs
-/// Solana's platform tools, which cannot be downloaded on these machines). Returns the
-/// output directory when it built something.
-pub fn build_sbf_programs() -> Result<Option<PathBuf>> {
-    let step = Step::start("on-chain programs to SBF (cargo build-sbf)");
-    let programs: Vec<PathBuf> = program_packages()
-        .into_iter()
-        .map(|p| PathBuf::from("programs").join(p))
-        .collect();
-    if programs.is_empty() {
-        step.skip("no programs yet");
-        return Ok(None);
-    }
-    if !succeeds("cargo", &["build-sbf", "--version"]) {
-        step.skip(
-            "cargo build-sbf is not installed (Solana's platform tools cannot be fetched here); \
-             program tests run natively in solana-program-test's bank runtime only",
-        );
-        return Ok(None);
-    }
-    let out_dir = std::env::current_dir()?.join("target/deploy");
-    for program in &programs {
-        run_checked(
-            Command::new("cargo")
-                .arg("build-sbf")
-                .arg("--manifest-path")
-                .arg(program.join("Cargo.toml"))
-                .arg("--sbf-out-dir")
-                .arg(&out_dir),
-            &step,
-        )?;
-    }
-    step.done(&format!(
-        "{} program(s) in {}",
-        programs.len(),
-        out_dir.display()
-    ));
-    Ok(Some(out_dir))
-}
-
 /// Packages under `programs/` (by convention the directory name is the package name).
 pub fn program_packages() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("programs")

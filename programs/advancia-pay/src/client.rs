@@ -44,6 +44,11 @@ pub fn kyc_pda(wallet: &Pubkey) -> Pubkey {
 pub fn batch_pda(batch_number: u64) -> Pubkey {
     pda(&[BATCH_SEED, &batch_number.to_le_bytes()])
 }
+/// The program's ProgramData account under the upgradeable loader (holds the ELF and the
+/// upgrade authority that `initialize_config` checks).
+pub fn program_data_address() -> Pubkey {
+    anchor_lang::solana_program::bpf_loader_upgradeable::get_program_data_address(&crate::ID)
+}
 /// Signer of the `emit_cpi!` self-invocations.
 pub fn event_authority() -> Pubkey {
     pda(&[b"__event_authority"])
@@ -69,6 +74,7 @@ pub fn initialize_config(admin: Pubkey, args: InitializeConfigArgs) -> Instructi
             config: config_pda(),
             admin,
             system_program: system(),
+            program_data: program_data_address(),
             event_authority: event_authority(),
             program: crate::ID,
         },

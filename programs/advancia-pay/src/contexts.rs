@@ -19,15 +19,64 @@ pub fn created_now(info: &AccountInfo) -> bool {
     })
 }
 
+/// The native loader: owner of builtin programs, which is what this program is only in the
+/// test runtime's native mode and the local node's fallback (never on a cluster).
+const NATIVE_LOADER: Pubkey = pubkey!("NativeLoader1111111111111111111111111111111");
+/// bincode tags of the upgradeable loader's `UpgradeableLoaderState::{Program, ProgramData}`.
+const LOADER_STATE_PROGRAM: [u8; 4] = 2u32.to_le_bytes();
+const LOADER_STATE_PROGRAM_DATA: [u8; 4] = 3u32.to_le_bytes();
+
+/// Only the program's upgrade authority may initialize the config (ADR 0006, ADR 0025), so
+/// nobody can front-run the deployer between deployment and initialization:
+/// - deployed through the upgradeable loader: `program` must name `program_data` as its
+///   ProgramData, and that ProgramData's upgrade authority must be `admin` (a program made
+///   immutable, authority `None`, cannot be initialized any more);
+/// - a builtin (native loader): there is no ProgramData, the signer is accepted;
+/// - any other loader: refused.
+///
+/// The loader's state is read directly (tag, address, `Option<Pubkey>`), not deserialized.
+pub fn check_upgrade_authority(
+    program: &AccountInfo,
+    program_data: &AccountInfo,
+    admin: &Pubkey,
+) -> Result<()> {
+    require_keys_eq!(*program.key, crate::ID, AdvanciaError::NotUpgradeAuthority);
+    if *program.owner == NATIVE_LOADER {
+        return Ok(());
+    }
+    let loader = anchor_lang::solana_program::bpf_loader_upgradeable::ID;
+    require!(
+        *program.owner == loader && *program_data.owner == loader,
+        AdvanciaError::NotUpgradeAuthority
+    );
+    let program_state = program.try_borrow_data()?;
+    let data = program_data.try_borrow_data()?;
+    let names_program_data = program_state.get(..4) == Some(&LOADER_STATE_PROGRAM[..])
+        && program_state.get(4..36) == Some(program_data.key.as_ref());
+    // ProgramData: tag (4), slot (8), Option tag (1), authority (32).
+    let authority_is_admin = data.get(..4) == Some(&LOADER_STATE_PROGRAM_DATA[..])
+        && data.get(12) == Some(&1)
+        && data.get(13..45) == Some(admin.as_ref());
+    require!(
+        names_program_data && authority_is_admin,
+        AdvanciaError::NotUpgradeAuthority
+    );
+    Ok(())
+}
+
 #[event_cpi]
 #[derive(Accounts)]
 pub struct InitializeConfig<'info> {
     #[account(init_if_needed, payer = admin, space = 8 + Config::INIT_SPACE, seeds = [CONFIG_SEED], bump,
         constraint = created_now(&config.to_account_info()) @ AdvanciaError::AlreadyInitialized)]
     pub config: Account<'info, Config>,
+    /// The program's upgrade authority (see [`check_upgrade_authority`]).
     #[account(mut)]
     pub admin: Signer<'info>,
     pub system_program: Program<'info, System>,
+    /// CHECK: the program's ProgramData account; read by [`check_upgrade_authority`] only
+    /// when the program is deployed through the upgradeable loader, which also pins it.
+    pub program_data: UncheckedAccount<'info>,
 }
 
 #[event_cpi]
@@ -116,11 +165,12 @@ pub struct DeactivateFacility<'info> {
 #[derive(Accounts)]
 #[instruction(invoice_id: [u8; 32])]
 pub struct PaySol<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == NATIVE_SOL @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
         seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
@@ -134,7 +184,8 @@ pub struct PaySol<'info> {
     /// CHECK: only receives lamports; pinned to the configured treasury.
     #[account(mut, address = config.treasury @ AdvanciaError::Unauthorized)]
     pub treasury: UncheckedAccount<'info>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     /// CHECK: Solana Pay reference key; only recorded, never read or written.
     pub reference: UncheckedAccount<'info>,
@@ -145,11 +196,12 @@ pub struct PaySol<'info> {
 #[derive(Accounts)]
 #[instruction(invoice_id: [u8; 32])]
 pub struct PayToken<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == mint.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + PaymentRecord::INIT_SPACE,
         seeds = [PAYMENT_SEED, payer.key().as_ref(), invoice_id.as_ref()], bump,
@@ -168,7 +220,8 @@ pub struct PayToken<'info> {
     #[account(mut, token::mint = mint, token::authority = config.treasury,
         token::token_program = token_program)]
     pub treasury_token: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     /// CHECK: Solana Pay reference key; only recorded, never read or written.
     pub reference: UncheckedAccount<'info>,
@@ -224,11 +277,12 @@ pub struct RefundToken<'info> {
 #[derive(Accounts)]
 #[instruction(escrow_id: [u8; 32])]
 pub struct OpenEscrowSol<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, NATIVE_SOL.as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == NATIVE_SOL @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
         seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
@@ -236,7 +290,8 @@ pub struct OpenEscrowSol<'info> {
     pub escrow: Box<Account<'info, Escrow>>,
     #[account(mut)]
     pub payer: Signer<'info>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     pub system_program: Program<'info, System>,
 }
@@ -245,11 +300,12 @@ pub struct OpenEscrowSol<'info> {
 #[derive(Accounts)]
 #[instruction(escrow_id: [u8; 32])]
 pub struct OpenEscrowToken<'info> {
-    #[account(seeds = [CONFIG_SEED], bump = config.bump)]
+    /// The program's only `Config` (owner and discriminator make it the config PDA).
     pub config: Box<Account<'info, Config>>,
-    #[account(seeds = [ASSET_SEED, mint.key().as_ref()], bump = asset.bump)]
+    /// An `Asset` exists only at the PDA of its own mint, so the stored mint pins it.
+    #[account(constraint = asset.mint == mint.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub asset: Box<Account<'info, Asset>>,
-    #[account(seeds = [FACILITY_SEED, facility.facility_id.as_ref()], bump = facility.bump)]
+    /// Any `Facility` of this program is a registered facility (created only at its PDA).
     pub facility: Box<Account<'info, Facility>>,
     #[account(init_if_needed, payer = payer, space = 8 + Escrow::INIT_SPACE,
         seeds = [ESCROW_SEED, payer.key().as_ref(), escrow_id.as_ref()], bump,
@@ -265,7 +321,8 @@ pub struct OpenEscrowToken<'info> {
     #[account(mut, token::mint = mint, token::authority = payer,
         token::token_program = token_program)]
     pub payer_token: Box<InterfaceAccount<'info, TokenAccount>>,
-    #[account(seeds = [KYC_SEED, payer.key().as_ref()], bump = kyc.bump)]
+    /// An attestation exists only at the PDA of its own wallet, so the stored wallet pins it.
+    #[account(constraint = kyc.wallet == payer.key() @ anchor_lang::error::ErrorCode::ConstraintSeeds)]
     pub kyc: Option<Box<Account<'info, KycAttestation>>>,
     pub token_program: Interface<'info, TokenInterface>,
     pub system_program: Program<'info, System>,
@@ -578,4 +635,129 @@ pub struct BridgeProcessToken<'info> {
     pub payer: Signer<'info>,
     pub token_program: Interface<'info, TokenInterface>,
     pub system_program: Program<'info, System>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::solana_program::bpf_loader_upgradeable::{
+        ID as LOADER, get_program_data_address,
+    };
+
+    fn program_state(program_data: &Pubkey) -> Vec<u8> {
+        let mut v = LOADER_STATE_PROGRAM.to_vec();
+        v.extend_from_slice(program_data.as_ref());
+        v
+    }
+
+    fn program_data_state(authority: Option<&Pubkey>) -> Vec<u8> {
+        let mut v = LOADER_STATE_PROGRAM_DATA.to_vec();
+        v.extend_from_slice(&42u64.to_le_bytes());
+        match authority {
+            Some(a) => {
+                v.push(1);
+                v.extend_from_slice(a.as_ref());
+            }
+            None => v.push(0),
+        }
+        v.extend_from_slice(b"\x7fELF rest of the program");
+        v
+    }
+
+    /// `check_upgrade_authority` over accounts as the runtime would pass them.
+    fn check(
+        program_owner: Pubkey,
+        program_data_key: Pubkey,
+        program_data_owner: Pubkey,
+        program_data: Vec<u8>,
+        admin: Pubkey,
+    ) -> Result<()> {
+        let key = crate::ID;
+        let real_program_data = get_program_data_address(&crate::ID);
+        let (mut l1, mut l2) = (1u64, 1u64);
+        let mut state = program_state(&real_program_data);
+        let mut data = program_data;
+        let program = AccountInfo::new(
+            &key,
+            false,
+            false,
+            &mut l1,
+            &mut state,
+            &program_owner,
+            true,
+        );
+        let pd = AccountInfo::new(
+            &program_data_key,
+            false,
+            false,
+            &mut l2,
+            &mut data,
+            &program_data_owner,
+            false,
+        );
+        check_upgrade_authority(&program, &pd, &admin)
+    }
+
+    fn refused(res: Result<()>) -> bool {
+        res.is_err_and(|e| e == anchor_lang::error::Error::from(AdvanciaError::NotUpgradeAuthority))
+    }
+
+    #[test]
+    fn only_the_upgrade_authority_passes() {
+        let authority = Pubkey::new_unique();
+        let stranger = Pubkey::new_unique();
+        let pd = get_program_data_address(&crate::ID);
+        let state = || program_data_state(Some(&authority));
+        assert!(check(LOADER, pd, LOADER, state(), authority).is_ok());
+        assert!(refused(check(LOADER, pd, LOADER, state(), stranger)));
+        // Immutable program: nobody is the upgrade authority.
+        assert!(refused(check(
+            LOADER,
+            pd,
+            LOADER,
+            program_data_state(None),
+            authority
+        )));
+        // Another ProgramData (e.g. of a program the stranger controls) is not this program's.
+        let other = Pubkey::new_unique();
+        assert!(refused(check(LOADER, other, LOADER, state(), authority)));
+        // Look-alike data in an account the loader does not own.
+        assert!(refused(check(
+            LOADER,
+            pd,
+            Pubkey::new_unique(),
+            state(),
+            authority
+        )));
+        // A buffer account (tag 1) or truncated data is not ProgramData.
+        let mut buffer = state();
+        buffer[0] = 1;
+        assert!(refused(check(LOADER, pd, LOADER, buffer, authority)));
+        assert!(refused(check(
+            LOADER,
+            pd,
+            LOADER,
+            state()[..30].to_vec(),
+            authority
+        )));
+        // Another loader (e.g. the non-upgradeable one) is refused.
+        let loader_v2 = pubkey!("BPFLoader2111111111111111111111111111111111");
+        assert!(refused(check(loader_v2, pd, LOADER, state(), authority)));
+    }
+
+    #[test]
+    fn a_builtin_has_no_program_data_and_accepts_the_signer() {
+        let anyone = Pubkey::new_unique();
+        let pd = get_program_data_address(&crate::ID);
+        assert!(
+            check(
+                NATIVE_LOADER,
+                pd,
+                pubkey!("11111111111111111111111111111111"),
+                vec![],
+                anyone
+            )
+            .is_ok()
+        );
+    }
 }

@@ -104,4 +104,7 @@ pub enum AdvanciaError {
     // ---- Issue #4 ----
     #[msg("account is already initialized")]
     AlreadyInitialized,
+    // ---- Issue #23 ----
+    #[msg("only the program's upgrade authority may initialize the config")]
+    NotUpgradeAuthority,
 }

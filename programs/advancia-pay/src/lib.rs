@@ -23,6 +23,10 @@ use error::AdvanciaError;
 use events::*;
 use state::*;
 
+// memcpy, memset, memcmp and friends for the upstream-LLVM SBF build (ADR 0025).
+#[cfg(feature = "sbf")]
+use solana_compiler_builtins as _;
+
 declare_id!("FKE26Z8kY9E3bPUoDyV3wGWz7cNxtGFU3Zk3HgxaeC88");
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
@@ -55,6 +59,11 @@ pub mod advancia_pay {
         args: InitializeConfigArgs,
     ) -> Result<()> {
         require!(args.fee_bps <= MAX_FEE_BPS, AdvanciaError::FeeTooHigh);
+        check_upgrade_authority(
+            &ctx.accounts.program,
+            &ctx.accounts.program_data,
+            ctx.accounts.admin.key,
+        )?;
         let config = &mut ctx.accounts.config;
         config.set_inner(Config {
             admin: ctx.accounts.admin.key(),

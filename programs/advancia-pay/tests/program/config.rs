@@ -298,3 +298,69 @@ async fn initialize_and_accept_need_signatures() {
     let config: Config = env.account(&client::config_pda()).await;
     assert_eq!(config.admin, admin.pubkey());
 }
+
+/// ADR 0025: on the SBF build the program is deployed through the upgradeable loader with the
+/// admin as upgrade authority; natively it is a builtin. Guards that the SBF run really runs
+/// the ELF and not the native code.
+#[tokio::test]
+async fn program_is_deployed_as_the_mode_says() {
+    let env = Env::bare().await;
+    let program = env
+        .ctx
+        .banks_client
+        .get_account(advancia_pay::ID)
+        .await
+        .unwrap()
+        .expect("program account");
+    let expected = if sbf_mode() {
+        anchor_lang::solana_program::bpf_loader_upgradeable::ID
+    } else {
+        pubkey!("NativeLoader1111111111111111111111111111111")
+    };
+    assert_eq!(program.owner, expected);
+    assert!(program.executable);
+}
+
+/// Front-running the deployer: a stranger's `initialize_config` is refused on the
+/// upgradeable deployment, and the real upgrade authority can still initialize afterwards.
+/// Natively (a builtin, no ProgramData) the signer is accepted, as ADR 0025 records.
+#[tokio::test]
+async fn initialize_by_a_stranger_is_refused_when_deployed_upgradeable() {
+    let mut env = Env::bare().await;
+    let stranger = env.wallet(SOL).await;
+    let res = env
+        .send(
+            &[client::initialize_config(
+                stranger.pubkey(),
+                env.init_args(),
+            )],
+            &[&stranger],
+        )
+        .await;
+    if !sbf_mode() {
+        res.unwrap();
+        let config: Config = env.account(&client::config_pda()).await;
+        assert_eq!(config.admin, stranger.pubkey());
+        return;
+    }
+    assert_program_err(res, AdvanciaError::NotUpgradeAuthority);
+    assert!(!env.exists(&client::config_pda()).await);
+
+    // Another account passed as ProgramData (here the stranger's own wallet) is refused too.
+    let mut ix = client::initialize_config(stranger.pubkey(), env.init_args());
+    ix.accounts[3].pubkey = stranger.pubkey();
+    assert_program_err(
+        env.send(&[ix], &[&stranger]).await,
+        AdvanciaError::NotUpgradeAuthority,
+    );
+
+    let admin = env.admin.insecure_clone();
+    env.send(
+        &[client::initialize_config(admin.pubkey(), env.init_args())],
+        &[&admin],
+    )
+    .await
+    .unwrap();
+    let config: Config = env.account(&client::config_pda()).await;
+    assert_eq!(config.admin, admin.pubkey());
+}

@@ -1,5 +1,7 @@
-//! Test runtime: solana-program-test's bank with the program loaded natively (or as SBF with
-//! `ADVANCIA_PREFER_SBF=1` and `SBF_OUT_DIR`), SPL Token / Token-2022 as their real BPF builds.
+//! Test runtime: solana-program-test's bank with the program loaded natively, or with
+//! `ADVANCIA_PREFER_SBF=1` as its SBF build from `SBF_OUT_DIR` deployed through the
+//! upgradeable loader with the admin as upgrade authority (as on a cluster); SPL Token /
+//! Token-2022 as their real BPF builds.
 
 use advancia_pay::client::{self, AdvanciaEvent, BridgeEvent};
 use advancia_pay::state::NATIVE_SOL;
@@ -33,9 +35,50 @@ fn entry_wrapper(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> 
 }
 
 /// Whether the program runs as its SBF build (`ADVANCIA_PREFER_SBF=1`, set by `cargo xtask
-/// test` and `bench programs` where `cargo build-sbf` exists) instead of natively.
+/// test` and `bench programs` after `cargo xtask sbf`) instead of natively.
 pub fn sbf_mode() -> bool {
     std::env::var("ADVANCIA_PREFER_SBF").is_ok_and(|v| v == "1")
+}
+
+/// The upgradeable loader's two accounts for the SBF build in `SBF_OUT_DIR` (or
+/// `BPF_OUT_DIR`), as a deployment by `upgrade_authority` leaves them: the program account
+/// naming its ProgramData, and the ProgramData (slot, authority, ELF).
+fn deploy_upgradeable(pt: &mut ProgramTest, upgrade_authority: &Pubkey) {
+    use anchor_lang::solana_program::bpf_loader_upgradeable::{
+        self as loader, get_program_data_address,
+    };
+    let dir = std::env::var("SBF_OUT_DIR")
+        .or_else(|_| std::env::var("BPF_OUT_DIR"))
+        .expect("ADVANCIA_PREFER_SBF=1 needs SBF_OUT_DIR (run `cargo xtask sbf`)");
+    let path = std::path::Path::new(&dir).join("advancia_pay.so");
+    let elf = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask sbf`)", path.display()));
+    let rent = anchor_lang::solana_program::rent::Rent::default();
+    let program_data = get_program_data_address(&advancia_pay::ID);
+    // bincode of UpgradeableLoaderState::Program { programdata_address }.
+    let mut program = 2u32.to_le_bytes().to_vec();
+    program.extend_from_slice(program_data.as_ref());
+    // bincode of UpgradeableLoaderState::ProgramData { slot: 0, upgrade_authority_address: Some(..) }.
+    let mut data = 3u32.to_le_bytes().to_vec();
+    data.extend_from_slice(&0u64.to_le_bytes());
+    data.push(1);
+    data.extend_from_slice(upgrade_authority.as_ref());
+    data.extend_from_slice(&elf);
+    for (address, data, executable) in [
+        (advancia_pay::ID, program, true),
+        (program_data, data, false),
+    ] {
+        pt.add_account(
+            address,
+            solana_account::Account {
+                lamports: rent.minimum_balance(data.len()),
+                data,
+                owner: loader::ID,
+                executable,
+                rent_epoch: u64::MAX,
+            },
+        );
+    }
 }
 
 pub fn id32(s: &str) -> [u8; 32] {
@@ -58,13 +101,18 @@ pub struct Env {
 impl Env {
     /// Runtime with funded role keys; nothing initialized.
     pub async fn bare() -> Env {
+        let admin = Keypair::new();
         let mut pt = ProgramTest::default();
         pt.prefer_bpf(sbf_mode());
-        pt.add_program("advancia_pay", advancia_pay::ID, processor!(entry_wrapper));
+        if sbf_mode() {
+            deploy_upgradeable(&mut pt, &admin.pubkey());
+        } else {
+            pt.add_program("advancia_pay", advancia_pay::ID, processor!(entry_wrapper));
+        }
         let ctx = pt.start_with_context().await;
         let mut env = Env {
             ctx,
-            admin: Keypair::new(),
+            admin,
             treasury: Keypair::new(),
             settlement: Keypair::new(),
             compliance: Keypair::new(),
@@ -212,6 +260,14 @@ impl Env {
     /// theirs alone), from the runtime's simulation; then processes it so later steps see its
     /// state. Panics with the failure if the transaction does not succeed.
     pub async fn measure(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> u64 {
+        self.measure_own(ixs, signers).await.0
+    }
+
+    /// [`Env::measure`] and the units of that total spent in other programs the transaction's
+    /// instructions invoke (SPL Token, …), from the runtime's `consumed` log lines; the
+    /// program's own work is the difference (its `emit_cpi!` self-invocations count as its
+    /// own). Builtins (the system program) log no figure, so their few units count as own.
+    pub async fn measure_own(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> (u64, u64) {
         let mut keys: Vec<&Keypair> = vec![&self.ctx.payer];
         keys.extend_from_slice(signers);
         let blockhash = self.ctx.banks_client.get_latest_blockhash().await.unwrap();
@@ -230,12 +286,9 @@ impl Env {
         if let Some(Err(e)) = sim.result {
             panic!("measured transaction failed: {e:?}");
         }
-        let units = sim
-            .simulation_details
-            .expect("simulation details")
-            .units_consumed;
+        let details = sim.simulation_details.expect("simulation details");
         self.ctx.banks_client.process_transaction(tx).await.unwrap();
-        units
+        (details.units_consumed, units_in_callees(&details.logs))
     }
 
     pub async fn lamports(&mut self, key: &Pubkey) -> u64 {
@@ -363,6 +416,35 @@ impl Env {
         // SPL token account layout: mint (32), owner (32), amount (u64 LE).
         u64::from_le_bytes(acc.data[64..72].try_into().unwrap())
     }
+}
+
+/// Units that invocations at depth 2 of programs other than this one report as consumed.
+fn units_in_callees(logs: &[String]) -> u64 {
+    let mut stack: Vec<String> = Vec::new();
+    let mut units = 0;
+    for line in logs {
+        let Some(rest) = line.strip_prefix("Program ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(id), Some(what)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match what {
+            "invoke" => stack.push(id.to_owned()),
+            "success" | "failed:" => {
+                stack.pop();
+            }
+            "consumed" if stack.len() == 2 && id != advancia_pay::ID.to_string() => {
+                units += words
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    units
 }
 
 /// The custom error code a failed transaction ended with.
