@@ -272,19 +272,18 @@ fn test(no_lint: bool, nextest_args: &[String]) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" | ");
         run_checked(
-            cargo()
-                .args([
-                    "nextest",
-                    "run",
-                    "--no-fail-fast",
-                    "--workspace",
-                    "--exclude",
-                ])
-                .arg(OWN_BUILD)
-                .args(["-E", &filter])
-                .env("ADVANCIA_PREFER_SBF", "1")
-                .env("SBF_OUT_DIR", &sbf.out_dir)
-                .env("DATABASE_URL", &pg.url),
+            linted(cargo().args([
+                "nextest",
+                "run",
+                "--no-fail-fast",
+                "--workspace",
+                "--exclude",
+            ]))?
+            .arg(OWN_BUILD)
+            .args(["-E", &filter])
+            .env("ADVANCIA_PREFER_SBF", "1")
+            .env("SBF_OUT_DIR", &sbf.out_dir)
+            .env("DATABASE_URL", &pg.url),
             &step,
         )?;
         step.done("passed in the SBF VM as natively");
