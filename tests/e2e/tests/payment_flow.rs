@@ -511,7 +511,8 @@ async fn rejections_are_specific_and_lose_nothing() {
             json!({"transaction": foreign}),
         )
         .await;
-    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    // Well-formed but refused as it stands: 422 (ADR 0024's rule).
+    assert_eq!((s.as_u16(), kind(&p)), (422, "transaction-rejected"), "{p}");
     let (s, p) = stack
         .post(
             "/api/v1/blockchain/transactions/send",
@@ -519,7 +520,7 @@ async fn rejections_are_specific_and_lose_nothing() {
             json!({"transaction": "%%%"}),
         )
         .await;
-    assert_eq!((s.as_u16(), kind(&p)), (400, "invalid-input"), "{p}");
+    assert_eq!((s.as_u16(), kind(&p)), (422, "transaction-rejected"), "{p}");
     // Nothing was lost: the intent is still pending and payable.
     let (s, st) = stack
         .get(
