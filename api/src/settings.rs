@@ -560,7 +560,7 @@ impl ServeConfig {
                 if dev {
                     c.egress = c.egress.allowing_http();
                 } else if !c.payments.icon_url.starts_with("https://") {
-                    // Wallets and Blink clients load the icon from anywhere (ADR 0025).
+                    // Wallets and Blink clients load the icon from anywhere (ADR 0026).
                     errors.push(s.error(
                         "ADVANCIA_PAYMENT_ICON_URL",
                         "must be an absolute https URL outside --dev (expected e.g. https://pay.example.com/icon.svg)",

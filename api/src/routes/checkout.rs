@@ -1,4 +1,4 @@
-//! The patient's side of a payment intent (issue #22, ADR 0025):
+//! The patient's side of a payment intent (issue #22, ADR 0026):
 //!
 //! - `GET /pay/{id}`: the checkout page, server-rendered, no login (the id is a random
 //!   UUID): facility, amount in the asset's units, a QR code (SVG, rendered here) of the

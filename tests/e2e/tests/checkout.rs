@@ -1,4 +1,4 @@
-//! The patient's checkout (issue #22, ADR 0025) against the whole stack, judged by the
+//! The patient's checkout (issue #22, ADR 0026) against the whole stack, judged by the
 //! ecosystem's own clients:
 //! - the page in headless Chromium (puppeteer-core on Debian's `chromium`): facility and
 //!   amount as shown, the QR code decoded from a screenshot (jsQR) and accepted by
