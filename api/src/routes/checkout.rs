@@ -420,8 +420,34 @@ struct Summary {
     state: CheckoutState,
 }
 
-fn parse_id(s: &str) -> Result<Uuid> {
+/// An intent id from the path: not a UUID is no such intent.
+pub(crate) fn parse_id(s: &str) -> Result<Uuid> {
     Uuid::try_parse(s).map_err(|_| PaymentError::NotFound.into())
+}
+
+/// The transaction intent `id` asks `account` (from the request body) to sign, for the
+/// Solana Pay transaction request and the action alike: every refusal, a malformed body
+/// included, carries `message` for the wallet.
+pub(crate) async fn wallet_transaction(
+    st: &AppState,
+    id: &str,
+    account: std::result::Result<String, JsonRejection>,
+) -> Result<advancia_payments::TransactionResponse> {
+    let account = account.map_err(|e| {
+        for_wallet(
+            Problem::new(
+                e.status(),
+                crate::gateway::slug_for(e.status()),
+                e.status().canonical_reason().unwrap_or("Error"),
+            )
+            .with_detail(e.body_text()),
+        )
+    })?;
+    let id = parse_id(id).map_err(for_wallet)?;
+    st.payments
+        .transaction_request(id, &account)
+        .await
+        .map_err(|e| for_wallet(e.into()))
 }
 
 /// The facility's name from the facilities service when the on-chain id is one of its
@@ -879,25 +905,7 @@ pub async fn action_post(
     Path(id): Path<String>,
     body: std::result::Result<Json<ActionPostRequest>, JsonRejection>,
 ) -> Result<Response> {
-    let Json(b) = body.map_err(|e| {
-        for_wallet(
-            Problem::new(
-                e.status(),
-                crate::gateway::slug_for(e.status()),
-                e.status().canonical_reason().unwrap_or("Error"),
-            )
-            .with_detail(e.body_text()),
-        )
-    })?;
-    let tx = match parse_id(&id) {
-        Ok(id) => st
-            .payments
-            .transaction_request(id, &b.account)
-            .await
-            .map_err(Problem::from),
-        Err(e) => Err(e),
-    }
-    .map_err(for_wallet)?;
+    let tx = wallet_transaction(&st, &id, body.map(|Json(b)| b.account)).await?;
     Ok(Json(ActionPostResponse {
         kind: "transaction".into(),
         transaction: tx.transaction,

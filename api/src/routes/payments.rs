@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 // Solana Pay wallets show why a transaction request failed from the body's `message`
 // member (a problem extension beside `detail`, plain text).
-use super::checkout::{for_wallet, plain_text};
+use super::checkout::{for_wallet, parse_id, plain_text, wallet_transaction};
 use crate::AppState;
 use crate::body::JsonObject;
 use crate::pagination::{Page, PageParams};
@@ -56,10 +56,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/payments/{id}/confirm", post(confirm))
         .route("/api/v1/payments/{id}/refund", post(refund))
         .route("/api/v1/payments/{id}/release", post(release))
-}
-
-fn parse_id(s: &str) -> Result<Uuid> {
-    Uuid::try_parse(s).map_err(|_| PaymentError::NotFound.into())
 }
 
 /// The intent, if the caller may see it: its creator, or an operator. Others get 404, so
@@ -222,26 +218,7 @@ pub async fn transaction_request(
     Path(id): Path<String>,
     body: std::result::Result<Json<AccountBody>, JsonRejection>,
 ) -> Result<impl IntoResponse> {
-    // Every refusal, a malformed body included, carries `message` for the wallet.
-    let Json(b) = body.map_err(|e| {
-        for_wallet(
-            Problem::new(
-                e.status(),
-                crate::gateway::slug_for(e.status()),
-                e.status().canonical_reason().unwrap_or("Error"),
-            )
-            .with_detail(e.body_text()),
-        )
-    })?;
-    let tx = match parse_id(&id) {
-        Ok(id) => st
-            .payments
-            .transaction_request(id, &b.account)
-            .await
-            .map_err(Problem::from),
-        Err(e) => Err(e),
-    }
-    .map_err(for_wallet)?;
+    let tx = wallet_transaction(&st, &id, body.map(|Json(b)| b.account)).await?;
     Ok(Json(TransactionBody {
         transaction: tx.transaction,
         message: plain_text(&tx.message, 300),
