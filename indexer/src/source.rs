@@ -208,6 +208,44 @@ impl SolanaRpc {
         Ok(out)
     }
 
+    /// Signatures of the program in slots `from_slot..=to_slot`, oldest first (pages back
+    /// from the newest until a page reaches below `from_slot`). For followers that keep a
+    /// slot cursor instead of a signature, such as the bridge validators.
+    pub async fn signatures_in_slots(
+        &self,
+        from_slot: u64,
+        to_slot: u64,
+        commitment: Commitment,
+    ) -> Result<Vec<SignatureInfo>, IndexerError> {
+        let mut out: Vec<SignatureInfo> = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let mut cfg = json!({"limit": 1000, "commitment": commitment.as_str()});
+            if let Some(b) = &before {
+                cfg["before"] = json!(b);
+            }
+            let page: Vec<SignatureInfo> = serde_json::from_value(
+                self.call(
+                    "getSignaturesForAddress",
+                    json!([self.program.to_string(), cfg]),
+                )
+                .await?,
+            )?;
+            let full = page.len() == 1000;
+            let reached_start = page.last().is_some_and(|s| s.slot < from_slot);
+            before = page.last().map(|s| s.signature.clone());
+            out.extend(
+                page.into_iter()
+                    .filter(|s| (from_slot..=to_slot).contains(&s.slot)),
+            );
+            if !full || reached_start {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Fetches and decodes one transaction; `None` if the node no longer has it.
     pub async fn transaction(
         &self,

@@ -3,7 +3,10 @@
 //! relayer (gathers M-of-N signatures, simulates, submits and confirms `process` on the
 //! destination, with persisted retry state). Wire format: docs/decisions/0012-bridge.md.
 
+pub mod attestation;
 pub mod contract;
+pub mod gather;
+pub mod journal;
 pub mod keys;
 pub mod message;
 pub mod metrics;
@@ -12,15 +15,25 @@ pub mod solana;
 pub mod source;
 pub mod store;
 pub mod validator;
+pub mod validator_http;
 
 use advancia_db::{Migration, ServiceMigrations};
 
-/// Postgres schema `bridge`, shared by validators and relayers.
+/// Postgres schema `bridge`: a validator's own store (claims, signatures, publication
+/// indexes) or a relayer's (its copy of verified attestations, delivery queue). The same
+/// schema serves both roles; two nodes never share one database (ADR 0028).
 pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
     schema: "bridge",
-    migrations: &[Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }],
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "publication",
+            sql: include_str!("../migrations/0002_publication.sql"),
+        },
+    ],
 };

@@ -7,10 +7,11 @@ use std::time::Duration;
 use advancia_db::DbConfig;
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
-use advancia_relayer::source::{EvmSource, IndexedSolanaSource};
+use advancia_relayer::attestation::AttestationDir;
+use advancia_relayer::source::{EvmSource, SolanaRpcSource};
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{AnyDestination, EvmDestination, Validator};
-use advancia_relayer::{MIGRATIONS, metrics};
+use advancia_relayer::{MIGRATIONS, metrics, validator_http};
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use anyhow::{Context, Result, bail};
@@ -30,9 +31,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Follow an EVM bridge's Dispatch events and sign each final message.
+    /// Follow an EVM bridge's Dispatch events on this validator's own RPC and sign each
+    /// final message into its own store; publish the attestations.
     Validator {
-        /// Origin chain JSON-RPC URL.
+        /// Origin chain JSON-RPC URL (this validator's own node).
         #[arg(long)]
         rpc: String,
         /// Origin AdvanciaBridge address.
@@ -44,32 +46,24 @@ enum Cmd {
         /// First block to scan when this validator has no cursor yet.
         #[arg(long, default_value_t = 0)]
         start_block: u64,
-        /// Destinations as DOMAIN=RPC_URL,BRIDGE_ADDRESS (EVM) or DOMAIN=solana:RPC_URL (repeatable).
-        #[arg(long = "destination", required = true)]
-        destinations: Vec<String>,
-        /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        #[arg(long, default_value_t = 1000)]
-        poll_ms: u64,
+        #[command(flatten)]
+        node: ValidatorNode,
     },
-    /// Follow the Solana program's finalized BridgeDispatched events as the indexer stored
-    /// them (the indexer's tables in the same database) and sign each message.
+    /// Follow the Solana program's BridgeDispatched events in finalized transactions on this
+    /// validator's own Solana RPC and sign each message into its own store; publish the
+    /// attestations.
     SolanaValidator {
+        /// Solana JSON-RPC URL (this validator's own node).
+        #[arg(long)]
+        rpc: String,
         /// The program's bridge `local_domain`.
         #[arg(long)]
         domain: u32,
-        /// The indexer's chain name for this cluster.
-        #[arg(long, default_value = "solana")]
-        chain: String,
-        /// Destinations as DOMAIN=RPC_URL,BRIDGE_ADDRESS (EVM) or DOMAIN=solana:RPC_URL (repeatable).
-        #[arg(long = "destination", required = true)]
-        destinations: Vec<String>,
-        /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        #[arg(long, default_value_t = 1000)]
-        poll_ms: u64,
+        /// First slot to scan when this validator has no cursor yet.
+        #[arg(long, default_value_t = 0)]
+        start_slot: u64,
+        #[command(flatten)]
+        node: ValidatorNode,
     },
     /// Deliver attested messages to an EVM bridge.
     Relayer {
@@ -82,6 +76,10 @@ enum Cmd {
         /// Key file (32 bytes hex) of the account paying gas; else ADVANCIA_RELAYER_KEY.
         #[arg(long)]
         key_file: Option<PathBuf>,
+        /// A validator's announced location (`http://…` or `file:///…`), repeatable: where
+        /// attestations are read from.
+        #[arg(long = "validator-location", required = true)]
+        validator_locations: Vec<String>,
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
         #[arg(long, default_value_t = 1000)]
@@ -105,6 +103,9 @@ enum Cmd {
         /// Solana keypair file (JSON array of 64 bytes) of the fee payer.
         #[arg(long)]
         keypair: PathBuf,
+        /// A validator's announced location (`http://…` or `file:///…`), repeatable.
+        #[arg(long = "validator-location", required = true)]
+        validator_locations: Vec<String>,
         #[arg(long, default_value_t = 1000)]
         poll_ms: u64,
         /// Serve Prometheus metrics at http://ADDR/metrics.
@@ -122,6 +123,86 @@ enum Cmd {
     },
     /// Apply the `bridge` schema migrations and exit.
     Migrate,
+}
+
+/// What every validator has besides its origin: destinations, key, its own store and its
+/// own publication location.
+#[derive(clap::Args)]
+struct ValidatorNode {
+    /// Destinations as DOMAIN=RPC_URL,BRIDGE_ADDRESS (EVM) or DOMAIN=solana:RPC_URL (repeatable).
+    #[arg(long = "destination", required = true)]
+    destinations: Vec<String>,
+    /// Key file (32 bytes hex); else ADVANCIA_VALIDATOR_KEY.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// This validator's own store: `file:///dir` (embedded journal, no server) or
+    /// `postgres://…` (its own database, shared with no other node).
+    #[arg(long, env = "ADVANCIA_VALIDATOR_STORE")]
+    store: String,
+    /// Where signed attestations are published (served at --listen).
+    #[arg(long)]
+    attestations_dir: PathBuf,
+    /// Serve /v1/announcement, /v1/attestations/…, /v1/observations, /metrics, /health.
+    #[arg(long, default_value = "127.0.0.1:9300")]
+    listen: SocketAddr,
+    /// The location relayers are told to read from (this endpoint's public URL, or
+    /// file:///… when relayers read the directory); default http://<listen>.
+    #[arg(long)]
+    announce_location: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+}
+
+impl ValidatorNode {
+    async fn run<S: advancia_relayer::source::MessageSource + 'static>(
+        self,
+        source: S,
+        start: u64,
+    ) -> Result<()> {
+        let key = SigningKey::load(self.key_file.as_deref(), "ADVANCIA_VALIDATOR_KEY")?;
+        let destinations = self
+            .destinations
+            .iter()
+            .map(|d| parse_destination(d))
+            .collect::<Result<Vec<_>>>()?;
+        if let Ok(shared) = std::env::var("DATABASE_URL")
+            && shared == self.store
+        {
+            bail!("--store is the shared DATABASE_URL: a validator keeps its own store (ADR 0028)");
+        }
+        if let Some(path) = self.store.strip_prefix("file://") {
+            let store = advancia_relayer::journal::JournalStore::open(path)?;
+            self.serve(Validator::new(source, destinations, key, store, start))
+                .await
+        } else {
+            let pool = DbConfig::new(self.store.clone()).connect().await?;
+            advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
+            self.serve(Validator::new(source, destinations, key, Store::new(pool), start))
+                .await
+        }
+    }
+
+    async fn serve<S, St>(self, validator: Validator<S, AnyDestination, St>) -> Result<()>
+    where
+        S: advancia_relayer::source::MessageSource + 'static,
+        St: advancia_relayer::store::ValidatorStore + 'static,
+    {
+        let dir = AttestationDir::create(&self.attestations_dir)?;
+        let listener = tokio::net::TcpListener::bind(self.listen).await?;
+        let location = self
+            .announce_location
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        let validator = std::sync::Arc::new(validator.publishing_to(dir.clone(), &location)?);
+        let bound = validator_http::serve(listener, validator.clone(), dir)?;
+        tracing::info!(validator = %validator.address(), %bound, %location, "validator serving its attestations");
+        validator
+            .run(
+                Duration::from_millis(self.poll_ms),
+                advancia_db::shutdown_signal(),
+            )
+            .await;
+        Ok(())
+    }
 }
 
 fn provider(url: &str) -> Result<DynProvider> {
@@ -160,17 +241,36 @@ fn parse_destination(spec: &str) -> Result<AnyDestination> {
 
 /// Serves the delivery metrics of `domain` (backlog, latency, failures by reason, read from
 /// the store) at `http://addr/metrics` in the background.
-async fn serve_metrics(addr: SocketAddr, store: Store, domain: u32) -> Result<()> {
+async fn serve_metrics(
+    addr: SocketAddr,
+    store: Store,
+    domain: u32,
+    gathered: Option<std::sync::Arc<advancia_relayer::gather::GatherMetrics>>,
+    races_lost: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics at /metrics");
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let store = store.clone();
+            let gathered = gathered.clone();
+            let races_lost = races_lost.clone();
             async move {
-                metrics::render(&store, domain)
+                let mut text = metrics::render(&store, domain)
                     .await
-                    .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+                    .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                if let Some(g) = gathered {
+                    text.push_str(&g.render(domain));
+                }
+                if let Some(r) = races_lost {
+                    let name = "advancia_bridge_races_lost_total";
+                    text.push_str(&format!(
+                        "# HELP {name} Messages another relayer delivered first (no fee spent).\n# TYPE {name} counter\n{name}{{destination=\"{domain}\"}} {}\n",
+                        r.load(std::sync::atomic::Ordering::Relaxed)
+                    ));
+                }
+                Ok::<_, (axum::http::StatusCode, String)>(text)
             }
         }),
     );
@@ -189,73 +289,48 @@ async fn main() -> Result<()> {
     let _telemetry =
         advancia_telemetry::init_from_env("advancia-relayer", "info,sqlx::postgres::notice=warn")?;
     let cli = Cli::parse();
-    let pool = DbConfig::new(cli.database_url.clone()).connect().await?;
-    advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
-    let store = Store::new(pool.clone());
-
-    match cli.command {
-        Cmd::Migrate => Ok(()),
+    // Validators never touch the shared database: they have their own stores.
+    let command = match cli.command {
         Cmd::Validator {
             rpc,
             bridge,
             confirmations,
             start_block,
-            destinations,
-            key_file,
-            poll_ms,
+            node,
         } => {
-            let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_VALIDATOR_KEY")?;
             let origin = provider(&rpc)?;
             let domain = u32::try_from(origin.get_chain_id().await?)
                 .context("chain id is not a u32 domain")?;
-            let destinations = destinations
-                .iter()
-                .map(|d| parse_destination(d))
-                .collect::<Result<Vec<_>>>()?;
+            tracing::info!(origin = domain, %bridge, confirmations, "EVM-origin validator");
             let source = EvmSource::new(origin, bridge, domain, confirmations);
-            let validator = Validator::new(source, destinations, key, store, start_block);
-            tracing::info!(validator = %validator.address(), origin = domain, %bridge, confirmations, "validator started");
-            validator
-                .run(
-                    Duration::from_millis(poll_ms),
-                    advancia_db::shutdown_signal(),
-                )
-                .await;
-            Ok(())
+            return node.run(source, start_block).await;
         }
         Cmd::SolanaValidator {
+            rpc,
             domain,
-            chain,
-            destinations,
-            key_file,
-            poll_ms,
+            start_slot,
+            node,
         } => {
-            let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_VALIDATOR_KEY")?;
-            let destinations = destinations
-                .iter()
-                .map(|d| parse_destination(d))
-                .collect::<Result<Vec<_>>>()?;
-            let source = IndexedSolanaSource::new(pool, chain, domain);
-            let validator = Validator::new(source, destinations, key, store, 0);
-            tracing::info!(validator = %validator.address(), origin = domain, "solana validator started");
-            validator
-                .run(
-                    Duration::from_millis(poll_ms),
-                    advancia_db::shutdown_signal(),
-                )
-                .await;
-            Ok(())
+            tracing::info!(origin = domain, "Solana-origin validator");
+            return node.run(SolanaRpcSource::new(rpc, domain), start_slot).await;
         }
+        other => other,
+    };
+    let pool = DbConfig::new(cli.database_url.clone()).connect().await?;
+    advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
+    let store = Store::new(pool.clone());
+
+    match command {
+        Cmd::Validator { .. } | Cmd::SolanaValidator { .. } => Ok(()),
+        Cmd::Migrate => Ok(()),
         Cmd::SolanaRelayer {
             rpc,
             domain,
             keypair,
+            validator_locations,
             poll_ms,
             metrics_listen,
         } => {
-            if let Some(addr) = metrics_listen {
-                serve_metrics(addr, store.clone(), domain).await?;
-            }
             // The keypair file's contents never reach a log or an error message.
             let payer = solana_keypair::read_keypair_file(&keypair).map_err(|_| {
                 anyhow::anyhow!("cannot read a Solana keypair from {}", keypair.display())
@@ -267,8 +342,12 @@ async fn main() -> Result<()> {
                 ),
             );
             let relayer =
-                advancia_relayer::solana::SolanaRelayer::new(store, client, payer, domain)
-                    .with_retry(Duration::from_millis(poll_ms.max(1)));
+                advancia_relayer::solana::SolanaRelayer::new(store.clone(), client, payer, domain)
+                    .with_retry(Duration::from_millis(poll_ms.max(1)))
+                    .with_attestations_from(&validator_locations)?;
+            if let Some(addr) = metrics_listen {
+                serve_metrics(addr, store, domain, relayer.attestation_metrics(), None).await?;
+            }
             tracing::info!(domain, "solana relayer started");
             let shutdown = advancia_db::shutdown_signal();
             tokio::pin!(shutdown);
@@ -290,6 +369,7 @@ async fn main() -> Result<()> {
             rpc,
             bridge,
             key_file,
+            validator_locations,
             confirmations,
             poll_ms,
             backoff_base_ms,
@@ -304,11 +384,19 @@ async fn main() -> Result<()> {
                 poll: Duration::from_millis(poll_ms),
                 ..RelayerConfig::default()
             };
-            let relayer =
-                Relayer::connect(store.clone(), provider(&rpc)?, bridge, key, config).await?;
+            let relayer = Relayer::connect(store.clone(), provider(&rpc)?, bridge, key, config)
+                .await?
+                .with_attestations_from(&validator_locations)?;
             let domain = relayer.domain();
             if let Some(addr) = metrics_listen {
-                serve_metrics(addr, store.clone(), domain).await?;
+                serve_metrics(
+                    addr,
+                    store.clone(),
+                    domain,
+                    relayer.attestation_metrics(),
+                    Some(relayer.races_lost()),
+                )
+                .await?;
             }
             tracing::info!(destination = domain, %bridge, "relayer started");
             relayer.run(advancia_db::shutdown_signal()).await;

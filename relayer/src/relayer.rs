@@ -97,6 +97,8 @@ const PERMANENT: &[&str] = &["InvalidRecipient", "InvalidAsset", "WrongDestinati
 
 pub struct Relayer {
     store: Store,
+    sync: Option<crate::gather::AttestationSync>,
+    races_lost: std::sync::Arc<std::sync::atomic::AtomicU64>,
     provider: DynProvider,
     bridge: Address,
     domain: u32,
@@ -124,6 +126,8 @@ impl Relayer {
         let wallet = EthereumWallet::from(key.signer().clone());
         Ok(Self {
             store,
+            sync: None,
+            races_lost: std::sync::Arc::default(),
             provider,
             bridge,
             domain,
@@ -136,6 +140,31 @@ impl Relayer {
 
     pub fn domain(&self) -> u32 {
         self.domain
+    }
+
+    /// Reads attestations from the validators' announced `locations` each step (instead of
+    /// expecting them in this relayer's store).
+    pub fn with_attestations_from(
+        mut self,
+        locations: &[String],
+    ) -> Result<Self, crate::attestation::AttestationError> {
+        self.sync = Some(crate::gather::AttestationSync::new(
+            self.store.clone(),
+            locations,
+            self.domain,
+            message::address_word(self.bridge),
+        )?);
+        Ok(self)
+    }
+
+    pub fn attestation_metrics(&self) -> Option<std::sync::Arc<crate::gather::GatherMetrics>> {
+        self.sync.as_ref().map(|s| s.metrics())
+    }
+
+    /// Messages another relayer delivered first (found processed before or in simulation:
+    /// no fee spent), since start.
+    pub fn races_lost(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.races_lost.clone()
     }
 
     fn backoff(&self, attempts: i32) -> Duration {
@@ -152,6 +181,14 @@ impl Relayer {
 
     /// Queues new messages for this destination, then works through the due deliveries.
     pub async fn step(&self) -> Result<StepReport, RelayerError> {
+        if let Some(sync) = &self.sync {
+            let members = AdvanciaBridge::new(self.bridge, self.provider.clone())
+                .validators()
+                .call()
+                .await
+                .map_err(rpc)?;
+            sync.step(&members).await?;
+        }
         let enqueued = self.store.enqueue(self.domain).await?;
         let due = self.store.due(self.domain, self.config.batch).await?;
         let mut report = StepReport {
@@ -184,6 +221,11 @@ impl Relayer {
                 Err(e) => return Err(e),
             };
             match &outcome {
+                Outcome::AlreadyDelivered => {
+                    self.races_lost
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(id = %id, "already delivered by another relayer; nothing sent")
+                }
                 Outcome::Failed(reason) | Outcome::Rejected(reason) => {
                     tracing::warn!(id = %id, reason = %reason, "delivery failed")
                 }

@@ -78,6 +78,7 @@ impl Destination for SolanaDestination {
 /// Delivers attested messages to the program's inbox, paying fees from `payer`.
 pub struct SolanaRelayer {
     store: Store,
+    sync: Option<crate::gather::AttestationSync>,
     rpc: Arc<RpcClient>,
     payer: Keypair,
     domain: u32,
@@ -88,11 +89,30 @@ impl SolanaRelayer {
     pub fn new(store: Store, rpc: Arc<RpcClient>, payer: Keypair, domain: u32) -> Self {
         Self {
             store,
+            sync: None,
             rpc,
             payer,
             domain,
             retry: Duration::from_secs(1),
         }
+    }
+
+    /// Reads attestations from the validators' announced `locations` each step.
+    pub fn with_attestations_from(
+        mut self,
+        locations: &[String],
+    ) -> Result<Self, crate::attestation::AttestationError> {
+        self.sync = Some(crate::gather::AttestationSync::new(
+            self.store.clone(),
+            locations,
+            self.domain,
+            program_word(),
+        )?);
+        Ok(self)
+    }
+
+    pub fn attestation_metrics(&self) -> Option<Arc<crate::gather::GatherMetrics>> {
+        self.sync.as_ref().map(|s| s.metrics())
     }
 
     /// How long a failed delivery waits before its next try.
@@ -107,6 +127,15 @@ impl SolanaRelayer {
 
     /// Queues new messages for this domain, then works through the due deliveries.
     pub async fn step(&self) -> Result<StepReport, RelayerError> {
+        if let Some(sync) = &self.sync {
+            let config = bridge_config(&self.rpc).await.map_err(RelayerError::Rpc)?;
+            let members: Vec<Address> = config
+                .validator_set()
+                .iter()
+                .map(|v| Address::from(*v))
+                .collect();
+            sync.step(&members).await?;
+        }
         let enqueued = self.store.enqueue(self.domain).await?;
         let due = self.store.due(self.domain, 500).await?;
         let mut report = StepReport {

@@ -1,6 +1,11 @@
-//! Where validators read dispatched messages from. EVM: the bridge's `Dispatch` logs at a
-//! confirmation depth. Solana: the program's `BridgeDispatched` events as the indexer stored
-//! them, once finalized ([`IndexedSolanaSource`]).
+//! Where validators read dispatched messages from: always the validator's own RPC endpoint,
+//! never someone else's database (ADR 0028). EVM: the bridge's `Dispatch` logs at a
+//! confirmation depth ([`EvmSource`]). Solana: the program's `BridgeDispatched` events in
+//! finalized transactions ([`SolanaRpcSource`]).
+//!
+//! Both can also check one claimed dispatch ("message M was dispatched in transaction T")
+//! against the chain ([`MessageSource::verify`]): the claim is signed only if the chain,
+//! as this validator sees it, holds exactly that event at its finality rule.
 
 use std::future::Future;
 
@@ -40,6 +45,86 @@ pub struct Batch {
     pub next_cursor: u64,
 }
 
+/// Why a claimed dispatch is not signed. Counted by reason in the validator's metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The transaction is unknown to this validator's node at its finality rule: never sent,
+    /// dropped with its fork, or not final yet.
+    #[error("transaction not found at the finality rule (dropped, forged or not final yet)")]
+    NotFinal,
+    #[error("the transaction failed on-chain")]
+    FailedTransaction,
+    #[error("the transaction holds no dispatch of sequence {0}")]
+    NoDispatch(u64),
+    #[error("the chain's dispatch differs from the claim in {0}")]
+    Mismatch(String),
+    #[error("malformed claim: {0}")]
+    Malformed(String),
+}
+
+impl Refusal {
+    /// The metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFinal => "not_final",
+            Self::FailedTransaction => "failed_transaction",
+            Self::NoDispatch(_) => "no_dispatch",
+            Self::Mismatch(_) => "mismatch",
+            Self::Malformed(_) => "malformed",
+        }
+    }
+}
+
+/// The fields of `claimed` that differ from `actual`, for a refusal that says what was wrong.
+pub fn differing_fields(claimed: &Message, actual: &Message) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if claimed.originDomain != actual.originDomain {
+        out.push("origin");
+    }
+    if claimed.sequence != actual.sequence {
+        out.push("sequence");
+    }
+    if claimed.sender != actual.sender {
+        out.push("sender");
+    }
+    if claimed.destinationDomain != actual.destinationDomain {
+        out.push("destination");
+    }
+    if claimed.recipient != actual.recipient {
+        out.push("recipient");
+    }
+    if claimed.asset != actual.asset {
+        out.push("asset");
+    }
+    if claimed.amount != actual.amount {
+        out.push("amount");
+    }
+    out
+}
+
+/// Picks the dispatch of `claimed.sequence` among those a transaction holds and compares it
+/// field by field with the claim (and the claimed id with what the fields hash to).
+fn match_claim(
+    found: Vec<ObservedMessage>,
+    claimed: &Message,
+    claimed_id: B256,
+) -> Result<ObservedMessage, Refusal> {
+    let Some(actual) = found
+        .into_iter()
+        .find(|o| o.message.sequence == claimed.sequence)
+    else {
+        return Err(Refusal::NoDispatch(claimed.sequence));
+    };
+    let mut differ = differing_fields(claimed, &actual.message);
+    if claimed_id != actual.id && differ.is_empty() {
+        differ.push("id");
+    }
+    if !differ.is_empty() {
+        return Err(Refusal::Mismatch(differ.join(", ")));
+    }
+    Ok(actual)
+}
+
 /// A chain whose bridge endpoint emits dispatched messages.
 pub trait MessageSource: Send + Sync {
     /// The origin domain every message of this source carries.
@@ -49,6 +134,15 @@ pub trait MessageSource: Send + Sync {
     /// Messages from `cursor` (a block or slot) up to the newest final one, and the cursor
     /// to continue from. Only messages that can no longer be reorganised away are returned.
     fn poll(&self, cursor: u64) -> impl Future<Output = Result<Batch, SourceError>> + Send;
+    /// Checks a claimed dispatch against this validator's own node: `Ok(Ok(observed))`
+    /// only when transaction `origin_tx` is final and emitted exactly `claimed` (id
+    /// `claimed_id`); `Ok(Err(refusal))` says why not; `Err` is an RPC failure (try again).
+    fn verify(
+        &self,
+        origin_tx: &[u8],
+        claimed: &Message,
+        claimed_id: B256,
+    ) -> impl Future<Output = Result<Result<ObservedMessage, Refusal>, SourceError>> + Send;
 }
 
 /// `Dispatch` logs of one AdvanciaBridge, final once `confirmations` blocks are on top.
@@ -111,6 +205,65 @@ impl MessageSource for EvmSource {
             .query()
             .await
             .map_err(rpc)?;
+        Ok(Batch {
+            messages: self.observe(logs)?,
+            next_cursor: to + 1,
+        })
+    }
+
+    async fn verify(
+        &self,
+        origin_tx: &[u8],
+        claimed: &Message,
+        claimed_id: B256,
+    ) -> Result<Result<ObservedMessage, Refusal>, SourceError> {
+        let Ok(hash) = B256::try_from(origin_tx) else {
+            return Ok(Err(Refusal::Malformed(format!(
+                "{} bytes where a 32-byte transaction hash belongs",
+                origin_tx.len()
+            ))));
+        };
+        let Some(receipt) = self
+            .provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(rpc)?
+        else {
+            return Ok(Err(Refusal::NotFinal));
+        };
+        let head = self.provider.get_block_number().await.map_err(rpc)?;
+        let final_head = head.checked_sub(self.confirmations);
+        if receipt
+            .block_number
+            .is_none_or(|b| final_head.is_none_or(|f| b > f))
+        {
+            return Ok(Err(Refusal::NotFinal));
+        }
+        if !receipt.status() {
+            return Ok(Err(Refusal::FailedTransaction));
+        }
+        let logs = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.bridge)
+            .filter_map(|log| {
+                log.log_decode::<AdvanciaBridge::Dispatch>()
+                    .ok()
+                    .map(|decoded| (decoded.inner.data, log.clone()))
+            })
+            .collect::<Vec<_>>();
+        Ok(match_claim(self.observe(logs)?, claimed, claimed_id))
+    }
+}
+
+impl EvmSource {
+    /// `Dispatch` logs of this bridge as observed messages; a log whose fields do not hash
+    /// to its id, or of another origin, fails the whole batch (the node is lying or broken).
+    fn observe(
+        &self,
+        logs: Vec<(AdvanciaBridge::Dispatch, alloy::rpc::types::Log)>,
+    ) -> Result<Vec<ObservedMessage>, SourceError> {
         let mut messages = Vec::with_capacity(logs.len());
         for (event, log) in logs {
             let tx = log.transaction_hash.unwrap_or_default();
@@ -159,104 +312,56 @@ impl MessageSource for EvmSource {
                 origin_tx: tx.to_vec(),
             });
         }
-        Ok(Batch {
-            messages,
-            next_cursor: to + 1,
-        })
+        Ok(messages)
     }
 }
 
-/// The program's `BridgeDispatched` events from the indexer's `bridge_messages` table (same
-/// Postgres, schema `indexer`), once `finalized`. The cursor is the indexer's stream position
-/// (`seq`): a row gets a new, higher one when it becomes final, so `seq >= cursor` never
-/// misses a message that finalizes after later ones were read.
-#[derive(Debug, Clone)]
-pub struct IndexedSolanaSource {
-    pool: sqlx::PgPool,
+/// The program's `BridgeDispatched` events in finalized transactions, read from this
+/// validator's own Solana RPC endpoint. The cursor is a slot: every program transaction in
+/// slots `cursor..=finalized` is fetched at `finalized` and its dispatches decoded from the
+/// program's own event self-invocations (a failed transaction dispatched nothing).
+pub struct SolanaRpcSource {
+    rpc: advancia_indexer::source::SolanaRpc,
     domain: u32,
-    chain: String,
-    max_rows: i64,
+    max_transactions: usize,
 }
 
-impl IndexedSolanaSource {
-    /// `chain`: the indexer's chain name for the Solana cluster (`solana`); `domain`: the
-    /// program's `local_domain`.
-    pub fn new(pool: sqlx::PgPool, chain: impl Into<String>, domain: u32) -> Self {
+impl SolanaRpcSource {
+    /// `domain`: the program's bridge `local_domain`.
+    pub fn new(rpc_url: impl Into<String>, domain: u32) -> Self {
         Self {
-            pool,
+            rpc: advancia_indexer::source::SolanaRpc::new(rpc_url, advancia_pay::ID),
             domain,
-            chain: chain.into(),
-            max_rows: 500,
+            max_transactions: 500,
         }
     }
-}
 
-type DispatchRow = (
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    String,
-);
-
-fn word(hex_word: &str, what: &str) -> Result<B256, SourceError> {
-    hex_word
-        .parse::<B256>()
-        .map_err(|e| SourceError::Rpc(format!("indexed {what} {hex_word:?}: {e}")))
-}
-
-impl MessageSource for IndexedSolanaSource {
-    fn domain(&self) -> u32 {
-        self.domain
-    }
-
-    fn name(&self) -> String {
-        format!("indexer:{}", self.chain)
-    }
-
-    async fn poll(&self, cursor: u64) -> Result<Batch, SourceError> {
-        let from = i64::try_from(cursor).map_err(rpc)?;
-        let rows: Vec<DispatchRow> = sqlx::query_as(
-            "SELECT seq, message_id, origin_domain, sequence::text, sender, destination_domain,
-                    recipient, asset, amount::text, slot, signature
-               FROM indexer.bridge_messages
-              WHERE chain = $1 AND direction = 'dispatched' AND commitment = 'finalized'
-                AND seq >= $2
-              ORDER BY seq LIMIT $3",
-        )
-        .bind(&self.chain)
-        .bind(from)
-        .bind(self.max_rows)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(rpc)?;
-        let mut next_cursor = cursor;
-        let mut messages = Vec::with_capacity(rows.len());
-        for (seq, id, origin, sequence, sender, destination, recipient, asset, amount, slot, sig) in
-            rows
-        {
-            next_cursor = next_cursor.max(u64::try_from(seq).map_err(rpc)? + 1);
-            let invalid =
-                |reason: String| SourceError::Rpc(format!("indexed dispatch {sig}: {reason}"));
+    fn dispatches(
+        &self,
+        tx: &advancia_indexer::source::ChainTransaction,
+    ) -> Result<Vec<ObservedMessage>, SourceError> {
+        let origin_tx = bs58::decode(&tx.signature)
+            .into_vec()
+            .map_err(|e| SourceError::Rpc(format!("signature {}: {e}", tx.signature)))?;
+        let mut out = Vec::new();
+        for e in &tx.bridge_events {
+            let advancia_pay::client::BridgeEvent::BridgeDispatched(d) = &e.event else {
+                continue;
+            };
+            let wire = advancia_pay::client::dispatched_message(d);
             let message = Message {
-                originDomain: u32::try_from(origin).map_err(|e| invalid(e.to_string()))?,
-                sequence: sequence
-                    .parse()
-                    .map_err(|e| invalid(format!("sequence: {e}")))?,
-                sender: word(&sender, "sender")?,
-                destinationDomain: u32::try_from(destination)
-                    .map_err(|e| invalid(e.to_string()))?,
-                recipient: word(&recipient, "recipient")?,
-                asset: word(&asset, "asset")?,
-                amount: amount
-                    .parse::<alloy::primitives::U256>()
-                    .map_err(|e| invalid(format!("amount: {e}")))?,
+                originDomain: wire.origin_domain,
+                sequence: wire.sequence,
+                sender: B256::from(wire.sender),
+                destinationDomain: wire.destination_domain,
+                recipient: B256::from(wire.recipient),
+                asset: B256::from(wire.asset),
+                amount: alloy::primitives::U256::from_be_bytes(wire.amount),
+            };
+            let invalid = |reason: String| SourceError::InvalidEvent {
+                tx: B256::ZERO,
+                log_index: u64::from(e.ix_index),
+                reason: format!("{}: {reason}", tx.signature),
             };
             if message.originDomain != self.domain {
                 return Err(invalid(format!(
@@ -264,25 +369,116 @@ impl MessageSource for IndexedSolanaSource {
                     message.originDomain, self.domain
                 )));
             }
-            // As for EVM logs: sign what the fields hash to, never a stored id.
-            let recomputed = message_id(&message);
-            if recomputed != word(&id, "message id")? {
+            // Sign what the fields hash to, never an id handed over.
+            let id = message_id(&message);
+            if id.0 != d.id {
                 return Err(invalid(format!(
-                    "stored id {id} but the fields hash to {recomputed}"
+                    "event id {} but the fields hash to {id}",
+                    B256::from(d.id)
                 )));
             }
-            messages.push(ObservedMessage {
+            out.push(ObservedMessage {
                 message,
-                id: recomputed,
-                origin_block: u64::try_from(slot).map_err(rpc)?,
-                origin_tx: bs58::decode(&sig)
-                    .into_vec()
-                    .map_err(|e| invalid(format!("signature: {e}")))?,
+                id,
+                origin_block: tx.slot,
+                origin_tx: origin_tx.clone(),
             });
+        }
+        Ok(out)
+    }
+}
+
+impl MessageSource for SolanaRpcSource {
+    fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    fn name(&self) -> String {
+        format!("solana:{}", advancia_pay::ID)
+    }
+
+    async fn poll(&self, cursor: u64) -> Result<Batch, SourceError> {
+        use advancia_indexer::Commitment::Finalized;
+        let finalized = self.rpc.slot(Finalized).await.map_err(rpc)?;
+        if finalized < cursor {
+            return Ok(Batch {
+                messages: Vec::new(),
+                next_cursor: cursor,
+            });
+        }
+        let mut sigs = self
+            .rpc
+            .signatures_in_slots(cursor, finalized, Finalized)
+            .await
+            .map_err(rpc)?;
+        // A long backlog is taken in pieces that end on a slot boundary, so the next poll
+        // starts at the first slot not read in full (re-reading it is harmless).
+        let mut next_cursor = finalized + 1;
+        if sigs.len() > self.max_transactions {
+            let stop = sigs[self.max_transactions].slot;
+            sigs.retain(|s| s.slot < stop);
+            next_cursor = stop.max(cursor + 1);
+            if sigs.is_empty() {
+                // One slot with more transactions than the limit: read it whole.
+                sigs = self
+                    .rpc
+                    .signatures_in_slots(cursor, cursor, Finalized)
+                    .await
+                    .map_err(rpc)?;
+            }
+        }
+        let mut messages = Vec::new();
+        for sig in &sigs {
+            let tx = self
+                .rpc
+                .transaction(sig, Finalized)
+                .await
+                .map_err(rpc)?
+                .ok_or_else(|| {
+                    SourceError::Rpc(format!(
+                        "finalized signature {} without a transaction",
+                        sig.signature
+                    ))
+                })?;
+            if tx.failed {
+                continue;
+            }
+            messages.extend(self.dispatches(&tx)?);
         }
         Ok(Batch {
             messages,
             next_cursor,
         })
+    }
+
+    async fn verify(
+        &self,
+        origin_tx: &[u8],
+        claimed: &Message,
+        claimed_id: B256,
+    ) -> Result<Result<ObservedMessage, Refusal>, SourceError> {
+        if origin_tx.len() != 64 {
+            return Ok(Err(Refusal::Malformed(format!(
+                "{} bytes where a 64-byte Solana signature belongs",
+                origin_tx.len()
+            ))));
+        }
+        let info = advancia_indexer::source::SignatureInfo {
+            signature: bs58::encode(origin_tx).into_string(),
+            slot: 0,
+            confirmation_status: None,
+        };
+        let Some(tx) = self
+            .rpc
+            .transaction(&info, advancia_indexer::Commitment::Finalized)
+            .await
+            .map_err(rpc)?
+        else {
+            return Ok(Err(Refusal::NotFinal));
+        };
+        if tx.failed {
+            return Ok(Err(Refusal::FailedTransaction));
+        }
+        Ok(match_claim(self.dispatches(&tx)?, claimed, claimed_id))
     }
 }

@@ -1,6 +1,8 @@
 //! Postgres schema `bridge`: observations, signing claims and attestations (validators), the
 //! delivery queue with retry state and failures (relayers).
 
+use std::future::Future;
+
 use alloy::primitives::{Address, B256, U256};
 use sqlx::{PgPool, Row};
 
@@ -11,6 +13,13 @@ use crate::source::ObservedMessage;
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("store file {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store {0} is in use by another process (one validator per store)")]
+    Locked(std::path::PathBuf),
     #[error(
         "refusing to sign {attempted}: validator {validator} already signed {claimed} for origin {origin_domain} sequence {sequence}"
     )]
@@ -113,6 +122,74 @@ pub struct Backlog {
     pub messages: i64,
 }
 
+/// A signature ready to publish: everything an [`crate::attestation::Attestation`] carries
+/// but the destination contract, which the validator's configuration knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The validator's publication index (1, 2, 3… in signing order).
+    pub publication: u64,
+    pub id: B256,
+    pub message: Message,
+    pub origin_block: u64,
+    pub origin_tx: Vec<u8>,
+    pub set_version: u64,
+    pub signature: Vec<u8>,
+}
+
+/// What a validator keeps: its cursor per source, what it observed, the signing claims that
+/// make equivocation impossible, and its signatures in publication order. Implemented by
+/// Postgres ([`Store`], the validator's own database) and by an embedded journal
+/// ([`crate::journal::JournalStore`]) that needs no server.
+pub trait ValidatorStore: Send + Sync {
+    fn cursor(
+        &self,
+        validator: Address,
+        origin_domain: u32,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    /// Records observations and (when given) the next cursor atomically, so a crash never
+    /// skips a block.
+    fn record_batch(
+        &self,
+        validator: Address,
+        origin_domain: u32,
+        source: &str,
+        observed: &[ObservedMessage],
+        next_cursor: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Observed messages for `destination_domain` not yet signed at `set_version` nor
+    /// refused, in (origin, sequence) order.
+    fn messages_to_sign(
+        &self,
+        validator: Address,
+        destination_domain: u32,
+        set_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(B256, Message)>, StoreError>> + Send;
+    /// Pins (origin, sequence, validator) to `id` and stores the signature with the next
+    /// publication index; a different id already pinned there is [`StoreError::Equivocation`].
+    fn store_signature(
+        &self,
+        validator: Address,
+        id: B256,
+        message: &Message,
+        set_version: u64,
+        signature: &[u8; 65],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn store_refusal(
+        &self,
+        validator: Address,
+        id: B256,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Signatures with a publication index above `after`, in index order.
+    fn unpublished(
+        &self,
+        validator: Address,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Signed>, StoreError>> + Send;
+}
+
 pub const LATENCY_BUCKETS_SECS: &[f64] =
     &[0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
@@ -130,169 +207,83 @@ impl Store {
         &self.pool
     }
 
-    // ------------------------------------------------------------------ validator side
+    // ------------------------------------------------------------------ relayer side
 
-    pub async fn cursor(
+    /// Keeps an attestation this relayer read from a validator's location and verified
+    /// (see [`crate::gather`]): the message, the validator's observation and its signature.
+    pub async fn record_attestation(
         &self,
-        validator: Address,
-        origin_domain: u32,
-        source: &str,
-    ) -> Result<Option<u64>, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT next_block FROM bridge.validator_cursors WHERE validator = $1 AND origin_domain = $2 AND source = $3",
+        a: &crate::attestation::Attestation,
+        m: &Message,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
         )
-        .bind(validator.as_slice())
-        .bind(i64::from(origin_domain))
-        .bind(source)
+        .bind(a.id.as_slice())
+        .bind(i64::from(m.originDomain))
+        .bind(to_i64("sequence", m.sequence)?)
+        .bind(m.sender.as_slice())
+        .bind(i64::from(m.destinationDomain))
+        .bind(m.recipient.as_slice())
+        .bind(m.asset.as_slice())
+        .bind(m.amount.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(a.id.as_slice())
+        .bind(a.validator.as_slice())
+        .bind(to_i64("origin_block", a.origin_block)?)
+        .bind(a.origin_tx.as_ref())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO bridge.signatures (message_id, validator, set_version, signature)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(a.id.as_slice())
+        .bind(a.validator.as_slice())
+        .bind(to_i64("set_version", a.set_version)?)
+        .bind(a.signature.as_ref())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The next attestation index to read at `location`.
+    pub async fn attestation_cursor(&self, location: &str) -> Result<Option<u64>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT next_index FROM bridge.attestation_cursors WHERE location = $1",
+        )
+        .bind(location)
         .fetch_optional(&self.pool)
         .await?;
-        next.map(|n| u64_of("next_block", n)).transpose()
+        next.map(|n| u64_of("next_index", n)).transpose()
     }
 
-    /// Records the batch's observations and advances the cursor in one transaction, so a
-    /// crash never skips a block.
-    pub async fn record_batch(
+    pub async fn set_attestation_cursor(
         &self,
+        location: &str,
         validator: Address,
-        origin_domain: u32,
-        source: &str,
-        observed: &[ObservedMessage],
-        next_cursor: u64,
+        next: u64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for o in observed {
-            let m = &o.message;
-            sqlx::query(
-                "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(o.id.as_slice())
-            .bind(i64::from(m.originDomain))
-            .bind(to_i64("sequence", m.sequence)?)
-            .bind(m.sender.as_slice())
-            .bind(i64::from(m.destinationDomain))
-            .bind(m.recipient.as_slice())
-            .bind(m.asset.as_slice())
-            .bind(m.amount.to_string())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(o.id.as_slice())
-            .bind(validator.as_slice())
-            .bind(to_i64("origin_block", o.origin_block)?)
-            .bind(o.origin_tx.as_slice())
-            .execute(&mut *tx)
-            .await?;
-        }
         sqlx::query(
-            "INSERT INTO bridge.validator_cursors (validator, origin_domain, source, next_block) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (validator, origin_domain, source) DO UPDATE SET next_block = EXCLUDED.next_block, updated_at = now()",
+            "INSERT INTO bridge.attestation_cursors (location, validator, next_index) VALUES ($1, $2, $3)
+             ON CONFLICT (location) DO UPDATE SET validator = EXCLUDED.validator,
+                 next_index = EXCLUDED.next_index, updated_at = now()",
         )
+        .bind(location)
         .bind(validator.as_slice())
-        .bind(i64::from(origin_domain))
-        .bind(source)
-        .bind(to_i64("next_block", next_cursor)?)
-        .execute(&mut *tx)
+        .bind(to_i64("next_index", next)?)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
-
-    /// Messages this validator observed for `destination_domain` that it has not signed at
-    /// `set_version` and that are not delivered yet.
-    pub async fn messages_to_sign(
-        &self,
-        validator: Address,
-        destination_domain: u32,
-        set_version: u64,
-        limit: i64,
-    ) -> Result<Vec<(B256, Message)>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM bridge.messages m
-             JOIN bridge.observations o ON o.message_id = m.id AND o.validator = $1
-             WHERE m.destination_domain = $2
-               AND NOT EXISTS (SELECT 1 FROM bridge.signatures s WHERE s.message_id = m.id AND s.validator = $1 AND s.set_version = $3)
-               AND NOT EXISTS (SELECT 1 FROM bridge.signing_refusals r WHERE r.message_id = m.id AND r.validator = $1)
-               AND NOT EXISTS (SELECT 1 FROM bridge.deliveries d WHERE d.message_id = m.id AND d.status = 'delivered')
-             ORDER BY m.origin_domain, m.sequence LIMIT $4"
-        ))
-        .bind(validator.as_slice())
-        .bind(i64::from(destination_domain))
-        .bind(to_i64("set_version", set_version)?)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(message_from_row).collect()
-    }
-
-    /// Stores an attestation after pinning (origin, sequence, validator) to this message id;
-    /// a different id already pinned there is refused (equivocation).
-    pub async fn store_signature(
-        &self,
-        validator: Address,
-        id: B256,
-        message: &Message,
-        set_version: u64,
-        signature: &[u8; 65],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let sequence = to_i64("sequence", message.sequence)?;
-        sqlx::query(
-            "INSERT INTO bridge.signing_claims (origin_domain, sequence, validator, message_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(i64::from(message.originDomain))
-        .bind(sequence)
-        .bind(validator.as_slice())
-        .bind(id.as_slice())
-        .execute(&mut *tx)
-        .await?;
-        let claimed: Vec<u8> = sqlx::query_scalar(
-            "SELECT message_id FROM bridge.signing_claims WHERE origin_domain = $1 AND sequence = $2 AND validator = $3 FOR UPDATE",
-        )
-        .bind(i64::from(message.originDomain))
-        .bind(sequence)
-        .bind(validator.as_slice())
-        .fetch_one(&mut *tx)
-        .await?;
-        let claimed = b256(&claimed)?;
-        if claimed != id {
-            return Err(StoreError::Equivocation {
-                validator,
-                origin_domain: message.originDomain,
-                sequence: message.sequence,
-                claimed,
-                attempted: id,
-            });
-        }
-        sqlx::query(
-            "INSERT INTO bridge.signatures (message_id, validator, set_version, signature) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id.as_slice())
-        .bind(validator.as_slice())
-        .bind(to_i64("set_version", set_version)?)
-        .bind(signature.as_slice())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Remembers that `validator` will not sign `id`, so it is not offered again.
-    pub async fn store_refusal(&self, validator: Address, id: B256) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO bridge.signing_refusals (message_id, validator) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(id.as_slice())
-            .bind(validator.as_slice())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    // ------------------------------------------------------------------ relayer side
 
     /// Queues every known message for `destination_domain` that is not queued yet.
     pub async fn enqueue(&self, destination_domain: u32) -> Result<u64, StoreError> {
@@ -586,5 +577,206 @@ impl Store {
             })
             .collect::<Result<Vec<_>, StoreError>>()
             .map(Some)
+    }
+}
+
+impl ValidatorStore for Store {
+
+    async fn cursor(
+        &self,
+        validator: Address,
+        origin_domain: u32,
+        source: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT next_block FROM bridge.validator_cursors WHERE validator = $1 AND origin_domain = $2 AND source = $3",
+        )
+        .bind(validator.as_slice())
+        .bind(i64::from(origin_domain))
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        next.map(|n| u64_of("next_block", n)).transpose()
+    }
+
+    async fn record_batch(
+        &self,
+        validator: Address,
+        origin_domain: u32,
+        source: &str,
+        observed: &[ObservedMessage],
+        next_cursor: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for o in observed {
+            let m = &o.message;
+            sqlx::query(
+                "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(o.id.as_slice())
+            .bind(i64::from(m.originDomain))
+            .bind(to_i64("sequence", m.sequence)?)
+            .bind(m.sender.as_slice())
+            .bind(i64::from(m.destinationDomain))
+            .bind(m.recipient.as_slice())
+            .bind(m.asset.as_slice())
+            .bind(m.amount.to_string())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(o.id.as_slice())
+            .bind(validator.as_slice())
+            .bind(to_i64("origin_block", o.origin_block)?)
+            .bind(o.origin_tx.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(next_cursor) = next_cursor {
+        sqlx::query(
+            "INSERT INTO bridge.validator_cursors (validator, origin_domain, source, next_block) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (validator, origin_domain, source) DO UPDATE SET next_block = EXCLUDED.next_block, updated_at = now()",
+        )
+        .bind(validator.as_slice())
+        .bind(i64::from(origin_domain))
+        .bind(source)
+        .bind(to_i64("next_block", next_cursor)?)
+        .execute(&mut *tx)
+        .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn messages_to_sign(
+        &self,
+        validator: Address,
+        destination_domain: u32,
+        set_version: u64,
+        limit: usize,
+    ) -> Result<Vec<(B256, Message)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM bridge.messages m
+             JOIN bridge.observations o ON o.message_id = m.id AND o.validator = $1
+             WHERE m.destination_domain = $2
+               AND NOT EXISTS (SELECT 1 FROM bridge.signatures s WHERE s.message_id = m.id AND s.validator = $1 AND s.set_version = $3)
+               AND NOT EXISTS (SELECT 1 FROM bridge.signing_refusals r WHERE r.message_id = m.id AND r.validator = $1)
+               AND NOT EXISTS (SELECT 1 FROM bridge.deliveries d WHERE d.message_id = m.id AND d.status = 'delivered')
+             ORDER BY m.origin_domain, m.sequence LIMIT $4"
+        ))
+        .bind(validator.as_slice())
+        .bind(i64::from(destination_domain))
+        .bind(to_i64("set_version", set_version)?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn store_signature(
+        &self,
+        validator: Address,
+        id: B256,
+        message: &Message,
+        set_version: u64,
+        signature: &[u8; 65],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sequence = to_i64("sequence", message.sequence)?;
+        sqlx::query(
+            "INSERT INTO bridge.signing_claims (origin_domain, sequence, validator, message_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(i64::from(message.originDomain))
+        .bind(sequence)
+        .bind(validator.as_slice())
+        .bind(id.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        let claimed: Vec<u8> = sqlx::query_scalar(
+            "SELECT message_id FROM bridge.signing_claims WHERE origin_domain = $1 AND sequence = $2 AND validator = $3 FOR UPDATE",
+        )
+        .bind(i64::from(message.originDomain))
+        .bind(sequence)
+        .bind(validator.as_slice())
+        .fetch_one(&mut *tx)
+        .await?;
+        let claimed = b256(&claimed)?;
+        if claimed != id {
+            return Err(StoreError::Equivocation {
+                validator,
+                origin_domain: message.originDomain,
+                sequence: message.sequence,
+                claimed,
+                attempted: id,
+            });
+        }
+        // One publication sequence per validator: serialize its signers on an advisory lock.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('bridge.publication:' || encode($1, 'hex'), 0))")
+            .bind(validator.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO bridge.signatures (message_id, validator, set_version, signature, publication)
+             VALUES ($1, $2, $3, $4,
+                     (SELECT COALESCE(max(publication), 0) + 1 FROM bridge.signatures WHERE validator = $2))
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_slice())
+        .bind(validator.as_slice())
+        .bind(to_i64("set_version", set_version)?)
+        .bind(signature.as_slice())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn store_refusal(&self, validator: Address, id: B256) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO bridge.signing_refusals (message_id, validator) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id.as_slice())
+            .bind(validator.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+
+    async fn unpublished(
+        &self,
+        validator: Address,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Signed>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS}, s.publication, s.set_version, s.signature, o.origin_block, o.origin_tx
+             FROM bridge.signatures s
+             JOIN bridge.messages m ON m.id = s.message_id
+             JOIN bridge.observations o ON o.message_id = s.message_id AND o.validator = s.validator
+             WHERE s.validator = $1 AND s.publication > $2
+             ORDER BY s.publication LIMIT $3"
+        ))
+        .bind(validator.as_slice())
+        .bind(to_i64("publication", after)?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (id, message) = message_from_row(row)?;
+                Ok(Signed {
+                    publication: u64_of("publication", row.try_get("publication")?)?,
+                    id,
+                    message,
+                    origin_block: u64_of("origin_block", row.try_get("origin_block")?)?,
+                    origin_tx: row.try_get("origin_tx")?,
+                    set_version: u64_of("set_version", row.try_get("set_version")?)?,
+                    signature: row.try_get("signature")?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,18 +1,22 @@
-//! The validator node: observe final messages on a source, sign each one's attestation for
-//! its destination's current validator set, publish to Postgres.
+//! The validator node: observe final messages on its own view of the origin chain, sign each
+//! one's attestation for its destination's current validator set into its own store, and
+//! publish the attestations to its own location (ADR 0028).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
 use alloy::providers::DynProvider;
 
+use crate::attestation::{Attestation, AttestationDir, AttestationError, WireMessage};
 use crate::contract::AdvanciaBridge;
 use crate::keys::SigningKey;
-use crate::message::{self, SignatureError};
-use crate::source::{MessageSource, SourceError};
-use crate::store::{Store, StoreError};
+use crate::message::{self, Message, SignatureError};
+use crate::source::{MessageSource, Refusal, SourceError};
+use crate::store::{Store, StoreError, ValidatorStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValidatorError {
@@ -24,6 +28,8 @@ pub enum ValidatorError {
     Signature(#[from] SignatureError),
     #[error("destination {domain}: {detail}")]
     Destination { domain: u32, detail: String },
+    #[error(transparent)]
+    Publish(#[from] AttestationError),
 }
 
 /// A chain messages are delivered to: what its attestations commit to.
@@ -102,23 +108,95 @@ pub struct StepReport {
     pub signed: usize,
     /// Messages for a destination this validator has no configuration for.
     pub unroutable: usize,
+    /// Attestations written to the publication location.
+    pub published: usize,
 }
 
-pub struct Validator<S, D> {
+/// The validator's counters, served as Prometheus text by its HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct ValidatorMetrics {
+    observed: AtomicU64,
+    signed: AtomicU64,
+    published: AtomicU64,
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl ValidatorMetrics {
+    pub fn refused(&self, reason: &'static str) {
+        if let Ok(mut r) = self.refusals.lock() {
+            *r.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Refusals counted for `reason` so far.
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refusals
+            .lock()
+            .map(|r| r.get(reason).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    pub fn render(&self, validator: Address) -> String {
+        use std::fmt::Write as _;
+        let v = validator;
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "advancia_bridge_validator_observed_total",
+                "Dispatches this validator observed on its own view of the origin chain.",
+                &self.observed,
+            ),
+            (
+                "advancia_bridge_validator_signed_total",
+                "Attestations this validator signed.",
+                &self.signed,
+            ),
+            (
+                "advancia_bridge_validator_published_total",
+                "Attestations written to this validator's publication location.",
+                &self.published,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(
+                out,
+                "{name}{{validator=\"{v}\"}} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let name = "advancia_bridge_validator_refusals_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Claims and messages this validator refused to sign, by reason."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        if let Ok(r) = self.refusals.lock() {
+            for (reason, n) in r.iter() {
+                let _ = writeln!(out, "{name}{{validator=\"{v}\",reason=\"{reason}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
+pub struct Validator<S, D, St = Store> {
     source: S,
     destinations: HashMap<u32, D>,
     key: SigningKey,
-    store: Store,
+    store: St,
     start_cursor: u64,
+    publication: Option<AttestationDir>,
+    metrics: std::sync::Arc<ValidatorMetrics>,
 }
 
-impl<S: MessageSource, D: Destination> Validator<S, D> {
+impl<S: MessageSource, D: Destination, St: ValidatorStore> Validator<S, D, St> {
     /// `start_cursor`: where to begin when the store has no cursor for this validator+source.
     pub fn new(
         source: S,
         destinations: Vec<D>,
         key: SigningKey,
-        store: Store,
+        store: St,
         start_cursor: u64,
     ) -> Self {
         let destinations = destinations.into_iter().map(|d| (d.domain(), d)).collect();
@@ -128,11 +206,114 @@ impl<S: MessageSource, D: Destination> Validator<S, D> {
             key,
             store,
             start_cursor,
+            publication: None,
+            metrics: std::sync::Arc::default(),
         }
+    }
+
+    /// Publishes every attestation to `dir` (`attestation_{n}.json`, `latest_index.json`),
+    /// with a signed announcement binding `location` (where relayers fetch from) to this key.
+    pub fn publishing_to(
+        mut self,
+        dir: AttestationDir,
+        location: &str,
+    ) -> Result<Self, ValidatorError> {
+        dir.announce(&crate::attestation::Announcement::sign(&self.key, location)?)?;
+        self.publication = Some(dir);
+        Ok(self)
     }
 
     pub fn address(&self) -> Address {
         self.key.address()
+    }
+
+    pub fn metrics(&self) -> std::sync::Arc<ValidatorMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Checks a claimed dispatch ("`claimed` was dispatched in `origin_tx`") against this
+    /// validator's own node. A true claim is recorded as an observation (signed on the next
+    /// step, like one the validator found itself); a false one is refused, counted by
+    /// reason and logged. A claim alone never causes a signature.
+    pub async fn observe_claim(
+        &self,
+        origin_tx: &[u8],
+        claimed: &Message,
+    ) -> Result<Result<B256, Refusal>, ValidatorError> {
+        let claimed_id = message::message_id(claimed);
+        let verdict = if claimed.originDomain != self.source.domain() {
+            Err(Refusal::Malformed(format!(
+                "origin {} is not this validator's origin {}",
+                claimed.originDomain,
+                self.source.domain()
+            )))
+        } else {
+            self.source.verify(origin_tx, claimed, claimed_id).await?
+        };
+        match verdict {
+            Ok(observed) => {
+                self.store
+                    .record_batch(
+                        self.key.address(),
+                        self.source.domain(),
+                        &self.source.name(),
+                        std::slice::from_ref(&observed),
+                        None,
+                    )
+                    .await?;
+                self.metrics.observed.fetch_add(1, Ordering::Relaxed);
+                Ok(Ok(observed.id))
+            }
+            Err(refusal) => {
+                self.metrics.refused(refusal.reason());
+                tracing::warn!(
+                    validator = %self.key.address(),
+                    id = %claimed_id,
+                    origin = claimed.originDomain,
+                    sequence = claimed.sequence,
+                    reason = refusal.reason(),
+                    detail = %refusal,
+                    "claimed dispatch refused"
+                );
+                Ok(Err(refusal))
+            }
+        }
+    }
+
+    /// Writes every signature above the location's latest index. Signing and publishing are
+    /// separate steps: after a crash between them this republishes what is missing.
+    async fn publish(&self) -> Result<usize, ValidatorError> {
+        let Some(dir) = &self.publication else {
+            return Ok(0);
+        };
+        let me = self.key.address();
+        let mut published = 0;
+        loop {
+            let after = dir.latest()?.unwrap_or(0);
+            let batch = self.store.unpublished(me, after, 500).await?;
+            if batch.is_empty() {
+                return Ok(published);
+            }
+            for s in batch {
+                let Some(destination) = self.destinations.get(&s.message.destinationDomain)
+                else {
+                    continue;
+                };
+                let attestation = Attestation {
+                    validator: me,
+                    id: s.id,
+                    message: WireMessage::from(&s.message),
+                    origin_block: s.origin_block,
+                    origin_tx: s.origin_tx.into(),
+                    destination_contract: destination.contract(),
+                    set_version: s.set_version,
+                    signature: s.signature.into(),
+                };
+                dir.publish(s.publication, &attestation)?;
+                published += 1;
+                self.metrics.published.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Observes what became final since the cursor, then signs everything observed and not
@@ -150,6 +331,9 @@ impl<S: MessageSource, D: Destination> Validator<S, D> {
             observed: batch.messages.len(),
             ..StepReport::default()
         };
+        self.metrics
+            .observed
+            .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
         report.unroutable = batch
             .messages
             .iter()
@@ -161,7 +345,7 @@ impl<S: MessageSource, D: Destination> Validator<S, D> {
                 self.source.domain(),
                 &source_name,
                 &batch.messages,
-                batch.next_cursor,
+                Some(batch.next_cursor),
             )
             .await?;
 
@@ -188,10 +372,14 @@ impl<S: MessageSource, D: Destination> Validator<S, D> {
                         .store_signature(me, id, &msg, set_version, &signature)
                         .await
                     {
-                        Ok(()) => report.signed += 1,
+                        Ok(()) => {
+                            report.signed += 1;
+                            self.metrics.signed.fetch_add(1, Ordering::Relaxed);
+                        }
                         // Never signs; loud, and the other messages still get signed.
                         Err(e @ StoreError::Equivocation { .. }) => {
                             tracing::error!(error = %e, "equivocation refused");
+                            self.metrics.refused("equivocation");
                             self.store.store_refusal(me, id).await?;
                         }
                         Err(e) => return Err(e.into()),
@@ -199,6 +387,7 @@ impl<S: MessageSource, D: Destination> Validator<S, D> {
                 }
             }
         }
+        report.published = self.publish().await?;
         Ok(report)
     }
 

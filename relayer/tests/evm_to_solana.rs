@@ -1,7 +1,8 @@
 //! EVM → Solana end to end on real components: ETH dispatched on anvil, signed by 2 of 3
 //! validators for the program's inbox (salt = program id, set version read from the bridge
 //! account), delivered by the Solana relayer into `bridge_process_sol` on the local node; the
-//! recipient is paid once, and a replay is refused by the program.
+//! recipient is paid once, and a replay is refused by the program. Validators keep their own
+//! stores and serve their attestations over HTTP; the relayer reads them from there.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -17,12 +18,11 @@ use advancia_relayer::relayer::Outcome;
 use advancia_relayer::solana::{SolanaDestination, SolanaRelayer};
 use advancia_relayer::source::EvmSource;
 use advancia_relayer::store::Store;
-use advancia_relayer::validator::Validator;
 use advancia_test_support::TestDb;
 use alloy::primitives::{Address, B256, U256};
 use anchor_lang::prelude::Pubkey;
 use common::solana::{SOL, SOLANA_DOMAIN, configure_bridge, funded, send_sol};
-use common::{Anvil, OWNER_KEY, USER_KEY, deploy_bridge, key, send, validator_keys};
+use common::{Anvil, OWNER_KEY, OwnValidator, USER_KEY, deploy_bridge, key, send, validator_keys};
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_signer::Signer;
@@ -75,23 +75,28 @@ async fn eth_dispatched_on_evm_is_released_once_as_sol_on_solana() {
         domain: SOLANA_DOMAIN,
         rpc: client.clone(),
     };
-    let nodes: Vec<_> = validators
-        .iter()
-        .map(|k| {
-            Validator::new(
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for (i, k) in validators.iter().enumerate() {
+        nodes.push(
+            OwnValidator::start(
+                tmp.path(),
+                i,
                 EvmSource::new(evm.provider(), *bridge.address(), evm.domain(), 0),
                 vec![destination.clone()],
                 k.clone(),
-                store.clone(),
-                0,
             )
-        })
-        .collect();
+            .await,
+        );
+    }
+    let locations: Vec<String> = nodes.iter().map(|n| n.location.clone()).collect();
     let relayer = SolanaRelayer::new(store.clone(), client.clone(), relayer_payer, SOLANA_DOMAIN)
-        .with_retry(Duration::from_millis(0));
+        .with_retry(Duration::from_millis(0))
+        .with_attestations_from(&locations)
+        .unwrap();
 
     // One validator is not enough.
-    nodes[0].step().await.unwrap();
+    nodes[0].validator.step().await.unwrap();
     let r = relayer.step().await.unwrap();
     assert!(
         matches!(
@@ -107,7 +112,7 @@ async fn eth_dispatched_on_evm_is_released_once_as_sol_on_solana() {
     loop {
         assert!(Instant::now() < deadline, "not delivered in time");
         for v in &nodes {
-            v.step().await.unwrap();
+            v.validator.step().await.unwrap();
         }
         let r = relayer.step().await.unwrap();
         if r.count(|o| matches!(o, Outcome::Delivered)) == 1 {
@@ -120,7 +125,7 @@ async fn eth_dispatched_on_evm_is_released_once_as_sol_on_solana() {
     // Nothing is delivered twice; a resend of the same message is refused by the program.
     for _ in 0..3 {
         for v in &nodes {
-            assert_eq!(v.step().await.unwrap().signed, 0);
+            assert_eq!(v.validator.step().await.unwrap().signed, 0);
         }
         assert!(relayer.step().await.unwrap().outcomes.is_empty());
     }

@@ -22,8 +22,13 @@ fn spawn_relayer(
     db: &TestDb,
     key_file: &std::path::Path,
     metrics: u16,
+    locations: &[String],
 ) -> Child {
-    Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    for l in locations {
+        cmd.args(["--validator-location", l]);
+    }
+    cmd
         .args([
             "relayer",
             "--rpc",
@@ -80,7 +85,6 @@ async fn sigkill_mid_delivery_then_restart_delivers_each_message_once() {
     const N: usize = 12;
     let chains = TwoChains::start(3, 2).await;
     let db = TestDb::new(&[&MIGRATIONS]).await;
-    let store = advancia_relayer::store::Store::new(db.pool.clone());
 
     let recipients: Vec<Address> = (0..N)
         .map(|i| Address::left_padding_from(&[0xd0, i as u8]))
@@ -91,16 +95,13 @@ async fn sigkill_mid_delivery_then_restart_delivers_each_message_once() {
         ids.push(message::message_id(&m));
     }
     chains.a.mine(1).await;
-    for v in chains.validators_for(&store, 1) {
-        assert_eq!(v.step().await.unwrap().signed, N);
+    // Validators with their own stores, serving their attestations over HTTP.
+    let tmp = tempfile::tempdir().unwrap();
+    let validators = chains.own_validators(tmp.path(), 1).await;
+    for v in &validators {
+        assert_eq!(v.validator.step().await.unwrap().signed, N);
     }
-    assert_eq!(
-        stuck(&db)
-            .lines()
-            .filter(|l| l.contains("not queued"))
-            .count(),
-        N
-    );
+    let locations: Vec<String> = validators.iter().map(|v| v.location.clone()).collect();
 
     // Mine B once a second from now on, so transactions sit in the mempool between blocks.
     let b = chains.b.provider();
@@ -121,7 +122,7 @@ async fn sigkill_mid_delivery_then_restart_delivers_each_message_once() {
         .unwrap()
         .port();
 
-    let mut first = spawn_relayer(&chains, &db, &key_file, metrics_port);
+    let mut first = spawn_relayer(&chains, &db, &key_file, metrics_port, &locations);
     wait_for(
         "a submitted delivery",
         Duration::from_secs(60),
@@ -137,7 +138,7 @@ async fn sigkill_mid_delivery_then_restart_delivers_each_message_once() {
         "killed mid-delivery: {in_flight} in flight"
     );
 
-    let mut second = spawn_relayer(&chains, &db, &key_file, metrics_port);
+    let mut second = spawn_relayer(&chains, &db, &key_file, metrics_port, &locations);
     wait_for("every delivery", Duration::from_secs(90), async || {
         count(&db, "delivered").await == N as i64
     })
@@ -184,6 +185,10 @@ async fn sigkill_mid_delivery_then_restart_delivers_each_message_once() {
         metrics.contains("advancia_bridge_delivery_latency_seconds_count"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("advancia_bridge_attestations_accepted_total{destination=\"31338\"}"),
+        "{metrics}"
+    );
     assert_eq!(stuck(&db).trim(), "no undelivered messages");
 }
 
@@ -206,7 +211,14 @@ async fn reqwest_metrics(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_binary_signs_final_messages_with_a_key_from_env() {
     let chains = TwoChains::start(1, 1).await;
+    // The validator's own Postgres store (nothing else uses this database).
     let db = TestDb::new(&[&MIGRATIONS]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     for i in 0..3u8 {
         chains
             .dispatch_native(Address::repeat_byte(0x60 + i), 1_000)
@@ -242,8 +254,14 @@ async fn validator_binary_signs_final_messages_with_a_key_from_env() {
             "50",
             "--destination",
             &destination,
+            "--store",
+            &db.url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
         ])
-        .env("DATABASE_URL", &db.url)
+        .arg("--attestations-dir")
+        .arg(tmp.path())
+        .env_remove("DATABASE_URL")
         .env("ADVANCIA_VALIDATOR_KEY", &validator_hex)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -280,4 +298,10 @@ async fn validator_binary_signs_final_messages_with_a_key_from_env() {
     assert!(status.success());
     assert!(child.wait().unwrap().success());
     assert_eq!(signatures().await, 3);
+    // All three were published; the announcement binds the default location to the key.
+    let dir = advancia_relayer::attestation::AttestationDir::create(tmp.path()).unwrap();
+    assert_eq!(dir.latest().unwrap(), Some(3));
+    let announcement = dir.announcement().unwrap().unwrap();
+    assert_eq!(announcement.location, format!("http://127.0.0.1:{port}"));
+    assert_eq!(announcement.verify().unwrap(), chains.validators[0].address());
 }

@@ -1,14 +1,14 @@
 //! Solana → EVM end to end on real components: the Anchor program on the local Solana node
-//! dispatches SOL, the indexer stores the finalized `BridgeDispatched`, validators read it
-//! from the indexer's table and sign for the EVM bridge on anvil, the relayer delivers, and
-//! the recipient is paid once.
+//! dispatches SOL, each validator reads the finalized `BridgeDispatched` from the node itself
+//! (no database but its own store), signs for the EVM bridge on anvil and publishes the
+//! attestation; the relayer reads the attestations from the validators' locations and
+//! delivers, and the recipient is paid once.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use advancia_indexer::{Indexer, IndexerConfig};
 use advancia_localnet::{Localnet, LocalnetConfig};
 use advancia_pay::bridge::BridgeMessage;
 use advancia_pay::client as pay;
@@ -16,7 +16,9 @@ use advancia_pay::state::NATIVE_SOL;
 use advancia_relayer::MIGRATIONS;
 use advancia_relayer::contract::AdvanciaBridge;
 use advancia_relayer::relayer::Outcome;
-use advancia_relayer::source::IndexedSolanaSource;
+use advancia_relayer::attestation::AttestationDir;
+use advancia_relayer::journal::JournalStore;
+use advancia_relayer::source::SolanaRpcSource;
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{EvmDestination, Validator};
 use advancia_test_support::TestDb;
@@ -68,7 +70,7 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
     recipient_word[12..].copy_from_slice(recipient.as_slice());
     let lamports = 1_500_000u64;
     let before_sender = client.get_balance(&sender.pubkey()).await.unwrap();
-    send_sol(
+    let dispatch_sig = send_sol(
         &client,
         &sender,
         &[pay::bridge_dispatch_sol(
@@ -80,45 +82,54 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
     )
     .await;
     assert!(client.get_balance(&sender.pubkey()).await.unwrap() <= before_sender - lamports);
+    let dispatch_slot = node
+        .chain()
+        .transaction(&dispatch_sig.parse().unwrap())
+        .unwrap()
+        .slot;
 
-    // Indexer and bridge nodes share one database (schemas indexer and bridge).
-    let db = TestDb::new(&[&advancia_indexer::MIGRATIONS, &MIGRATIONS]).await;
-    let mut indexer = Indexer::new(db.pool.clone(), IndexerConfig::new(node.rpc_url()));
-    let store = Store::new(db.pool.clone());
+    // Each validator: its own embedded store and publication directory; the relayer: its
+    // own database. Nothing is shared but the chains.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut locations = Vec::new();
     let nodes: Vec<_> = validators
         .iter()
-        .map(|k| {
+        .enumerate()
+        .map(|(i, k)| {
+            let dir = AttestationDir::create(tmp.path().join(format!("v{i}/attestations"))).unwrap();
+            let location = format!("file://{}", dir.root().display());
+            locations.push(location.clone());
             Validator::new(
-                IndexedSolanaSource::new(db.pool.clone(), "solana", SOLANA_DOMAIN),
+                SolanaRpcSource::new(node.rpc_url(), SOLANA_DOMAIN),
                 vec![EvmDestination {
                     domain: EVM_CHAIN as u32,
                     bridge: *bridge.address(),
                     provider: evm.provider(),
                 }],
                 k.clone(),
-                store.clone(),
+                JournalStore::open(tmp.path().join(format!("v{i}/store"))).unwrap(),
                 0,
             )
+            .publishing_to(dir, &location)
+            .unwrap()
         })
         .collect();
-    let relayer = common::relayer_to(&evm, *bridge.address(), &store).await;
+    let db = TestDb::new(&[&MIGRATIONS]).await;
+    let store = Store::new(db.pool.clone());
+    let relayer = common::relayer_to(&evm, *bridge.address(), &store)
+        .await
+        .with_attestations_from(&locations)
+        .unwrap();
 
     // Nothing is signed before the dispatch is final on Solana.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut delivered = false;
     while !delivered {
         assert!(Instant::now() < deadline, "not delivered in time");
-        indexer.step().await.unwrap();
-        let final_rows: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM indexer.bridge_messages
-              WHERE direction = 'dispatched' AND commitment = 'finalized'",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let finalized = node.slot(advancia_localnet::Commitment::Finalized);
         for v in &nodes {
             let r = v.step().await.unwrap();
-            if final_rows == 0 {
+            if finalized < dispatch_slot {
                 assert_eq!(r.signed, 0, "signed a message that is not final yet");
             }
         }
@@ -148,7 +159,6 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
 
     // Further steps deliver nothing again.
     for _ in 0..3 {
-        indexer.step().await.unwrap();
         for v in &nodes {
             assert_eq!(v.step().await.unwrap().signed, 0);
         }

@@ -10,7 +10,11 @@ use advancia_relayer::message::{self, Message};
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
 use advancia_relayer::source::EvmSource;
 use advancia_relayer::store::Store;
-use advancia_relayer::validator::{EvmDestination, Validator};
+use advancia_relayer::attestation::AttestationDir;
+use advancia_relayer::journal::JournalStore;
+use advancia_relayer::source::MessageSource;
+use advancia_relayer::validator::{Destination, EvmDestination, Validator};
+use advancia_relayer::validator_http;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
@@ -223,6 +227,30 @@ impl TwoChains {
             .collect()
     }
 
+    /// Validators that share nothing (see [`OwnValidator`]), under `root`.
+    pub async fn own_validators(
+        &self,
+        root: &std::path::Path,
+        confirmations: u64,
+    ) -> Vec<OwnValidator<EvmSource, EvmDestination>> {
+        let mut out = Vec::new();
+        for (i, k) in self.validators.iter().enumerate() {
+            let source = EvmSource::new(
+                self.a.provider(),
+                *self.bridge_a.address(),
+                self.a.domain(),
+                confirmations,
+            );
+            let destination = EvmDestination {
+                domain: self.b.domain(),
+                bridge: *self.bridge_b.address(),
+                provider: self.b.provider(),
+            };
+            out.push(OwnValidator::start(root, i, source, vec![destination], k.clone()).await);
+        }
+        out
+    }
+
     pub async fn relayer(&self, store: &Store) -> Relayer {
         relayer_to(&self.b, *self.bridge_b.address(), store).await
     }
@@ -263,4 +291,49 @@ pub async fn relayer_to(chain: &Anvil, bridge: Address, store: &Store) -> Relaye
 
 pub async fn native_balance(chain: &Anvil, who: Address) -> U256 {
     chain.provider().get_balance(who).await.unwrap()
+}
+
+/// A validator that shares nothing: its own embedded store and publication directory under
+/// `root/v{i}`, its attestations served over HTTP on a free loopback port (the announced
+/// location, returned beside it) and stepped in the background every 50 ms.
+pub struct OwnValidator<S: MessageSource + 'static, D: Destination + 'static> {
+    pub validator: std::sync::Arc<Validator<S, D, JournalStore>>,
+    pub location: String,
+    pub dir: AttestationDir,
+}
+
+impl<S: MessageSource + 'static, D: Destination + 'static> OwnValidator<S, D> {
+    pub async fn start(
+        root: &std::path::Path,
+        i: usize,
+        source: S,
+        destinations: Vec<D>,
+        key: SigningKey,
+    ) -> Self {
+        let dir = AttestationDir::create(root.join(format!("v{i}/attestations"))).unwrap();
+        let store = JournalStore::open(root.join(format!("v{i}/store"))).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let location = format!("http://{}", listener.local_addr().unwrap());
+        let validator = std::sync::Arc::new(
+            Validator::new(source, destinations, key, store, 0)
+                .publishing_to(dir.clone(), &location)
+                .unwrap(),
+        );
+        validator_http::serve(listener, validator.clone(), dir.clone()).unwrap();
+        Self {
+            validator,
+            location,
+            dir,
+        }
+    }
+
+    /// The validator's `/metrics` text, fetched over HTTP like Prometheus would.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.location))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }
