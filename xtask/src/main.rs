@@ -79,8 +79,10 @@ enum Cmd {
         check: bool,
     },
     /// Check deploy/: lint and render the Helm chart with Helm's engine for every scenario
-    /// in deploy/helm/advancia/ci, validate the manifests against the Kubernetes schemas,
-    /// lint the Dockerfile (also part of `test`). `--template` writes the manifests instead.
+    /// in deploy/helm/advancia/ci (`*-values.yaml` must pass, `*-must-fail.yaml` must be
+    /// refused with the error text of their `# must-fail:` line), validate the manifests
+    /// against the Kubernetes schemas, lint the Dockerfile (also part of `test`).
+    /// `--template` writes the manifests instead.
     Deploy {
         /// Write the rendered manifests (like `helm template`) instead of checking.
         #[arg(long)]

@@ -125,3 +125,87 @@ topologySpreadConstraints:
       matchLabels:
         {{- include "advancia.selectorLabels" . | nindent 8 }}
 {{- end -}}
+
+{{/* Where validator `.name` publishes its signed attestations: its own Service, the
+location relayers fetch from and the one it announces. Call with (list $ instance). */}}
+{{- define "advancia.validatorLocation" -}}
+{{- $root := index . 0 -}}
+{{- $name := include "advancia.component" (list $root (printf "validator-%s" (index . 1).name)) -}}
+{{- printf "http://%s.%s.svc:%v" $name $root.Release.Namespace $root.Values.validators.port -}}
+{{- end -}}
+
+{{/* A validator's origin-chain RPC: `rpc`, else the value of `--rpc` in its args (EVM
+validators may keep it there). Call with an instance. */}}
+{{- define "advancia.validatorRpc" -}}
+{{- $rpc := .rpc | default "" -}}
+{{- $args := .args | default list -}}
+{{- range $i, $a := $args -}}
+{{- if and (eq $a "--rpc") (lt (add1 $i) (len $args)) -}}
+{{- $rpc = index $args (add1 $i) -}}
+{{- else if hasPrefix "--rpc=" $a -}}
+{{- $rpc = trimPrefix "--rpc=" $a -}}
+{{- end -}}
+{{- end -}}
+{{- $rpc -}}
+{{- end -}}
+
+{{/* Validators share nothing (issue #19): every instance has its own name (so its own
+volume and embedded store), its own key, its own store and its own RPC node, and no
+store is a Secret the rest of the release reads (the indexer's and API's database above
+all). The schema cannot compare list items, so these are refused here, by name. Two
+different Secrets holding the same URL are beyond the chart's sight (deploy/README.md). */}}
+{{- define "advancia.validatorChecks" -}}
+{{- $root := . -}}
+{{- $names := dict -}}
+{{- $keys := dict -}}
+{{- $stores := dict -}}
+{{- $rpcs := dict -}}
+{{- $db := $root.Values.database -}}
+{{- $shared := dict -}}
+{{- $_ := set $shared (toString $db.existingSecret) "database.existingSecret (the indexer's and API's database)" -}}
+{{- with $root.Values.auth.existingSecret }}{{ $_ := set $shared . "auth.existingSecret" }}{{ end -}}
+{{- with $root.Values.redis.existingSecret }}{{ $_ := set $shared . "redis.existingSecret" }}{{ end -}}
+{{- range $root.Values.extraEnvFromSecrets }}{{ $_ := set $shared . "extraEnvFromSecrets (loaded whole into the API pods)" }}{{ end -}}
+{{- range $root.Values.validators.instances -}}
+{{- $inst := . -}}
+{{- $v := .name -}}
+{{- if hasKey $names $v -}}
+{{- fail (printf "validators.instances: two validators are named %q: each needs its own name (its StatefulSet, volume and embedded store are named after it)" $v) -}}
+{{- end -}}
+{{- $_ := set $names $v true -}}
+{{- $k := printf "%s/%s" .keySecret.name .keySecret.key -}}
+{{- if hasKey $keys $k -}}
+{{- fail (printf "validators %s and %s share the key Secret %s: one signer per key, or the M-of-N quorum is fewer real signers" (get $keys $k) $v $k) -}}
+{{- end -}}
+{{- $_ := set $keys $k $v -}}
+{{- range $a := .args | default list -}}
+{{- range $flag := list "--store" "--attestations-dir" "--listen" "--announce-location" "--key-file" "--database-url" -}}
+{{- if or (eq $a $flag) (hasPrefix (printf "%s=" $flag) $a) -}}
+{{- fail (printf "validator %s: %s is set by the chart, not in args (the store is `store`, the RPC `rpc`; a validator never gets the shared database)" $v $flag) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $inst.rpc (or (eq $a "--rpc") (hasPrefix "--rpc=" $a)) -}}
+{{- fail (printf "validator %s: --rpc both in args and as rpc: set it once, as rpc" $v) -}}
+{{- end -}}
+{{- end -}}
+{{- $rpc := include "advancia.validatorRpc" . -}}
+{{- if not $rpc -}}
+{{- fail (printf "validator %s: rpc is required: the URL of its own %s RPC node, through which it checks every message before signing" $v (ternary "Solana" "origin-chain" (eq .mode "solana"))) -}}
+{{- end -}}
+{{- if hasKey $rpcs $rpc -}}
+{{- fail (printf "validators %s and %s use the same RPC node %s: each validator must see the origin chain through its own node, or one lying node gets every signature" (get $rpcs $rpc) $v $rpc) -}}
+{{- end -}}
+{{- $_ := set $rpcs $rpc $v -}}
+{{- $store := .store | default (dict "embedded" true) -}}
+{{- with $store.urlSecret -}}
+{{- $s := printf "%s/%s" .name .key -}}
+{{- if hasKey $shared .name -}}
+{{- fail (printf "validator %s: store.urlSecret %s is %s: a validator's store is its own database, and it holds no credentials of the others'; use a Secret of its own" $v $s (get $shared .name)) -}}
+{{- end -}}
+{{- if hasKey $stores $s -}}
+{{- fail (printf "validators %s and %s share the store %s: each validator keeps its claims and signatures in its own store (store.embedded, or a Secret with its own database URL)" (get $stores $s) $v $s) -}}
+{{- end -}}
+{{- $_ := set $stores $s $v -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
