@@ -225,12 +225,14 @@ impl AttestationDir {
     ) -> Result<Option<T>, AttestationError> {
         let path = self.root.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                AttestationError::Malformed {
-                    what: path.display().to_string(),
-                    detail: e.to_string(),
-                }
-            }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| AttestationError::Malformed {
+                        what: path.display().to_string(),
+                        detail: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
         }
@@ -255,10 +257,7 @@ impl AttestationDir {
             &Self::to_json(attestation)?,
         )?;
         if self.latest()?.is_none_or(|latest| latest < index) {
-            self.write_atomically(
-                "latest_index.json",
-                &Self::to_json(&LatestIndex { index })?,
-            )?;
+            self.write_atomically("latest_index.json", &Self::to_json(&LatestIndex { index })?)?;
         }
         Ok(())
     }
@@ -348,13 +347,13 @@ impl Location {
     pub async fn latest(&self) -> Result<Option<u64>, AttestationError> {
         match self {
             Self::Dir(dir) => dir.latest(),
-            Self::Http { base, http } => Ok(Self::get_json::<LatestIndex>(
-                base,
-                http,
-                "/v1/attestations/latest",
-            )
-            .await?
-            .map(|l| l.index)),
+            Self::Http { base, http } => {
+                Ok(
+                    Self::get_json::<LatestIndex>(base, http, "/v1/attestations/latest")
+                        .await?
+                        .map(|l| l.index),
+                )
+            }
         }
     }
 
@@ -419,7 +418,10 @@ mod tests {
         assert_eq!(dir.latest().unwrap(), Some(2));
         let back = dir.attestation(1).unwrap().unwrap();
         assert_eq!(back, a);
-        assert_eq!(back.verify(9, B256::repeat_byte(0xCC)).unwrap().amount, U256::from(1_500u64));
+        assert_eq!(
+            back.verify(9, B256::repeat_byte(0xCC)).unwrap().amount,
+            U256::from(1_500u64)
+        );
     }
 
     #[test]
@@ -429,11 +431,17 @@ mod tests {
         // Amount raised: the id no longer matches the fields.
         let mut more = a.clone();
         more.message.amount = U256::from(1_000_000u64);
-        assert!(matches!(more.verify(9, contract), Err(AttestationError::Invalid(_))));
+        assert!(matches!(
+            more.verify(9, contract),
+            Err(AttestationError::Invalid(_))
+        ));
         // Someone else's signature under this validator's name.
         let mut forged = a.clone();
         forged.signature = attestation(&key(0x22)).signature;
-        assert!(matches!(forged.verify(9, contract), Err(AttestationError::Invalid(_))));
+        assert!(matches!(
+            forged.verify(9, contract),
+            Err(AttestationError::Invalid(_))
+        ));
         // For another destination contract.
         assert!(a.verify(9, B256::repeat_byte(0xDD)).is_err());
         // Another set version than the one signed.

@@ -116,7 +116,12 @@ impl AttestationSync {
         name: &str,
         location: &Location,
     ) -> Result<Option<Address>, GatherError> {
-        if let Some(v) = self.announced.lock().ok().and_then(|a| a.get(name).copied()) {
+        if let Some(v) = self
+            .announced
+            .lock()
+            .ok()
+            .and_then(|a| a.get(name).copied())
+        {
             return Ok(Some(v));
         }
         let Some(announcement) = location.announcement().await? else {
@@ -146,7 +151,10 @@ impl AttestationSync {
     pub async fn step(&self, members: &[Address]) -> Result<GatherReport, StoreError> {
         let mut report = GatherReport::default();
         for (name, location) in &self.locations {
-            match self.read_location(name, location, members, &mut report).await {
+            match self
+                .read_location(name, location, members, &mut report)
+                .await
+            {
                 Ok(()) => {}
                 Err(GatherError::Store(e)) => return Err(e),
                 Err(GatherError::Location(e)) => {
@@ -185,10 +193,13 @@ impl AttestationSync {
             };
             if attestation.message.destination_domain == self.destination_domain {
                 let verdict = if attestation.validator != validator {
-                    Err(("wrong_validator", format!(
-                        "signed as {}, location announced {validator}",
-                        attestation.validator
-                    )))
+                    Err((
+                        "wrong_validator",
+                        format!(
+                            "signed as {}, location announced {validator}",
+                            attestation.validator
+                        ),
+                    ))
                 } else {
                     attestation
                         .verify(self.destination_domain, self.destination_contract)
@@ -196,7 +207,9 @@ impl AttestationSync {
                 };
                 match verdict {
                     Ok(message) => {
-                        self.store.record_attestation(&attestation, &message).await?;
+                        self.store
+                            .record_attestation(&attestation, &message)
+                            .await?;
                         report.accepted += 1;
                         self.metrics
                             .accepted

@@ -110,7 +110,8 @@ impl State {
                 source,
                 next,
             } => {
-                self.cursors.insert((validator, origin_domain, source), next);
+                self.cursors
+                    .insert((validator, origin_domain, source), next);
             }
             Record::Signed {
                 validator,
@@ -136,8 +137,10 @@ impl State {
                 }
                 self.claims.insert(key, id);
                 self.signed.insert((validator, id, set_version));
-                self.publications
-                    .insert((validator, publication), (id, set_version, signature.to_vec()));
+                self.publications.insert(
+                    (validator, publication),
+                    (id, set_version, signature.to_vec()),
+                );
             }
             Record::Refused { validator, id } => {
                 self.refused.insert((validator, id));
@@ -374,7 +377,11 @@ impl ValidatorStore for JournalStore {
         if inner.state.refused.contains(&(validator, id)) {
             return Ok(());
         }
-        Self::append(&mut inner, &self.path, vec![Record::Refused { validator, id }])
+        Self::append(
+            &mut inner,
+            &self.path,
+            vec![Record::Refused { validator, id }],
+        )
     }
 
     async fn unpublished(
@@ -448,13 +455,24 @@ mod tests {
                 .await
                 .unwrap();
             let todo = store.messages_to_sign(me, 9, 1, 10).await.unwrap();
-            assert_eq!(todo.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [a.id, b.id]);
-            store.store_signature(me, a.id, &a.message, 1, &sig).await.unwrap();
+            assert_eq!(
+                todo.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                [a.id, b.id]
+            );
+            store
+                .store_signature(me, a.id, &a.message, 1, &sig)
+                .await
+                .unwrap();
             // The same sequence with another amount: a reorg deeper than the depth, or a lie.
             let twin = observed(0, 999);
-            store.record_batch(me, 7, "src", &[twin.clone()], None).await.unwrap();
+            store
+                .record_batch(me, 7, "src", std::slice::from_ref(&twin), None)
+                .await
+                .unwrap();
             assert!(matches!(
-                store.store_signature(me, twin.id, &twin.message, 1, &sig).await,
+                store
+                    .store_signature(me, twin.id, &twin.message, 1, &sig)
+                    .await,
                 Err(StoreError::Equivocation { .. })
             ));
             store.store_refusal(me, twin.id).await.unwrap();
@@ -462,7 +480,8 @@ mod tests {
         // A torn write at the end (crash mid-append) is dropped on replay.
         let path = tmp.path().join("journal.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"kind":"cursor","validator":"0xaa"#).unwrap();
+        f.write_all(br#"{"kind":"cursor","validator":"0xaa"#)
+            .unwrap();
         drop(f);
 
         let store = JournalStore::open(tmp.path()).unwrap();
@@ -474,8 +493,14 @@ mod tests {
         assert_eq!(published[0].publication, 1);
         assert_eq!(published[0].message.amount, U256::from(10u64));
         let b = observed(1, 20);
-        store.store_signature(me, b.id, &b.message, 1, &sig).await.unwrap();
-        assert_eq!(store.unpublished(me, 1, 10).await.unwrap()[0].publication, 2);
+        store
+            .store_signature(me, b.id, &b.message, 1, &sig)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.unpublished(me, 1, 10).await.unwrap()[0].publication,
+            2
+        );
         // A set change needs a fresh signature, with a new publication index.
         assert_eq!(store.messages_to_sign(me, 9, 2, 10).await.unwrap().len(), 2);
     }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use advancia_db::DbConfig;
+use advancia_relayer::attestation::AttestationDir;
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
-use advancia_relayer::attestation::AttestationDir;
 use advancia_relayer::source::{EvmSource, SolanaRpcSource};
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{AnyDestination, EvmDestination, Validator};
@@ -80,6 +80,12 @@ enum Cmd {
         /// attestations are read from.
         #[arg(long = "validator-location", required = true)]
         validator_locations: Vec<String>,
+        /// With several relayers for this destination: this one's share, as INDEX/COUNT
+        /// (e.g. 0/2); others' messages are taken over after --takeover-after-ms.
+        #[arg(long)]
+        share: Option<String>,
+        #[arg(long, default_value_t = 30_000)]
+        takeover_after_ms: u64,
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
         #[arg(long, default_value_t = 1000)]
@@ -177,8 +183,14 @@ impl ValidatorNode {
         } else {
             let pool = DbConfig::new(self.store.clone()).connect().await?;
             advancia_db::migrate(&pool, &[&MIGRATIONS]).await?;
-            self.serve(Validator::new(source, destinations, key, Store::new(pool), start))
-                .await
+            self.serve(Validator::new(
+                source,
+                destinations,
+                key,
+                Store::new(pool),
+                start,
+            ))
+            .await
         }
     }
 
@@ -312,7 +324,9 @@ async fn main() -> Result<()> {
             node,
         } => {
             tracing::info!(origin = domain, "Solana-origin validator");
-            return node.run(SolanaRpcSource::new(rpc, domain), start_slot).await;
+            return node
+                .run(SolanaRpcSource::new(rpc, domain), start_slot)
+                .await;
         }
         other => other,
     };
@@ -370,6 +384,8 @@ async fn main() -> Result<()> {
             bridge,
             key_file,
             validator_locations,
+            share,
+            takeover_after_ms,
             confirmations,
             poll_ms,
             backoff_base_ms,
@@ -377,7 +393,22 @@ async fn main() -> Result<()> {
             metrics_listen,
         } => {
             let key = SigningKey::load(key_file.as_deref(), "ADVANCIA_RELAYER_KEY")?;
+            let share = share
+                .map(|s| -> Result<advancia_relayer::relayer::Share> {
+                    let (index, count) = s.split_once('/').context("--share is INDEX/COUNT")?;
+                    let (index, count): (u32, u32) = (index.parse()?, count.parse()?);
+                    if index >= count {
+                        bail!("--share {s}: index must be below count");
+                    }
+                    Ok(advancia_relayer::relayer::Share {
+                        index,
+                        count,
+                        takeover_after: Duration::from_millis(takeover_after_ms),
+                    })
+                })
+                .transpose()?;
             let config = RelayerConfig {
+                share,
                 confirmations,
                 backoff_base: Duration::from_millis(backoff_base_ms),
                 backoff_max: Duration::from_millis(backoff_max_ms),

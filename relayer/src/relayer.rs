@@ -41,6 +41,27 @@ pub struct RelayerConfig {
     pub poll: Duration,
     /// Deliveries handled per step.
     pub batch: i64,
+    /// When several relayers serve one destination: this one's share of the messages.
+    pub share: Option<Share>,
+}
+
+/// Relayer `index` of `count` delivers the messages whose id falls in its share at once, and
+/// any other message only once it has waited `takeover_after` (its owner is down or slow).
+/// Relayers racing over every message at once would both pass simulation and both pay for a
+/// transaction, one of which reverts; with shares, a message another relayer delivered is
+/// found processed (or fails simulation) before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub index: u32,
+    pub count: u32,
+    pub takeover_after: Duration,
+}
+
+impl Share {
+    pub fn owns(&self, id: B256) -> bool {
+        let head = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+        self.count == 0 || head % self.count == self.index
+    }
 }
 
 impl Default for RelayerConfig {
@@ -51,6 +72,7 @@ impl Default for RelayerConfig {
             backoff_max: Duration::from_secs(300),
             poll: Duration::from_secs(1),
             batch: 100,
+            share: None,
         }
     }
 }
@@ -63,6 +85,8 @@ pub enum Outcome {
     AlreadyDelivered,
     Submitted(B256),
     AwaitingConfirmations,
+    /// Another relayer's share, not yet waited on for long enough.
+    Deferred,
     AwaitingSignatures {
         have: usize,
         need: usize,
@@ -209,6 +233,16 @@ impl Relayer {
         };
         for delivery in due {
             let id = delivery.id;
+            if let Some(share) = self.config.share
+                && delivery.status != "submitted"
+                && !share.owns(id)
+                && delivery.age < share.takeover_after
+            {
+                let wait = share.takeover_after - delivery.age;
+                self.store.recheck_later(id, Self::ms(wait)).await?;
+                report.outcomes.push((id, Outcome::Deferred));
+                continue;
+            }
             let outcome = match self.handle(&bridge, &set, &delivery).await {
                 Ok(outcome) => outcome,
                 Err(RelayerError::Rpc(detail)) => {

@@ -84,6 +84,8 @@ pub struct Delivery {
     pub tx_hash: Option<B256>,
     pub raw_tx: Option<Vec<u8>>,
     pub tx_nonce: Option<u64>,
+    /// Since the message was queued here.
+    pub age: std::time::Duration,
 }
 
 /// An undelivered message and what is holding it up.
@@ -305,7 +307,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS}, d.status, d.attempts, d.tx_hash, d.raw_tx, d.tx_nonce
+            "SELECT {MESSAGE_COLUMNS}, d.status, d.attempts, d.tx_hash, d.raw_tx, d.tx_nonce,
+                    GREATEST(0, (EXTRACT(EPOCH FROM now() - d.enqueued_at) * 1000))::bigint AS age_ms
              FROM bridge.deliveries d JOIN bridge.messages m ON m.id = d.message_id
              WHERE d.destination_domain = $1 AND d.status IN ('pending', 'submitted') AND d.next_attempt_at <= now()
              ORDER BY (d.status = 'submitted') DESC, d.tx_nonce NULLS LAST, m.origin_domain, m.sequence
@@ -328,6 +331,10 @@ impl Store {
                     tx_hash: tx_hash.as_deref().map(b256).transpose()?,
                     raw_tx: row.try_get("raw_tx")?,
                     tx_nonce: nonce.map(|n| u64_of("tx_nonce", n)).transpose()?,
+                    age: std::time::Duration::from_millis(u64_of(
+                        "age_ms",
+                        row.try_get("age_ms")?,
+                    )?),
                 })
             })
             .collect()
@@ -581,7 +588,6 @@ impl Store {
 }
 
 impl ValidatorStore for Store {
-
     async fn cursor(
         &self,
         validator: Address,
@@ -636,7 +642,7 @@ impl ValidatorStore for Store {
             .await?;
         }
         if let Some(next_cursor) = next_cursor {
-        sqlx::query(
+            sqlx::query(
             "INSERT INTO bridge.validator_cursors (validator, origin_domain, source, next_block) VALUES ($1, $2, $3, $4)
              ON CONFLICT (validator, origin_domain, source) DO UPDATE SET next_block = EXCLUDED.next_block, updated_at = now()",
         )
@@ -743,7 +749,6 @@ impl ValidatorStore for Store {
             .await?;
         Ok(())
     }
-
 
     async fn unpublished(
         &self,

@@ -218,7 +218,9 @@ impl<S: MessageSource, D: Destination, St: ValidatorStore> Validator<S, D, St> {
         dir: AttestationDir,
         location: &str,
     ) -> Result<Self, ValidatorError> {
-        dir.announce(&crate::attestation::Announcement::sign(&self.key, location)?)?;
+        dir.announce(&crate::attestation::Announcement::sign(
+            &self.key, location,
+        )?)?;
         self.publication = Some(dir);
         Ok(self)
     }
@@ -295,8 +297,7 @@ impl<S: MessageSource, D: Destination, St: ValidatorStore> Validator<S, D, St> {
                 return Ok(published);
             }
             for s in batch {
-                let Some(destination) = self.destinations.get(&s.message.destinationDomain)
-                else {
+                let Some(destination) = self.destinations.get(&s.message.destinationDomain) else {
                     continue;
                 };
                 let attestation = Attestation {

@@ -50,6 +50,8 @@ fn problem(status: StatusCode, kind: &str, detail: String) -> Response {
 struct Shared<S, D, St> {
     validator: Arc<Validator<S, D, St>>,
     dir: AttestationDir,
+    /// Claims checked at once; the rest wait their turn.
+    claims: tokio::sync::Semaphore,
 }
 
 /// Builds the router over `validator` and its publication directory.
@@ -59,7 +61,11 @@ where
     D: Destination + 'static,
     St: ValidatorStore + 'static,
 {
-    let shared = Arc::new(Shared { validator, dir });
+    let shared = Arc::new(Shared {
+        validator,
+        dir,
+        claims: tokio::sync::Semaphore::new(4),
+    });
     axum::Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v1/announcement", get(announcement::<S, D, St>))
@@ -67,9 +73,7 @@ where
         .route("/v1/attestations/{index}", get(attestation::<S, D, St>))
         .route(
             "/v1/observations",
-            post(observe::<S, D, St>)
-                .layer(tower::limit::ConcurrencyLimitLayer::new(4))
-                .layer(DefaultBodyLimit::max(16 * 1024)),
+            post(observe::<S, D, St>).layer(DefaultBodyLimit::max(16 * 1024)),
         )
         .route("/metrics", get(metrics::<S, D, St>))
         .with_state(shared)
@@ -157,6 +161,13 @@ where
         }
     };
     let message = Message::from(&claim.message);
+    let Ok(_permit) = s.claims.acquire().await else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "the validator is stopping".into(),
+        );
+    };
     match s.validator.observe_claim(&claim.origin_tx, &message).await {
         Ok(Ok(id)) => (
             StatusCode::ACCEPTED,

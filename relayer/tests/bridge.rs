@@ -10,7 +10,7 @@ use advancia_relayer::MIGRATIONS;
 use advancia_relayer::contract::{AdvanciaBridge, bridge_error_name};
 use advancia_relayer::message::{self, Message};
 use advancia_relayer::relayer::Outcome;
-use advancia_relayer::store::{Store, StoreError};
+use advancia_relayer::store::{Store, StoreError, ValidatorStore};
 use advancia_test_support::TestDb;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use common::*;

@@ -29,7 +29,10 @@ use advancia_relayer::validator::EvmDestination;
 use advancia_test_support::TestDb;
 use alloy::primitives::{Address, B256, U256};
 use common::solana::{SOL, SOLANA_DOMAIN, configure_bridge, funded, send_sol};
-use common::{Anvil, LIQUIDITY_NATIVE, OWNER_KEY, OwnValidator, deploy_bridge, key, native_balance, send, validator_keys};
+use common::{
+    Anvil, LIQUIDITY_NATIVE, OWNER_KEY, OwnValidator, deploy_bridge, key, native_balance, send,
+    validator_keys,
+};
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_signer::Signer;
@@ -45,8 +48,11 @@ struct Row {
     message: Message,
 }
 
+/// signature, origin, sequence, sender, destination, recipient, asset, amount.
+type DispatchRow = (String, i64, String, String, i64, String, String, String);
+
 async fn dispatched_rows(pool: &sqlx::PgPool) -> Vec<Row> {
-    let rows: Vec<(String, i64, String, String, i64, String, String, String)> = sqlx::query_as(
+    let rows: Vec<DispatchRow> = sqlx::query_as(
         "SELECT signature, origin_domain, sequence::text, sender, destination_domain, recipient,
                 asset, amount::text
            FROM indexer.bridge_messages WHERE direction = 'dispatched' ORDER BY seq",
@@ -55,18 +61,20 @@ async fn dispatched_rows(pool: &sqlx::PgPool) -> Vec<Row> {
     .await
     .unwrap();
     rows.into_iter()
-        .map(|(signature, origin, sequence, sender, dest, recipient, asset, amount)| Row {
-            signature,
-            message: Message {
-                originDomain: origin as u32,
-                sequence: sequence.parse().unwrap(),
-                sender: sender.parse().unwrap(),
-                destinationDomain: dest as u32,
-                recipient: recipient.parse().unwrap(),
-                asset: asset.parse().unwrap(),
-                amount: amount.parse().unwrap(),
+        .map(
+            |(signature, origin, sequence, sender, dest, recipient, asset, amount)| Row {
+                signature,
+                message: Message {
+                    originDomain: origin as u32,
+                    sequence: sequence.parse().unwrap(),
+                    sender: sender.parse().unwrap(),
+                    destinationDomain: dest as u32,
+                    recipient: recipient.parse().unwrap(),
+                    asset: asset.parse().unwrap(),
+                    amount: amount.parse().unwrap(),
+                },
             },
-        })
+        )
         .collect()
 }
 
@@ -149,10 +157,18 @@ async fn forged_altered_and_dropped_dispatches_are_refused_by_every_validator() 
     node.drop_transaction(&c_sig.parse().unwrap()).unwrap();
     // B final (so "not final" below can only mean dropped or forged); the indexer has
     // finalized A and B and rolled C back.
-    let b_slot = node.chain().transaction(&b_sig.parse().unwrap()).unwrap().slot;
+    let b_slot = node
+        .node()
+        .chain()
+        .transaction(&b_sig.parse().unwrap())
+        .unwrap()
+        .slot;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        assert!(Instant::now() < deadline, "B never finalized in the indexer");
+        assert!(
+            Instant::now() < deadline,
+            "B never finalized in the indexer"
+        );
         indexer.step().await.unwrap();
         let (finalized, c_rows): (i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE commitment = 'finalized'),
@@ -175,7 +191,7 @@ async fn forged_altered_and_dropped_dispatches_are_refused_by_every_validator() 
     let a_row = rows.iter().find(|r| r.signature == a_sig).unwrap().clone();
     let mut forged = a_row.clone();
     forged.message.sequence = 99;
-    forged.message.amount = U256::from(1_000 * SOL * WEI_PER_LAMPORT);
+    forged.message.amount = U256::from(1_000 * SOL) * U256::from(WEI_PER_LAMPORT);
     let mut altered = rows.iter().find(|r| r.signature == b_sig).unwrap().clone();
     let honest_b = altered.message.clone();
     altered.message.amount *= U256::from(1000u64);
@@ -226,7 +242,11 @@ async fn forged_altered_and_dropped_dispatches_are_refused_by_every_validator() 
     }
     // Every row the indexer holds now, plus C's, is presented to every validator.
     let stored = dispatched_rows(&idx.pool).await;
-    assert_eq!(stored.len(), 3, "A, forged, altered B (C was rolled back): {stored:?}");
+    assert_eq!(
+        stored.len(),
+        3,
+        "A, forged, altered B (C was rolled back): {stored:?}"
+    );
     for n in &nodes {
         for row in &stored {
             let (status, reason) = claim(&n.location, row).await;

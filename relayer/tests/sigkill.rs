@@ -25,18 +25,17 @@ fn spawn_relayer(
     locations: &[String],
 ) -> Child {
     let mut cmd = Command::new(BIN);
+    cmd.args([
+        "relayer",
+        "--rpc",
+        &chains.b.url,
+        "--bridge",
+        &chains.bridge_b.address().to_string(),
+    ]);
     for l in locations {
         cmd.args(["--validator-location", l]);
     }
-    cmd
-        .args([
-            "relayer",
-            "--rpc",
-            &chains.b.url,
-            "--bridge",
-            &chains.bridge_b.address().to_string(),
-        ])
-        .arg("--key-file")
+    cmd.arg("--key-file")
         .arg(key_file)
         .args([
             "--poll-ms",
@@ -303,5 +302,8 @@ async fn validator_binary_signs_final_messages_with_a_key_from_env() {
     assert_eq!(dir.latest().unwrap(), Some(3));
     let announcement = dir.announcement().unwrap().unwrap();
     assert_eq!(announcement.location, format!("http://127.0.0.1:{port}"));
-    assert_eq!(announcement.verify().unwrap(), chains.validators[0].address());
+    assert_eq!(
+        announcement.verify().unwrap(),
+        chains.validators[0].address()
+    );
 }

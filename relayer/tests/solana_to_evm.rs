@@ -14,10 +14,10 @@ use advancia_pay::bridge::BridgeMessage;
 use advancia_pay::client as pay;
 use advancia_pay::state::NATIVE_SOL;
 use advancia_relayer::MIGRATIONS;
-use advancia_relayer::contract::AdvanciaBridge;
-use advancia_relayer::relayer::Outcome;
 use advancia_relayer::attestation::AttestationDir;
+use advancia_relayer::contract::AdvanciaBridge;
 use advancia_relayer::journal::JournalStore;
+use advancia_relayer::relayer::Outcome;
 use advancia_relayer::source::SolanaRpcSource;
 use advancia_relayer::store::Store;
 use advancia_relayer::validator::{EvmDestination, Validator};
@@ -83,6 +83,7 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
     .await;
     assert!(client.get_balance(&sender.pubkey()).await.unwrap() <= before_sender - lamports);
     let dispatch_slot = node
+        .node()
         .chain()
         .transaction(&dispatch_sig.parse().unwrap())
         .unwrap()
@@ -96,7 +97,8 @@ async fn sol_dispatched_on_solana_is_released_once_on_the_evm_chain() {
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            let dir = AttestationDir::create(tmp.path().join(format!("v{i}/attestations"))).unwrap();
+            let dir =
+                AttestationDir::create(tmp.path().join(format!("v{i}/attestations"))).unwrap();
             let location = format!("file://{}", dir.root().display());
             locations.push(location.clone());
             Validator::new(

@@ -4,15 +4,15 @@
 
 pub mod solana;
 
+use advancia_relayer::attestation::AttestationDir;
 use advancia_relayer::contract::{AdvanciaBridge, TestToken};
+use advancia_relayer::journal::JournalStore;
 use advancia_relayer::keys::SigningKey;
 use advancia_relayer::message::{self, Message};
 use advancia_relayer::relayer::{Relayer, RelayerConfig};
 use advancia_relayer::source::EvmSource;
-use advancia_relayer::store::Store;
-use advancia_relayer::attestation::AttestationDir;
-use advancia_relayer::journal::JournalStore;
 use advancia_relayer::source::MessageSource;
+use advancia_relayer::store::Store;
 use advancia_relayer::validator::{Destination, EvmDestination, Validator};
 use advancia_relayer::validator_http;
 use std::time::Duration;
@@ -277,6 +277,7 @@ pub async fn relayer_to(chain: &Anvil, bridge: Address, store: &Store) -> Relaye
         backoff_max: Duration::from_millis(100),
         poll: Duration::from_millis(0),
         batch: 500,
+        share: None,
     };
     Relayer::connect(
         store.clone(),
