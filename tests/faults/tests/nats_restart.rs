@@ -29,7 +29,7 @@ const AFTER: Duration = Duration::from_secs(5);
 /// One task and one domain event each this often.
 const EVERY: Duration = Duration::from_millis(100);
 
-fn facility(n: usize) -> FacilityInput {
+fn facility(n: u64) -> FacilityInput {
     serde_json::from_value(json!({
         "name": format!("Clinic {n}"), "facility_type": "clinic", "services": ["cardiology"],
         "address": {"street": "1 Main St", "city": "Boston", "country": "US"},
@@ -39,14 +39,24 @@ fn facility(n: usize) -> FacilityInput {
     .unwrap()
 }
 
-/// Envelope ids a durable consumer received (every delivery, repeats included), and when.
-type Received = Arc<Mutex<Vec<(Instant, String)>>>;
+/// What a durable consumer received (every delivery, repeats included): when, the envelope
+/// id, the bus's attempt number.
+type Received = Arc<Mutex<Vec<(Instant, String, u32)>>>;
 
-/// A downstream service: a durable consumer of the domain events that acks each one.
+/// How long the downstream consumer works on an event before acking it: slower than the
+/// events come, so deliveries are in its hands, unacked, when the server goes away.
+const WORK: Duration = Duration::from_millis(200);
+
+/// A downstream service: a durable consumer of the domain events that acks each one once
+/// handled.
 async fn consume(bus: Bus, received: Received) {
     let mut sub = bus
         .subscribe(
-            SubscribeOptions::new("events.>", "faults-downstream").ack_wait(Duration::from_secs(3)),
+            // A few in hand at a time, well within `ack_wait`: a redelivery is an ack lost
+            // with the server, never a slow consumer.
+            SubscribeOptions::new("events.>", "faults-downstream")
+                .ack_wait(Duration::from_secs(5))
+                .batch(4),
         )
         .await
         .unwrap();
@@ -56,7 +66,8 @@ async fn consume(bus: Bus, received: Received) {
                 received
                     .lock()
                     .unwrap()
-                    .push((Instant::now(), d.envelope.id.clone()));
+                    .push((Instant::now(), d.envelope.id.clone(), d.attempt));
+                tokio::time::sleep(WORK).await;
                 // An ack lost with the connection: the bus redelivers, the id repeats.
                 let _ = d.ack().await;
             }
@@ -158,10 +169,10 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
             refused.clone(),
         );
         tokio::spawn(async move {
-            let mut n = 0;
+            let mut n: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let series: Vec<f64> = (0..8).map(|i| (100 + n + i) as f64).collect();
+                let series: Vec<u64> = (0..8).map(|i| 100 + n + i).collect();
                 let queued = agents
                     .execute(
                         "revenue_forecast",
@@ -175,7 +186,7 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
                     *refused.lock().unwrap() += 1;
                 }
                 facilities
-                    .create(&facility(n as usize), uuid::Uuid::now_v7())
+                    .create(&facility(n), uuid::Uuid::now_v7())
                     .await
                     .unwrap();
                 tokio::time::sleep(EVERY).await;
@@ -215,7 +226,7 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
             .lock()
             .unwrap()
             .iter()
-            .map(|(_, id)| id.clone())
+            .map(|(_, id, _)| id.clone())
             .collect();
         if done == tasks && got == events {
             break;
@@ -239,7 +250,12 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!(succeeded, tasks, "every task succeeded");
+    let errors: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT error FROM agents.tasks WHERE status <> 'succeeded' LIMIT 3")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(succeeded, tasks, "every task succeeded: {errors:?}");
     assert_eq!(attempts, tasks, "every task ran exactly once");
     // The stream holds each task and each event once: no publish was doubled.
     let (task_msgs, task_ids) = retained(&bus, "agents.tasks.>", "faults-audit-tasks").await;
@@ -266,10 +282,14 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
     // The downstream consumer: every event, redelivered (same id) only if its ack was lost.
     let received = received.lock().unwrap().clone();
     let redelivered = received.len() - events.len();
+    let retried = received
+        .iter()
+        .filter(|(_, _, attempt)| *attempt > 1)
+        .count();
     let first_after = received
         .iter()
-        .find(|(at, _)| *at > up_at)
-        .map(|(at, _)| *at - up_at);
+        .find(|(at, _, _)| *at > up_at)
+        .map(|(at, _, _)| *at - up_at);
     let finished_after: Option<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM min(finished_at) - $1::timestamptz)::float8
            FROM agents.tasks WHERE finished_at > $1::timestamptz",
@@ -283,8 +303,9 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
         "nats-server down {down:?} (SIGTERM, same port and store): {tasks} agent tasks \
          ({} refused to their caller while it was down, all run later by the sweeper), \
          {} domain events; every task ran once, every event is in the stream once, none \
-         lost; {redelivered} redeliveries to the downstream consumer; settled {settle:?} \
-         after the load stopped",
+         lost; {redelivered} redeliveries to the downstream consumer (unacked when the server \
+         went away, their acks lost; {retried} with attempt > 1), each under its event's id; settled \
+         {settle:?} after the load stopped",
         *refused.lock().unwrap(),
         events.len(),
     );
@@ -296,6 +317,10 @@ async fn a_nats_restart_mid_stream_loses_and_doubles_no_agent_task_and_no_domain
     assert!(
         first_after.is_some(),
         "no event reached the consumer after the restart"
+    );
+    assert!(
+        redelivered > 0 && retried > 0,
+        "nothing was redelivered: the consumer held no unacked event at the restart"
     );
     assert!(
         finished_after.is_some(),
