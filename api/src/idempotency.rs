@@ -97,13 +97,19 @@ pub async fn enforce(State(st): State<IdempotencyState>, req: Request, next: Nex
 
     match claim(&st.pool, &scope, &key, &method, &path, &hash).await {
         Err(e) => {
-            tracing::error!(error = %e, "idempotency store unavailable");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Idempotency store unavailable",
-                "retry later with the same Idempotency-Key",
-            );
+            // Most often the database is down or restarting: the one 503 every route gives
+            // for that (`database-unavailable`, with `Retry-After`), so clients retry.
+            let mut p = Problem::from_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e);
+            if p.status == StatusCode::INTERNAL_SERVER_ERROR.as_u16() {
+                p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Idempotency store unavailable",
+                )
+                .with_detail("retry later with the same Idempotency-Key");
+                p.retry_after = Some(2);
+            }
+            return p.into_response();
         }
         Ok(Claim::Replay(resp)) => return resp,
         Ok(Claim::Refused(resp)) => return resp,

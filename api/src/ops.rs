@@ -247,11 +247,13 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response()
     } else {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+        let mut p = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
             .with_detail(failed.join("; "))
             .with_extension("checks", Value::Object(checks))
-            .with_extension("services", json!(services))
-            .into_response()
+            .with_extension("services", json!(services));
+        // Like every 503 we send: when to ask again (each check is bounded by 2 s).
+        p.retry_after = Some(2);
+        p.into_response()
     }
 }
 

@@ -236,14 +236,7 @@ pub async fn transaction_status(
     let indexed =
         advancia_indexer::lookup::transaction(&st.pool, advancia_indexer::SOLANA, &tx_hash)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "indexer lookup");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal Server Error",
-                )
-            })?;
+            .map_err(|e| Problem::from_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e))?;
     match (chain, indexed) {
         (None, None) => Err(
             Problem::new(StatusCode::NOT_FOUND, "not-found", "Not Found")

@@ -109,6 +109,35 @@ fn spawn_indexer(db_url: String, rpc_url: String) -> IndexerThread {
 
 pub use advancia_test_support::solana::{funded, send};
 
+/// Standard Webhooks deliveries a loopback receiver got: (headers, body).
+pub type Hits = std::sync::Arc<std::sync::Mutex<Vec<(Value, Vec<u8>)>>>;
+
+/// A loopback webhook endpoint answering 204 to every delivery; returns what it got and
+/// its URL.
+pub async fn webhook_receiver() -> (Hits, String) {
+    let hits: Hits = Default::default();
+    let sink = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let headers: serde_json::Map<String, Value> = headers
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
+                    .collect();
+                sink.lock()
+                    .unwrap()
+                    .push((Value::Object(headers), body.to_vec()));
+                axum::http::StatusCode::NO_CONTENT
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (hits, format!("http://{addr}/hook"))
+}
+
 /// The stable slug of a problem+json body's `type`.
 pub fn kind(v: &Value) -> &str {
     v["type"]
@@ -127,26 +156,43 @@ impl Stack {
     /// [`Stack::start`] with a node configuration and rate-limit overrides
     /// (`ADVANCIA_RATE_LIMITS` syntax).
     pub async fn start_with(node_config: LocalnetConfig, rate_limits: &str) -> Stack {
-        Stack::start_full(node_config, rate_limits, false, |url| url.to_owned()).await
+        Stack::start_full(node_config, rate_limits, false, None, |url| url.to_owned()).await
     }
 
     /// [`Stack::start`] with the API and the indexer reaching the node through the URL
     /// `via` makes of its own (a proxy a fault test controls).
     pub async fn start_rpc_via(via: impl FnOnce(&str) -> String) -> Stack {
-        Stack::start_full(LocalnetConfig::for_tests(), "", false, via).await
+        Stack::start_full(LocalnetConfig::for_tests(), "", false, None, via).await
+    }
+
+    /// [`Stack::start`] with its database on the Postgres server at `db_server` (a private
+    /// cluster a fault test crashes and restarts) instead of `DATABASE_URL`'s.
+    pub async fn start_on(db_server: &str) -> Stack {
+        Stack::start_full(
+            LocalnetConfig::for_tests(),
+            "",
+            false,
+            Some(db_server),
+            |url| url.to_owned(),
+        )
+        .await
     }
 
     /// [`Stack::start`] with payments, the ledger, notifications, analytics and KYC each in a
     /// database of its own (database per service, ADR 0023), as
     /// `ADVANCIA_<SERVICE>_DATABASE_URL` sets them up.
     pub async fn start_apart() -> Stack {
-        Stack::start_full(LocalnetConfig::for_tests(), "", true, |url| url.to_owned()).await
+        Stack::start_full(LocalnetConfig::for_tests(), "", true, None, |url| {
+            url.to_owned()
+        })
+        .await
     }
 
     async fn start_full(
         node_config: LocalnetConfig,
         rate_limits: &str,
         apart: bool,
+        db_server: Option<&str>,
         via: impl FnOnce(&str) -> String,
     ) -> Stack {
         advancia_test_support::init_tracing();
@@ -202,7 +248,10 @@ impl Stack {
             .into_iter()
             .filter(|m| !separate.iter().any(|(s, _)| *s == m.schema))
             .collect();
-        let db = TestDb::new(&core).await;
+        let db = match db_server {
+            Some(server) => TestDb::new_on(server, &core).await,
+            None => TestDb::new(&core).await,
+        };
         let ledger_pool = separate
             .iter()
             .find(|(s, _)| *s == "ledger")

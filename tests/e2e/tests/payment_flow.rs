@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use advancia_auth::Role;
-use advancia_e2e::{FACILITY_ID, FEE_BPS, KYC_THRESHOLD, SOL, Stack, funded, kind};
+use advancia_e2e::{
+    FACILITY_ID, FEE_BPS, KYC_THRESHOLD, SOL, Stack, funded, kind, webhook_receiver,
+};
 use advancia_pay::state::NATIVE_SOL;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -767,33 +769,6 @@ async fn an_underpayment_through_the_link_neither_settles_nor_blocks_the_intent(
         status["refunded"], "0",
         "the intent's own payment is untouched"
     );
-}
-
-/// Standard Webhooks deliveries a loopback receiver got: (headers, body).
-type Hits = std::sync::Arc<std::sync::Mutex<Vec<(Value, Vec<u8>)>>>;
-
-async fn webhook_receiver() -> (Hits, String) {
-    let hits: Hits = Default::default();
-    let sink = hits.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                let headers: serde_json::Map<String, Value> = headers
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.to_string(), json!(v.to_str().ok()?))))
-                    .collect();
-                sink.lock()
-                    .unwrap()
-                    .push((Value::Object(headers), body.to_vec()));
-                axum::http::StatusCode::NO_CONTENT
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (hits, format!("http://{addr}/hook"))
 }
 
 /// `(webhook-id, type)` of each delivery, verified by the reference Standard Webhooks

@@ -1,4 +1,10 @@
-//! Fault injection for the fault tests: a TCP proxy that forwards, or black-holes.
+//! Fault injection for the fault tests: a TCP proxy that forwards, or black-holes; a
+//! private Postgres cluster to crash ([`pg`]); a private NATS server to restart ([`nats`]); a
+//! small filesystem to fill ([`disk`]).
+
+pub mod disk;
+pub mod nats;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

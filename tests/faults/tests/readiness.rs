@@ -62,6 +62,18 @@ async fn ready_follows_the_database_both_ways_within_five_seconds() {
             .is_some_and(|c| c.starts_with("error")),
         "{body}"
     );
+    // Like every 503: when to ask again.
+    let r = stack
+        .http
+        .get(format!("{}/ready", stack.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().contains_key("retry-after"),
+        "503 without Retry-After"
+    );
     // Liveness is not readiness: the process still serves.
     let (s, _) = stack.get("/health", None).await;
     assert_eq!(s, 200);

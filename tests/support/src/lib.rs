@@ -48,7 +48,13 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh database with `services`' migrations applied.
     pub async fn new(services: &[&ServiceMigrations]) -> TestDb {
-        let db = TestDb::empty().await;
+        TestDb::new_on(&DbConfig::from_env().url, services).await
+    }
+
+    /// [`TestDb::new`] on the server at `server_url` (a private cluster a fault test runs)
+    /// instead of `DATABASE_URL`'s.
+    pub async fn new_on(server_url: &str, services: &[&ServiceMigrations]) -> TestDb {
+        let db = TestDb::empty_on(server_url).await;
         advancia_db::migrate(&db.pool, services)
             .await
             .unwrap_or_else(|e| panic!("migrations failed in {}: {e}", db.name));
@@ -57,8 +63,13 @@ impl TestDb {
 
     /// A fresh database with nothing in it.
     pub async fn empty() -> TestDb {
+        TestDb::empty_on(&DbConfig::from_env().url).await
+    }
+
+    /// [`TestDb::empty`] on the server at `server_url`.
+    pub async fn empty_on(server_url: &str) -> TestDb {
         init_tracing();
-        let admin_url = DbConfig::from_env().url;
+        let admin_url = server_url.to_owned();
         let name = unique_name();
         let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!(
