@@ -1,13 +1,14 @@
 //! Sink benchmark (`advancia-indexer bench`, `cargo xtask bench indexer`): ingest events/s
 //! through the real sink code path ([`sink::write_batch`]: rows and cursor in one database
-//! transaction per batch) from pre-decoded transactions, against a plain `COPY` of the same
-//! rows into identical tables in the same run, in a database of its own.
+//! transaction per batch) from pre-decoded transactions, against plain `COPY`s (text, and
+//! binary with the sink's own streams) of the same rows into identical tables in the same
+//! run, interleaved with the sink in rounds, in a database of its own.
 //!
 //! The transactions are generated ([`synthetic_transactions`]) with the shapes the chain
 //! produces (base58 signatures and keys, 1–4 events per transaction, the event mix of a
 //! payment workload), so the figure isolates the sink from the RPC source.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use advancia_db::DbConfig;
 use advancia_pay::client::AdvanciaEvent;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
+use crate::copy::CopyBatch;
 use crate::rows::{self, EventRows, TABLES, TransactionRows};
 use crate::source::{ChainTransaction, DecodedEvent};
 use crate::{Commitment, IndexerError, MIGRATIONS, SOLANA, sink};
@@ -51,23 +53,29 @@ pub struct BenchReport {
     pub sink_events_per_sec: f64,
     /// The first sink (one INSERT per row), same batch size, on a prefix of the data.
     pub per_row_events_per_sec: f64,
-    /// `COPY` of the same transaction and event rows into clones of the tables.
+    /// Text `COPY` of the same transaction and event rows into clones of the tables.
     pub copy_events_per_sec: f64,
+    /// Binary `COPY` of the same rows (the very streams the sink sends, one `COPY` per
+    /// table for the whole run) into other clones.
+    pub copy_binary_events_per_sec: f64,
 }
 
 impl BenchReport {
     pub fn summary(&self) -> String {
         format!(
             "indexer sink bench: {} events in {} transactions, batches of {}: \
-             batched sink {:.0} events/s, per-row sink {:.0} events/s, COPY {:.0} events/s; \
-             batched/COPY {:.1}%, batched/per-row {:.1}x",
+             batched sink {:.0} events/s, per-row sink {:.0} events/s, COPY {:.0} events/s \
+             (binary COPY {:.0}); batched/COPY {:.1}% (/binary COPY {:.1}%), \
+             batched/per-row {:.1}x",
             self.events,
             self.transactions,
             self.batch_size,
             self.sink_events_per_sec,
             self.per_row_events_per_sec,
             self.copy_events_per_sec,
+            self.copy_binary_events_per_sec,
             100.0 * self.sink_events_per_sec / self.copy_events_per_sec,
+            100.0 * self.sink_events_per_sec / self.copy_binary_events_per_sec,
             self.sink_events_per_sec / self.per_row_events_per_sec,
         )
     }
@@ -360,27 +368,47 @@ pub async fn run(o: &BenchOptions) -> Result<BenchReport, IndexerError> {
     result
 }
 
+/// The run is split into this many rounds: each writes its share of the transactions
+/// through the sink, then `COPY`s the same rows into the clones (text, then binary), so the
+/// sink and its references see the same load on a machine shared with other work.
+const ROUNDS: usize = 8;
+
 async fn run_in(pool: &PgPool, o: &BenchOptions) -> Result<BenchReport, IndexerError> {
     let txs = synthetic_transactions(42, o.transactions);
     let events = events_in(&txs);
     let batch = o.batch_size.max(1);
 
-    let start = Instant::now();
+    // Same rows again by COPY into clones (same columns, indexes and defaults).
+    let mut conn = pool.acquire().await?;
+    clone_tables(&mut conn, "bench").await?;
+    clone_tables(&mut conn, "bench_binary").await?;
+    let per_round = (txs.len().div_ceil(ROUNDS).div_ceil(batch) * batch).max(1);
+    let (mut sink_time, mut text_time, mut binary_time) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut written = 0;
-    for chunk in txs.chunks(batch) {
-        written += sink::write_batch(pool, SOLANA, "bench", chunk).await?;
+    let mut next_seq = 1;
+    for round in txs.chunks(per_round) {
+        let start = Instant::now();
+        for chunk in round.chunks(batch) {
+            written += sink::write_batch(pool, SOLANA, "bench", chunk).await?;
+        }
+        sink_time += start.elapsed();
+        text_time += copy_text(&mut conn, round).await?;
+        let (time, rows) = copy_binary(&mut conn, round, next_seq).await?;
+        binary_time += time;
+        next_seq += rows;
     }
-    let sink_rate = written as f64 / start.elapsed().as_secs_f64();
+    drop(conn);
     if written as usize != events {
         return Err(IndexerError::Malformed(format!(
             "sink wrote {written} of {events} events"
         )));
     }
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    let (sink_rate, copy_rate, copy_binary) = (rate(sink_time), rate(text_time), rate(binary_time));
     eprintln!("batched sink: {sink_rate:.0} events/s ({events} events)");
-
-    // Same rows again by COPY into clones (same columns, indexes and defaults).
-    let copy_rate = copy_rate(pool, &txs).await?;
     eprintln!("COPY: {copy_rate:.0} events/s");
+    eprintln!("binary COPY: {copy_binary:.0} events/s");
 
     // The per-row reference sink on other transactions (fresh rows, same shapes).
     let reference = synthetic_transactions(7, o.per_row_transactions);
@@ -399,22 +427,52 @@ async fn run_in(pool: &PgPool, o: &BenchOptions) -> Result<BenchReport, IndexerE
         sink_events_per_sec: sink_rate,
         per_row_events_per_sec: per_row,
         copy_events_per_sec: copy_rate,
+        copy_binary_events_per_sec: copy_binary,
     })
 }
 
-/// `COPY` of the transaction and event rows of `txs` into `bench.*` clones of the tables
-/// (`LIKE … INCLUDING ALL`: same indexes, defaults, checks; no foreign keys), timed from the
-/// first `COPY` to the last. Returns events/s.
-async fn copy_rate(pool: &PgPool, txs: &[ChainTransaction]) -> Result<f64, IndexerError> {
-    let mut conn = pool.acquire().await?;
-    conn.execute("CREATE SCHEMA bench").await?;
+/// Creates `<schema>.*` clones of the indexer's tables (`LIKE … INCLUDING ALL`: same
+/// indexes, defaults, checks; no foreign keys, as the indexer's own since migration 0006).
+async fn clone_tables(conn: &mut PgConnection, schema: &str) -> Result<(), IndexerError> {
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await?;
     for t in std::iter::once("transactions").chain(sink::EVENT_TABLES) {
-        conn.execute(format!("CREATE TABLE bench.{t} (LIKE indexer.{t} INCLUDING ALL)").as_str())
-            .await?;
+        conn.execute(
+            format!("CREATE TABLE {schema}.{t} (LIKE indexer.{t} INCLUDING ALL)").as_str(),
+        )
+        .await?;
     }
+    Ok(())
+}
+
+/// Binary `COPY` of the rows of `txs` into the `bench_binary.*` clones: the streams the
+/// sink builds ([`CopyBatch`], stream positions from `first_seq` included), encoded before
+/// the clock starts and sent as one `COPY` per table in one transaction. Returns the time
+/// taken and the event rows.
+async fn copy_binary(
+    conn: &mut PgConnection,
+    txs: &[ChainTransaction],
+    first_seq: i64,
+) -> Result<(Duration, i64), IndexerError> {
+    let mut rows = CopyBatch::of(SOLANA, txs)?;
+    rows.set_first_seq(first_seq);
+    let events = i64::try_from(rows.events()).unwrap_or(i64::MAX);
+    let start = Instant::now();
+    let mut tx = conn.begin().await?;
+    rows.copy_in(&mut tx, "bench_binary").await?;
+    tx.commit().await?;
+    Ok((start.elapsed(), events))
+}
+
+/// Text `COPY` of the transaction and event rows of `txs` into the `bench.*` clones, timed
+/// from the first `COPY` to the last.
+async fn copy_text(
+    conn: &mut PgConnection,
+    txs: &[ChainTransaction],
+) -> Result<Duration, IndexerError> {
     let tx_rows = TransactionRows::of(txs)?;
     let ev_rows = EventRows::of(txs)?;
-    // Text is built before the clock starts, as the sink's rows are decoded beforehand.
+    // Text is built before the clock starts (the sink's clock includes its encoding).
     let mut copies = vec![(
         "COPY bench.transactions (chain, signature, slot, commitment, failed, block_time, \
          event_count, instructions) FROM STDIN"
@@ -442,5 +500,5 @@ async fn copy_rate(pool: &PgPool, txs: &[ChainTransaction]) -> Result<f64, Index
         copy.send(data.into_bytes()).await?;
         copy.finish().await?;
     }
-    Ok(ev_rows.len() as f64 / start.elapsed().as_secs_f64())
+    Ok(start.elapsed())
 }

@@ -308,15 +308,16 @@ impl EvmIndexer {
         };
         let mut db = self.pool.begin().await?;
         sink::lock_event_seq(&mut db).await?;
-        let undone: Vec<String> = sqlx::query_scalar(
+        let undone: Vec<String> = sqlx::query_scalar(&format!(
             "WITH gone AS (
                DELETE FROM indexer.transactions
                 WHERE chain = $1 AND slot >= $2 AND commitment <> 'finalized'
-               RETURNING signature, slot, event_count)
+               RETURNING signature, slot, event_count){}
              INSERT INTO indexer.rollbacks (chain, signature, slot, events_removed)
              SELECT $1, signature, slot, event_count FROM gone ORDER BY slot, signature
              RETURNING signature",
-        )
+            sink::delete_event_rows_of_gone()
+        ))
         .bind(&self.chain)
         .bind(fork)
         .fetch_all(&mut *db)

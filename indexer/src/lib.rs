@@ -8,6 +8,7 @@
 //! `docs/decisions/0008-indexer-exactly-once.md`.
 
 pub mod bench;
+pub mod copy;
 pub mod cosmos;
 pub mod evm;
 pub mod instructions;

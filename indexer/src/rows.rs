@@ -111,6 +111,30 @@ pub fn event_values(event: &AdvanciaEvent) -> Result<(usize, Vec<Option<String>>
     Ok(advancia_indexer_rows::event_values(&event))
 }
 
+/// The event rows of one transaction in chain order ((instruction, inner index) across
+/// both kinds of event): instruction, inner index, table (index into [`TABLES`]) and the
+/// table-specific values.
+pub type EventValues = (u32, u32, usize, Vec<Option<String>>);
+
+pub fn transaction_event_values(t: &ChainTransaction) -> Result<Vec<EventValues>, IndexerError> {
+    let mut all: Vec<EventValues> = t
+        .events
+        .iter()
+        .map(|e| {
+            let (table, values) = event_values(&e.event)?;
+            Ok((e.ix_index, e.inner_index, table, values))
+        })
+        .chain(t.bridge_events.iter().map(|e| {
+            let (table, values) = bridge_event_values(&e.event)?;
+            Ok((e.ix_index, e.inner_index, table, values))
+        }))
+        .collect::<Result<_, IndexerError>>()?;
+    if !t.bridge_events.is_empty() {
+        all.sort_by_key(|e| (e.0, e.1));
+    }
+    Ok(all)
+}
+
 impl EventRows {
     pub fn new() -> Self {
         Self {
@@ -128,23 +152,7 @@ impl EventRows {
     ) -> Result<Self, IndexerError> {
         let mut rows = Self::new();
         for t in batch {
-            // Chain order (instruction, inner index) across both kinds of event.
-            let mut all: Vec<(u32, u32, usize, Vec<Option<String>>)> = t
-                .events
-                .iter()
-                .map(|e| {
-                    let (table, values) = event_values(&e.event)?;
-                    Ok((e.ix_index, e.inner_index, table, values))
-                })
-                .chain(t.bridge_events.iter().map(|e| {
-                    let (table, values) = bridge_event_values(&e.event)?;
-                    Ok((e.ix_index, e.inner_index, table, values))
-                }))
-                .collect::<Result<_, IndexerError>>()?;
-            if !t.bridge_events.is_empty() {
-                all.sort_by_key(|e| (e.0, e.1));
-            }
-            for (ix, inner, table, values) in all {
+            for (ix, inner, table, values) in transaction_event_values(t)? {
                 rows.push_values(t, ix, inner, table, values)?;
             }
         }

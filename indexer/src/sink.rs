@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::rows::{EventRows, TABLES, TransactionRows, insert_sql};
+use crate::copy::CopyBatch;
+use crate::rows::{EventRows, TABLES, insert_sql};
 
 use crate::source::{ChainTransaction, DecodedEvent};
 use crate::{Commitment, IndexerError};
@@ -71,9 +72,10 @@ pub(crate) async fn save_cursor(
 /// one database transaction: a crash leaves either all of it or none. Transactions already
 /// stored are skipped, so re-running a range changes nothing. Returns the events inserted.
 ///
-/// One statement for the `transactions` rows (its `RETURNING` says which are new) and one
-/// `INSERT … SELECT … FROM unnest(…)` per event table: a round trip per table instead of
-/// per row.
+/// Binary `COPY` straight into the tables (ADR 0010): rows are encoded before the
+/// transaction begins; under the stream lock one statement says which signatures are
+/// stored already and draws the stream positions of the rest; then one `COPY` for the new
+/// `transactions` rows and one per event table, and one statement for cursor and NOTIFY.
 pub async fn write_batch(
     pool: &PgPool,
     chain: &str,
@@ -86,7 +88,32 @@ pub async fn write_batch(
         .sum())
 }
 
+/// Under [`lock_event_seq`]: which of `$2` (signatures, unique) are stored on chain `$1`,
+/// and the first of a block of stream positions for the event rows (`$3`, per signature)
+/// of the others (0 when they have none). Each signature is probed on the primary key in a
+/// `LATERAL … LIMIT 1` subquery (the `LIMIT` keeps it from being flattened into a join):
+/// an `= ANY($2)` filter or a join leaves the planner free to scan all the chain's rows
+/// instead, which it does with a plan cached while the table was small (seen in the bench).
+const CLAIM_SQL: &str = "WITH stored AS (
+        SELECT u.s AS signature FROM unnest($2::text[]) AS u(s)
+         CROSS JOIN LATERAL (SELECT 1 FROM indexer.transactions t
+                              WHERE t.chain = $1 AND t.signature = u.s LIMIT 1) AS hit
+    ), fresh AS (
+        SELECT coalesce(sum(u.n), 0)::int8 AS n FROM unnest($2::text[], $3::int8[]) AS u(s, n)
+         WHERE u.s NOT IN (SELECT signature FROM stored)
+    )
+    SELECT ARRAY(SELECT signature FROM stored),
+           CASE WHEN n > 0
+                THEN setval('indexer.event_seq', nextval('indexer.event_seq') + n - 1) - n + 1
+                ELSE 0 END
+      FROM fresh";
+
 /// [`write_batch`], returning the events inserted per kind (`metrics::EVENT_KINDS` order).
+///
+/// Exactly once: every writer of `indexer.transactions` holds [`lock_event_seq`] to commit,
+/// so the signatures the claim finds missing stay missing until this commit; were one
+/// inserted anyway, its primary key fails the `COPY` and the whole batch (cursor
+/// included) rolls back, to be read again. Nothing is written twice or skipped.
 pub async fn write_batch_by_kind(
     pool: &PgPool,
     chain: &str,
@@ -97,44 +124,52 @@ pub async fn write_batch_by_kind(
     let Some(last) = batch.last() else {
         return Ok(by_kind);
     };
-    let txs = TransactionRows::of(batch)?;
+    // A signature listed twice is one transaction: its first occurrence stands.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let unique: Vec<&ChainTransaction> = batch
+        .iter()
+        .filter(|t| seen.insert(t.signature.as_str()))
+        .collect();
+    let signatures: Vec<&str> = unique.iter().map(|t| t.signature.as_str()).collect();
+    let counts: Vec<i64> = unique
+        .iter()
+        .map(|t| i64::try_from(t.events.len() + t.bridge_events.len()).unwrap_or(i64::MAX))
+        .collect();
+    // Encoded outside the transaction: the lock is held for the database's work only.
+    let mut rows = CopyBatch::of(chain, unique.iter().copied())?;
     let mut tx = pool.begin().await?;
     lock_event_seq(&mut tx).await?;
-    let fresh: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO indexer.transactions
-             (chain, signature, slot, commitment, failed, block_time, event_count, instructions)
-         SELECT $1, s, sl, cm, f, bt, n, string_to_array(ins, ',')
-           FROM unnest($2::text[], $3::int8[], $4::text[], $5::bool[], $6::int8[], $7::int4[],
-                       $8::text[]) AS u(s, sl, cm, f, bt, n, ins)
-         ON CONFLICT DO NOTHING RETURNING signature",
-    )
-    .bind(chain)
-    .bind(&txs.signature)
-    .bind(&txs.slot)
-    .bind(&txs.commitment)
-    .bind(&txs.failed)
-    .bind(&txs.block_time)
-    .bind(&txs.event_count)
-    .bind(&txs.instructions)
-    .fetch_all(&mut *tx)
-    .await?;
-    let fresh: HashSet<String> = fresh.into_iter().collect();
-    let fresh = &fresh;
-    let fresh_txs = move || batch.iter().filter(move |t| fresh.contains(&t.signature));
-    let rows = EventRows::of(fresh_txs())?;
-    // Stream positions in chain order: reserve a block of the sequence (safe under the
-    // lock) and number the rows by their place in the batch, whatever table they go to.
-    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let first_seq = reserve_seq(&mut tx, n).await?;
-    let inserted = insert_event_rows(&mut tx, "indexer", chain, &rows, first_seq).await?;
-    // Every event of a new transaction is new (its rows hang off the transaction row).
-    if inserted != rows.len() as u64 {
+    let (stored, first_seq): (Vec<String>, i64) = sqlx::query_as(CLAIM_SQL)
+        .bind(chain)
+        .bind(&signatures)
+        .bind(&counts)
+        .fetch_one(&mut *tx)
+        .await?;
+    let fresh = if stored.is_empty() {
+        unique
+    } else {
+        // A re-read range: encode the new transactions alone (their rows' ordinals change).
+        let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+        let fresh: Vec<&ChainTransaction> = unique
+            .into_iter()
+            .filter(|t| !stored.contains(t.signature.as_str()))
+            .collect();
+        rows = CopyBatch::of(chain, fresh.iter().copied())?;
+        fresh
+    };
+    let expected: i64 = fresh
+        .iter()
+        .map(|t| i64::try_from(t.events.len() + t.bridge_events.len()).unwrap_or(i64::MAX))
+        .sum();
+    if i64::try_from(rows.events()).ok() != Some(expected) {
         return Err(IndexerError::Malformed(format!(
-            "{inserted} of {} event rows inserted for new transactions",
-            rows.len()
+            "{} event rows for {expected} events",
+            rows.events()
         )));
     }
-    for t in fresh_txs() {
+    rows.set_first_seq(first_seq);
+    let inserted = rows.copy_in(&mut tx, "indexer").await?;
+    for t in &fresh {
         for e in &t.events {
             by_kind[crate::metrics::event_kind_index(&e.event)] += 1;
         }
@@ -142,10 +177,25 @@ pub async fn write_batch_by_kind(
             by_kind[crate::metrics::bridge_kind_index(&e.event)] += 1;
         }
     }
-    save_cursor(&mut tx, source, Some(&last.signature), Some(last.slot)).await?;
-    if inserted > 0 {
-        notify(&mut tx, chain).await?;
-    }
+    // Cursor and wake-up in one statement (the notification only when rows were added).
+    sqlx::query(
+        "WITH cursor AS (
+             INSERT INTO indexer.cursors (source, signature, slot) VALUES ($1, $2, $3)
+             ON CONFLICT (source) DO UPDATE SET signature = EXCLUDED.signature,
+                 slot = EXCLUDED.slot, updated_at = now()
+         )
+         SELECT pg_notify($4, json_build_object('chain', $5::text,
+                    'seq', (SELECT last_value FROM indexer.event_seq))::text)
+          WHERE $6",
+    )
+    .bind(source)
+    .bind(&last.signature)
+    .bind(i64_of(last.slot)?)
+    .bind(NOTIFY_CHANNEL)
+    .bind(chain)
+    .bind(inserted > 0)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(by_kind)
 }
@@ -572,7 +622,23 @@ pub async fn set_commitments(
     Ok(())
 }
 
-/// Undoes a dropped transaction: deletes its rows (cascade), records the rollback, and
+/// CTEs to follow a `gone` CTE (chain `$1`) that deletes `transactions` rows returning
+/// their `signature`: one `DELETE` of their rows per event table. The event tables have no
+/// foreign key to `transactions` (migration 0006: its per-row check cost the `COPY` sink a
+/// fifth of its database time), so whoever deletes a transaction deletes its events with it.
+pub(crate) fn delete_event_rows_of_gone() -> String {
+    EVENT_TABLES
+        .iter()
+        .map(|t| {
+            format!(
+                ", gone_{t} AS (DELETE FROM indexer.{t} e USING gone
+                     WHERE e.chain = $1 AND e.signature = gone.signature)"
+            )
+        })
+        .collect()
+}
+
+/// Undoes a dropped transaction: deletes its rows (event rows too), records the rollback, and
 /// rewinds the cursor to the newest finalized transaction so the range is re-read. Never
 /// applies to finalized rows, and so never to rows already fed to the ledger.
 pub async fn undo_transaction(
@@ -583,11 +649,14 @@ pub async fn undo_transaction(
 ) -> Result<bool, IndexerError> {
     let mut tx = pool.begin().await?;
     lock_event_seq(&mut tx).await?;
-    let removed: Option<(i64, i32)> = sqlx::query_as(
-        "DELETE FROM indexer.transactions
-         WHERE chain = $1 AND signature = $2 AND commitment <> 'finalized'
-         RETURNING slot, event_count",
-    )
+    let removed: Option<(i64, i32)> = sqlx::query_as(&format!(
+        "WITH gone AS (
+             DELETE FROM indexer.transactions
+              WHERE chain = $1 AND signature = $2 AND commitment <> 'finalized'
+             RETURNING signature, slot, event_count){}
+         SELECT slot, event_count FROM gone",
+        delete_event_rows_of_gone()
+    ))
     .bind(chain)
     .bind(signature)
     .fetch_optional(&mut *tx)

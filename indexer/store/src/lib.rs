@@ -42,6 +42,11 @@ pub const MIGRATIONS: ServiceMigrations = ServiceMigrations {
             name: "bridge",
             sql: include_str!("../migrations/0005_bridge.sql"),
         },
+        Migration {
+            version: 6,
+            name: "copy_sink",
+            sql: include_str!("../migrations/0006_copy_sink.sql"),
+        },
     ],
 };
 
