@@ -229,7 +229,7 @@ impl BinaryCopy {
         std::mem::take(&mut self.buf)
     }
 
-    pub fn len(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         self.buf.len()
     }
 
