@@ -479,7 +479,13 @@ async fn rerun_after_streamed_rows_applies_each_transfer_once() {
     assert_eq!(b.credits_posted, 800 + 10);
     let a = ledger.balance(A).await.unwrap().unwrap();
     assert_eq!(a.debits_posted, 800 + 10);
-    assert!(ledger.rebuild_balances(false).await.unwrap().is_consistent());
+    assert!(
+        ledger
+            .rebuild_balances(false)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
     let audit = ledger.verify_audit_chain().await.unwrap();
     assert!(audit.is_intact(), "{audit:?}");
     // Accounts A, B, C, S, then transfers 1, 2 and the 800.
