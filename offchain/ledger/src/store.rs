@@ -1,5 +1,6 @@
-//! Row mapping and bulk writes. Amounts cross the wire as decimal text both ways, so
-//! numeric(39,0) values stay exact without a 128-bit decimal type.
+//! Row mapping and bulk writes. Amounts are read as decimal text and written in the
+//! binary `numeric` format (COPY and the balance update), so numeric(39,0) values stay
+//! exact without a 128-bit decimal type.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -210,33 +211,80 @@ impl BinaryCopy {
     /// `numeric` wire format: ndigits, weight, sign, dscale (all 16-bit), then base-10000
     /// digits most significant first; trailing zero digits are implied by the weight.
     fn numeric(&mut self, v: u128) {
-        let mut digits = [0i16; 10]; // u128::MAX has 39 decimal digits → 10 base-10000 digits
-        let mut n = 0usize;
-        let mut rest = v;
-        while rest > 0 {
-            digits[n] = (rest % 10_000) as i16;
-            rest /= 10_000;
-            n += 1;
-        }
-        let weight = n as i16 - 1;
-        let trailing = digits[..n].iter().take_while(|d| **d == 0).count();
-        let significant = &digits[trailing..n];
-        let len = 8 + 2 * significant.len();
-        self.buf.extend_from_slice(&(len as i32).to_be_bytes());
-        self.buf
-            .extend_from_slice(&(significant.len() as i16).to_be_bytes());
-        self.buf
-            .extend_from_slice(&(if n == 0 { 0 } else { weight }).to_be_bytes());
-        self.buf.extend_from_slice(&0u16.to_be_bytes()); // positive
-        self.buf.extend_from_slice(&0u16.to_be_bytes()); // scale 0
-        for d in significant.iter().rev() {
-            self.buf.extend_from_slice(&d.to_be_bytes());
-        }
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&0i32.to_be_bytes());
+        numeric_body(&mut self.buf, v);
+        let len = (self.buf.len() - at - 4) as i32;
+        self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
 
     fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
+    }
+
+    /// Bytes encoded so far (the header first, then rows), leaving the buffer empty: lets
+    /// the writer stream a `COPY` while it is still validating the rest of the batch.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The end-of-data trailer, to send after the last [`Self::take`].
+    pub fn trailer() -> [u8; 2] {
+        (-1i16).to_be_bytes()
+    }
+}
+
+/// Writes `v` in the `numeric` binary format (see [`BinaryCopy::numeric`]) into `out`,
+/// without the length prefix.
+fn numeric_body(out: &mut Vec<u8>, v: u128) {
+    let mut digits = [0i16; 10];
+    let mut n = 0usize;
+    let mut rest = v;
+    while rest > 0 {
+        digits[n] = (rest % 10_000) as i16;
+        rest /= 10_000;
+        n += 1;
+    }
+    let weight = if n == 0 { 0 } else { n as i16 - 1 };
+    let trailing = digits[..n].iter().take_while(|d| **d == 0).count();
+    let significant = &digits[trailing..n];
+    out.extend_from_slice(&(significant.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes()); // positive
+    out.extend_from_slice(&0u16.to_be_bytes()); // scale 0
+    for d in significant.iter().rev() {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+}
+
+/// A u128 bound as a binary `numeric` parameter: the balance update sends numbers, not
+/// decimal text the server would parse four times per account.
+pub(crate) struct Numeric(pub u128);
+
+impl sqlx::Type<sqlx::Postgres> for Numeric {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1700))
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for Numeric {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(1231))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for Numeric {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        numeric_body(buf, self.0);
+        Ok(sqlx::encode::IsNull::No)
     }
 }
 
@@ -316,21 +364,6 @@ pub(crate) async fn copy_in(
     Ok(())
 }
 
-pub(crate) async fn insert_transfers(
-    conn: &mut PgConnection,
-    rows: &[(Transfer, Hash, Hash)],
-) -> Result<(), LedgerError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    copy_in(
-        conn,
-        &format!("COPY ledger.transfers ({TRANSFER_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"),
-        encode_transfers(rows),
-    )
-    .await
-}
-
 pub(crate) async fn insert_accounts(
     conn: &mut PgConnection,
     rows: &[(Account, Hash, Hash)],
@@ -351,6 +384,7 @@ pub(crate) async fn insert_accounts(
 }
 
 /// Writes the balance projection (and closed flag) of the given accounts in one statement.
+/// Amounts go as binary `numeric` arrays (no decimal text to format or parse).
 pub(crate) async fn update_balances(
     conn: &mut PgConnection,
     accounts: &[&Account],
@@ -369,16 +403,16 @@ pub(crate) async fn update_balances(
     for a in accounts {
         ids.push(uuid(a.id));
         flags.push(i32::try_from(a.flags).map_err(|_| corrupt("flags", a.flags))?);
-        dp.push(a.balance.debits_pending.to_string());
-        dpo.push(a.balance.debits_posted.to_string());
-        cp.push(a.balance.credits_pending.to_string());
-        cpo.push(a.balance.credits_posted.to_string());
+        dp.push(Numeric(a.balance.debits_pending));
+        dpo.push(Numeric(a.balance.debits_posted));
+        cp.push(Numeric(a.balance.credits_pending));
+        cpo.push(Numeric(a.balance.credits_posted));
     }
     sqlx::query(
         "UPDATE ledger.accounts a SET flags = u.flags,
-            debits_pending = u.dp::numeric, debits_posted = u.dpo::numeric,
-            credits_pending = u.cp::numeric, credits_posted = u.cpo::numeric
-         FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[])
+            debits_pending = u.dp, debits_posted = u.dpo,
+            credits_pending = u.cp, credits_posted = u.cpo
+         FROM unnest($1::uuid[], $2::int4[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[])
               AS u(id, flags, dp, dpo, cp, cpo)
          WHERE a.id = u.id",
     )

@@ -1,12 +1,13 @@
 //! Executes operations against Postgres: one transaction per batch of operations.
 //!
-//! Lock order, identical for every writer (batched or per-request, any process):
-//! 1. the chain head row (`FOR UPDATE`) — the audit chain and the ledger clock need a
-//!    single successor anyway, so this is the serialisation point;
-//! 2. the touched accounts, `FOR UPDATE` in id order.
+//! Every writer (batched or per-request, any process, and `rebuild`) first locks the
+//! chain head row (`FOR UPDATE`): the audit chain and the ledger clock need a single
+//! successor anyway, so this one lock is the serialisation point, and with a single lock
+//! no two writers can deadlock.
 //!
-//! Everything read after (1) is consistent with every committed write, so validation runs
-//! in memory and results are written with COPY and one bulk UPDATE.
+//! Everything read after it is consistent with every committed write, so validation runs
+//! in memory; the transfer rows are streamed into one COPY while the batch is validated,
+//! and balances are written with one bulk UPDATE.
 
 use std::collections::HashSet;
 
@@ -48,24 +49,44 @@ impl Op {
     }
 }
 
+/// How long the writer waits for the callers it just answered to come back before it
+/// commits a smaller batch without them.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The single-writer loop: drains whatever requests are queued (up to `max_batch`
 /// items) into one transaction. Ends when every `Ledger` handle is dropped.
 pub(crate) async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    // Requests answered by the previous batch: their callers usually resubmit at once.
+    let mut answered = 0usize;
     while let Some(first) = rx.recv().await {
-        // Callers answered by the previous batch resubmit right away: let them enqueue
-        // before draining, rather than committing a lone request.
+        // Let the callers answered by the previous batch enqueue before draining, rather
+        // than committing a partial batch and then a lone remainder that pays a whole
+        // transaction (commit, balance update) for a few requests. Waiting ends as soon
+        // as as many requests are queued as were answered, and after LINGER at most, so a
+        // lone sequential caller (answered = 1) never waits.
         tokio::task::yield_now().await;
         let mut size = first.op.size();
         let mut jobs = vec![first];
-        while size < max_batch {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        'fill: while size < max_batch {
             match rx.try_recv() {
                 Ok(j) => {
                     size += j.op.size();
                     jobs.push(j);
                 }
-                Err(_) => break,
+                Err(_) if jobs.len() < answered => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(j)) => {
+                            size += j.op.size();
+                            jobs.push(j);
+                        }
+                        Ok(None) | Err(_) => break 'fill,
+                    }
+                }
+                Err(_) => break 'fill,
             }
         }
+        answered = jobs.len();
         let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
         match execute(&pool, &ops).await {
             Ok(results) => {
@@ -94,40 +115,34 @@ pub(crate) async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>, max_batch: us
 /// Runs `ops` in one transaction and returns one reply per op.
 ///
 /// Optimistic first: new transfer ids are assumed not to exist, saving the id lookup
-/// (most transfers are new). A retried id then hits the primary key during COPY; the
-/// transaction is rolled back and re-run with the lookup, which answers idempotently.
+/// (most transfers are new). A retried id then either hits the primary key during COPY or
+/// fails validation with its id already stored; either way the transaction is rolled back
+/// and re-run with the lookup, which answers idempotently.
 pub(crate) async fn execute(pool: &PgPool, ops: &[Op]) -> Result<Vec<Reply>, LedgerError> {
     let mut tx = pool.begin().await?;
-    let first = match apply(&mut tx, ops, true).await {
-        Ok(Some(replies)) => Ok(replies),
-        // A failed item may be a retry of a stored transfer: redo with the lookup (the
-        // locks are already held, nothing was written yet).
-        Ok(None) => apply(&mut tx, ops, false)
-            .await?
-            .ok_or_else(|| LedgerError::Corrupt("pessimistic apply asked for a rerun".into())),
-        Err(e) => Err(e),
-    };
-    match first {
-        Ok(replies) => {
+    match apply(&mut tx, ops, true).await {
+        Ok(Some(replies)) => {
             let t = std::time::Instant::now();
             tx.commit().await?;
             tracing::debug!(
                 commit_us = t.elapsed().as_micros() as u64,
                 "batch committed"
             );
-            Ok(replies)
+            return Ok(replies);
         }
-        Err(LedgerError::Database(e)) if is_duplicate_id(&e) => {
-            tx.rollback().await?;
-            let mut tx = pool.begin().await?;
-            let replies = apply(&mut tx, ops, false).await?.ok_or_else(|| {
-                LedgerError::Corrupt("pessimistic apply asked for a rerun".into())
-            })?;
-            tx.commit().await?;
-            Ok(replies)
-        }
-        Err(e) => Err(e),
+        // A failed item may be a retry of a stored transfer; rows of the batch may
+        // already be streamed into the COPY, so the rerun starts over.
+        Ok(None) => {}
+        Err(LedgerError::Database(e)) if is_duplicate_id(&e) => {}
+        Err(e) => return Err(e),
     }
+    tx.rollback().await?;
+    let mut tx = pool.begin().await?;
+    let replies = apply(&mut tx, ops, false)
+        .await?
+        .ok_or_else(|| LedgerError::Corrupt("pessimistic apply asked for a rerun".into()))?;
+    tx.commit().await?;
+    Ok(replies)
 }
 
 fn is_duplicate_id(e: &sqlx::Error) -> bool {
@@ -135,6 +150,9 @@ fn is_duplicate_id(e: &sqlx::Error) -> bool {
         .and_then(|d| d.constraint())
         .is_some_and(|c| c == "transfers_pkey")
 }
+
+/// Encoded transfer rows sent to the server per `CopyData` message while validating.
+const COPY_CHUNK: usize = 64 * 1024;
 
 async fn apply(
     conn: &mut PgConnection,
@@ -200,12 +218,22 @@ async fn apply(
     }
 
     let ids: Vec<Uuid> = transfer_ids.iter().map(|&i| uuid(i)).collect();
-    let rows: Vec<TransferRow> = sqlx::query_as(&format!(
-        "SELECT {TRANSFER_COLS} FROM ledger.transfers WHERE id = ANY($1)"
-    ))
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    // Single-phase batches in the optimistic pass mention no stored transfer.
+    let rows: Vec<TransferRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        // One primary-key probe per id (the OFFSET 0 keeps the planner from flattening
+        // it into a hash join or a bitmap scan, which on a log of this size cost
+        // tens of ms per 3,200-post batch).
+        sqlx::query_as(&format!(
+            "SELECT t.* FROM unnest($1::uuid[]) AS q(id),
+                LATERAL (SELECT {TRANSFER_COLS} FROM ledger.transfers
+                          WHERE id = q.id OFFSET 0) t"
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+    };
     let mut pending_ids: Vec<Uuid> = Vec::new();
     for r in rows {
         let t = r.into_transfer()?;
@@ -238,7 +266,9 @@ async fn apply(
     }
     if !pending_ids.is_empty() {
         let rows: Vec<(Uuid, i32)> = sqlx::query_as(
-            "SELECT pending_id, flags FROM ledger.transfers WHERE pending_id = ANY($1)",
+            "SELECT q.id, r.flags FROM unnest($1::uuid[]) AS q(id),
+                LATERAL (SELECT flags FROM ledger.transfers
+                          WHERE pending_id = q.id AND pending_id IS NOT NULL OFFSET 0) r",
         )
         .bind(&pending_ids)
         .fetch_all(&mut *conn)
@@ -273,8 +303,11 @@ async fn apply(
     let mut ids: Vec<u128> = account_ids.into_iter().collect();
     ids.sort_unstable();
     let ids: Vec<Uuid> = ids.into_iter().map(uuid).collect();
+    // No row locks: every writer of balances (this function, in either mode and any
+    // process, and `rebuild`) holds the chain head first, so the head lock already
+    // serialises them, and this read, taken after it, sees every committed balance.
     let rows: Vec<AccountRow> = sqlx::query_as(&format!(
-        "SELECT {ACCOUNT_COLS} FROM ledger.accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        "SELECT {ACCOUNT_COLS} FROM ledger.accounts WHERE id = ANY($1)"
     ))
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -295,27 +328,46 @@ async fn apply(
     let t_read = t0.elapsed();
     let start_head = state.head;
     let mut replies = Vec::with_capacity(ops.len());
-    for op in ops {
-        replies.push(match op {
-            Op::Accounts(v) => Reply::Accounts(v.iter().map(|a| state.create_account(a)).collect()),
-            Op::Transfers(v) => Reply::Transfers(state.create_transfers(v)),
-            Op::Expire { limit } => {
-                let mut out = Vec::new();
-                for p in due.iter().take(usize::try_from(*limit).unwrap_or(0)) {
-                    if let Some(t) = state.expire(p) {
-                        out.push(t);
-                    }
+    let mut failed: Vec<Uuid> = Vec::new();
+    // The transfer rows are streamed into one COPY as each request is validated, so the
+    // server inserts (and maintains the indexes for) the first requests while the rest
+    // are validated and hashed here, instead of waiting for the whole batch.
+    let produces_transfers = ops
+        .iter()
+        .any(|op| matches!(op, Op::Transfers(_) | Op::Expire { .. }));
+    // Scoped so the COPY's borrow of the connection ends before the statements below.
+    {
+        let mut copy = if produces_transfers {
+            Some(
+                conn.copy_in_raw(&format!(
+                    "COPY ledger.transfers ({}) FROM STDIN (FORMAT binary)",
+                    store::TRANSFER_COPY_COLUMNS
+                ))
+                .await?,
+            )
+        } else {
+            None
+        };
+        let mut enc = store::BinaryCopy::with_capacity(COPY_CHUNK);
+        let mut encoded = 0usize;
+        for op in ops {
+            let reply = match op {
+                Op::Accounts(v) => {
+                    Reply::Accounts(v.iter().map(|a| state.create_account(a)).collect())
                 }
-                Reply::Expired(out)
-            }
-            Op::Close(id) => Reply::Closed(state.close_account(*id)),
-        });
-    }
-
-    if optimistic {
-        let mut failed: Vec<Uuid> = Vec::new();
-        for (op, reply) in ops.iter().zip(&replies) {
-            if let (Op::Transfers(v), Reply::Transfers(r)) = (op, reply) {
+                Op::Transfers(v) => Reply::Transfers(state.create_transfers(v)),
+                Op::Expire { limit } => {
+                    let mut out = Vec::new();
+                    for p in due.iter().take(usize::try_from(*limit).unwrap_or(0)) {
+                        if let Some(t) = state.expire(p) {
+                            out.push(t);
+                        }
+                    }
+                    Reply::Expired(out)
+                }
+                Op::Close(id) => Reply::Closed(state.close_account(*id)),
+            };
+            if optimistic && let (Op::Transfers(v), Reply::Transfers(r)) = (op, &reply) {
                 failed.extend(
                     v.iter()
                         .zip(r)
@@ -323,29 +375,47 @@ async fn apply(
                         .map(|(t, _)| uuid(t.id)),
                 );
             }
-        }
-        if !failed.is_empty() {
-            let stored: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM ledger.transfers WHERE id = ANY($1))",
-            )
-            .bind(&failed)
-            .fetch_one(&mut *conn)
-            .await?;
-            if stored {
-                return Ok(None);
+            replies.push(reply);
+            // Rows of a finished request are final (a linked chain rolls back within it).
+            for (t, prev, hash) in &state.new_transfers[encoded..] {
+                store::copy_transfer_row(&mut enc, t, prev, hash);
+            }
+            encoded = state.new_transfers.len();
+            if let Some(c) = copy.as_mut()
+                && enc.buffered() >= COPY_CHUNK
+            {
+                c.send(enc.take()).await?;
             }
         }
+        if let Some(mut c) = copy {
+            let mut rest = enc.take();
+            rest.extend_from_slice(&store::BinaryCopy::trailer());
+            c.send(rest).await?;
+            c.finish().await?;
+        }
     }
-    let t_apply = t0.elapsed();
-    store::insert_accounts(conn, &state.new_accounts).await?;
-    store::insert_transfers(conn, &state.new_transfers).await?;
     let t_copy = t0.elapsed();
+
+    // An item that failed in the optimistic pass may be a retry of a stored transfer,
+    // which must get the stored answer: look, and rerun with the lookup if so.
+    if !failed.is_empty() {
+        let stored: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ledger.transfers WHERE id = ANY($1))")
+                .bind(&failed)
+                .fetch_one(&mut *conn)
+                .await?;
+        if stored {
+            return Ok(None);
+        }
+    }
+    store::insert_accounts(conn, &state.new_accounts).await?;
     // Accounts created in this batch were copied in with zero balances; this sets theirs too.
     let dirty: Vec<&Account> = state
         .dirty
         .iter()
         .filter_map(|id| state.accounts.get(id))
         .collect();
+    let dirty_count = dirty.len();
     store::update_balances(conn, &dirty).await?;
     if let Some(h) = state.head
         && start_head.map(|s| s.seq) != Some(h.seq)
@@ -362,9 +432,9 @@ async fn apply(
     tracing::debug!(
         ops = ops.len(),
         transfers = state.new_transfers.len(),
+        accounts = dirty_count,
         read_us = t_read.as_micros() as u64,
-        apply_us = (t_apply - t_read).as_micros() as u64,
-        copy_us = (t_copy - t_apply).as_micros() as u64,
+        validate_and_copy_us = (t_copy - t_read).as_micros() as u64,
         balances_us = (t0.elapsed() - t_copy).as_micros() as u64,
         "batch applied"
     );

@@ -451,6 +451,47 @@ async fn retry_after_state_moved_returns_original() {
     assert_eq!((c.debits_posted, c.credits_posted), (10, 10));
 }
 
+/// The writer streams a batch's rows into COPY while validating it. A stored id that fails
+/// re-validation is found only afterwards, so the batch is re-run in a fresh transaction:
+/// the rows streamed by the first pass (several COPY messages' worth) must not survive it.
+#[tokio::test]
+async fn rerun_after_streamed_rows_applies_each_transfer_once() {
+    let (_db, ledger) = basic(WriteMode::Batched).await;
+    ledger
+        .create_transfer(&transfer(1, A, C, 10))
+        .await
+        .unwrap();
+    let drain = ledger
+        .create_transfer(&transfer(2, C, B, 10))
+        .await
+        .unwrap();
+    // 800 new transfers (well over one 64 KiB COPY message), then the retry of 2, which
+    // would now fail with ExceedsCredits.
+    let mut batch: Vec<_> = (0..800).map(|i| transfer(100 + i, A, B, 1)).collect();
+    batch.push(transfer(2, C, B, 10));
+    let r = ledger.create_transfers(&batch).await.unwrap();
+    assert_eq!(r.len(), 801);
+    for (i, t) in r[..800].iter().enumerate() {
+        assert_eq!(t.as_ref().unwrap().id, 100 + i as u128);
+    }
+    assert_eq!(r[800].as_ref().unwrap(), &drain);
+    let b = ledger.balance(B).await.unwrap().unwrap();
+    assert_eq!(b.credits_posted, 800 + 10);
+    let a = ledger.balance(A).await.unwrap().unwrap();
+    assert_eq!(a.debits_posted, 800 + 10);
+    assert!(
+        ledger
+            .rebuild_balances(false)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
+    let audit = ledger.verify_audit_chain().await.unwrap();
+    assert!(audit.is_intact(), "{audit:?}");
+    // Accounts A, B, C, S, then transfers 1, 2 and the 800.
+    assert_eq!(audit.head_seq, 4 + 2 + 800);
+}
+
 /// Amounts cross binary COPY as base-10000 `numeric` digits: every digit-boundary case
 /// must read back exactly, through the ledger and as Postgres's own decimal text.
 #[tokio::test]
