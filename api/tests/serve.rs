@@ -62,6 +62,21 @@ impl Server {
         }
     }
 
+    /// `/ready` until it answers 200 (each check is bounded by 2 s; on a loaded machine the
+    /// first answer may come from a check that ran out of time).
+    async fn wait_ready(&self) -> reqwest::Response {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = reqwest::get(format!("{}/ready", self.base)).await.unwrap();
+            if r.status() == 200 {
+                return r;
+            }
+            let body = r.text().await.unwrap_or_default();
+            assert!(Instant::now() < deadline, "never ready: {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     fn terminate(mut self) -> std::process::ExitStatus {
         // SIGTERM: graceful shutdown must exit 0.
         let _ = Command::new("kill")
@@ -99,10 +114,7 @@ async fn health_and_ready_against_real_postgres() {
         .unwrap();
     assert_eq!(health["status"], "ok");
 
-    let ready = reqwest::get(format!("{}/ready", server.base))
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    let ready = server.wait_ready().await;
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "ok");
 
@@ -140,10 +152,7 @@ async fn not_ready_when_database_goes_away() {
     let db = TestDb::new(&[]).await;
     let server = Server::start(&db.url);
     server.wait_healthy().await;
-    let ready = reqwest::get(format!("{}/ready", server.base))
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    server.wait_ready().await;
 
     // Drop the database under the running server: liveness stays, readiness fails.
     let url = db.url.clone();

@@ -219,29 +219,16 @@ impl Store {
         m: &Message,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
+        insert_observation(
+            &mut tx,
+            a.validator,
+            &ObservedMessage {
+                message: m.clone(),
+                id: a.id,
+                origin_block: a.origin_block,
+                origin_tx: a.origin_tx.to_vec(),
+            },
         )
-        .bind(a.id.as_slice())
-        .bind(i64::from(m.originDomain))
-        .bind(to_i64("sequence", m.sequence)?)
-        .bind(m.sender.as_slice())
-        .bind(i64::from(m.destinationDomain))
-        .bind(m.recipient.as_slice())
-        .bind(m.asset.as_slice())
-        .bind(m.amount.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(a.id.as_slice())
-        .bind(a.validator.as_slice())
-        .bind(to_i64("origin_block", a.origin_block)?)
-        .bind(a.origin_tx.as_ref())
-        .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO bridge.signatures (message_id, validator, set_version, signature)
@@ -587,6 +574,41 @@ impl Store {
     }
 }
 
+/// The message (once) and `validator`'s observation of it: what a validator records of its
+/// own view, and what a relayer records of a verified attestation.
+async fn insert_observation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    validator: Address,
+    o: &ObservedMessage,
+) -> Result<(), StoreError> {
+    let m = &o.message;
+    sqlx::query(
+        "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(o.id.as_slice())
+    .bind(i64::from(m.originDomain))
+    .bind(to_i64("sequence", m.sequence)?)
+    .bind(m.sender.as_slice())
+    .bind(i64::from(m.destinationDomain))
+    .bind(m.recipient.as_slice())
+    .bind(m.asset.as_slice())
+    .bind(m.amount.to_string())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(o.id.as_slice())
+    .bind(validator.as_slice())
+    .bind(to_i64("origin_block", o.origin_block)?)
+    .bind(o.origin_tx.as_slice())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl ValidatorStore for Store {
     async fn cursor(
         &self,
@@ -615,31 +637,7 @@ impl ValidatorStore for Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for o in observed {
-            let m = &o.message;
-            sqlx::query(
-                "INSERT INTO bridge.messages (id, origin_domain, sequence, sender, destination_domain, recipient, asset, amount)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(o.id.as_slice())
-            .bind(i64::from(m.originDomain))
-            .bind(to_i64("sequence", m.sequence)?)
-            .bind(m.sender.as_slice())
-            .bind(i64::from(m.destinationDomain))
-            .bind(m.recipient.as_slice())
-            .bind(m.asset.as_slice())
-            .bind(m.amount.to_string())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO bridge.observations (message_id, validator, origin_block, origin_tx)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(o.id.as_slice())
-            .bind(validator.as_slice())
-            .bind(to_i64("origin_block", o.origin_block)?)
-            .bind(o.origin_tx.as_slice())
-            .execute(&mut *tx)
-            .await?;
+            insert_observation(&mut tx, validator, o).await?;
         }
         if let Some(next_cursor) = next_cursor {
             sqlx::query(
